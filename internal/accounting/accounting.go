@@ -1,0 +1,119 @@
+// Package accounting counts what a migration has done: messages and bytes
+// copied, already present, skipped and failed, and derives rates and an
+// ETA. Progress bars, JSON events and (later) the API and metrics all read
+// from this one place, so they can never disagree.
+package accounting
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats is safe for concurrent use. The zero value is not ready; use New.
+type Stats struct {
+	start time.Time
+
+	totalMsgs  atomic.Int64
+	totalBytes atomic.Int64
+
+	copied      atomic.Int64
+	copiedBytes atomic.Int64
+	present     atomic.Int64
+	skipped     atomic.Int64
+	failed      atomic.Int64
+	failedBytes atomic.Int64
+	folders     atomic.Int64
+
+	mu     sync.Mutex
+	folder string
+}
+
+// New starts the clock.
+func New() *Stats { return &Stats{start: time.Now()} }
+
+// AddTotal grows the expected work as folders are discovered.
+func (s *Stats) AddTotal(msgs, bytes int64) {
+	s.totalMsgs.Add(msgs)
+	s.totalBytes.Add(bytes)
+}
+
+// Copied records one message written to the destination.
+func (s *Stats) Copied(bytes int64) {
+	s.copied.Add(1)
+	s.copiedBytes.Add(bytes)
+}
+
+// Present records messages found already on the destination.
+func (s *Stats) Present(n int64) { s.present.Add(n) }
+
+// Skipped records messages left out on purpose (filters, \Deleted).
+func (s *Stats) Skipped(n int64) { s.skipped.Add(n) }
+
+// Failed records one message that could not be copied.
+func (s *Stats) Failed(bytes int64) {
+	s.failed.Add(1)
+	s.failedBytes.Add(bytes)
+}
+
+// FolderDone counts a finished folder.
+func (s *Stats) FolderDone() { s.folders.Add(1) }
+
+// SetFolder names the folder being worked on, for display.
+func (s *Stats) SetFolder(name string) {
+	s.mu.Lock()
+	s.folder = name
+	s.mu.Unlock()
+}
+
+// Snapshot is a consistent-enough copy of the counters at one instant.
+type Snapshot struct {
+	Elapsed     time.Duration `json:"elapsed_ns"`
+	Folder      string        `json:"folder,omitempty"`
+	Folders     int64         `json:"folders_done"`
+	TotalMsgs   int64         `json:"total_messages"`
+	TotalBytes  int64         `json:"total_bytes"`
+	Copied      int64         `json:"copied"`
+	CopiedBytes int64         `json:"copied_bytes"`
+	Present     int64         `json:"already_present"`
+	Skipped     int64         `json:"skipped"`
+	Failed      int64         `json:"failed"`
+	FailedBytes int64         `json:"failed_bytes"`
+	MsgsPerSec  float64       `json:"messages_per_second"`
+	BytesPerSec float64       `json:"bytes_per_second"`
+	ETA         time.Duration `json:"eta_ns"`
+}
+
+// Done is the number of messages dealt with, whatever the outcome.
+func (s Snapshot) Done() int64 { return s.Copied + s.Present + s.Skipped + s.Failed }
+
+// Snapshot reads the counters.
+func (s *Stats) Snapshot() Snapshot {
+	s.mu.Lock()
+	folder := s.folder
+	s.mu.Unlock()
+	snap := Snapshot{
+		Elapsed:     time.Since(s.start),
+		Folder:      folder,
+		Folders:     s.folders.Load(),
+		TotalMsgs:   s.totalMsgs.Load(),
+		TotalBytes:  s.totalBytes.Load(),
+		Copied:      s.copied.Load(),
+		CopiedBytes: s.copiedBytes.Load(),
+		Present:     s.present.Load(),
+		Skipped:     s.skipped.Load(),
+		Failed:      s.failed.Load(),
+		FailedBytes: s.failedBytes.Load(),
+	}
+	if secs := snap.Elapsed.Seconds(); secs > 0 {
+		snap.MsgsPerSec = float64(snap.Copied) / secs
+		snap.BytesPerSec = float64(snap.CopiedBytes) / secs
+	}
+	// The ETA is based on messages still to deal with at the current
+	// overall pace, which includes the cheap "already present" ones.
+	if done := snap.Done(); done > 0 && snap.TotalMsgs > done {
+		perMsg := snap.Elapsed / time.Duration(done)
+		snap.ETA = perMsg * time.Duration(snap.TotalMsgs-done)
+	}
+	return snap
+}

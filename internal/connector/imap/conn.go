@@ -1,0 +1,319 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/internal/connector"
+)
+
+// Conn is one IMAP mailbox reached through a pool of sessions. It
+// implements connector.Source and connector.Destination.
+type Conn struct {
+	cfg   Config
+	caps  imap.CapSet
+	ns    namespace
+	feats connector.Features
+
+	mu     sync.Mutex
+	idle   []*session
+	open   int           // sessions alive, idle or in use
+	freed  chan struct{} // signalled when a session returns or dies
+	closed bool
+}
+
+var (
+	_ connector.Source      = (*Conn)(nil)
+	_ connector.Destination = (*Conn)(nil)
+)
+
+// session is one logged-in IMAP connection.
+type session struct {
+	c        *imapclient.Client
+	selected string // mailbox name currently selected, "" for none
+	readOnly bool
+	broken   atomic.Bool
+	// inflight counts commands sent but not answered; pipelined appends
+	// leave the session in the pool while their answers are pending.
+	inflight atomic.Int32
+}
+
+// Open dials one session, logs in, and reads capabilities and namespace.
+// Every error it returns is a *connector.Error whose kind says whether the
+// problem is the password, the host, the port or TLS.
+func Open(ctx context.Context, cfg Config) (*Conn, error) {
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 4
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 30 * time.Second
+	}
+	c := &Conn{cfg: cfg, freed: make(chan struct{}, 1)}
+	s, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.caps = s.c.Caps()
+	if c.ns, err = readNamespace(s.c, c.caps); err != nil {
+		s.c.Close()
+		return nil, classify(err, "read namespace")
+	}
+	c.feats = connector.Features{
+		UIDPlus:        c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2),
+		CondStore:      c.caps.Has(imap.CapCondStore),
+		SpecialUse:     c.caps.Has(imap.CapSpecialUse),
+		Keywords:       true,
+		MaxConnections: cfg.MaxConnections,
+	}
+	if limit, ok := c.caps.AppendLimit(); ok && limit != nil {
+		c.feats.MaxMessageSize = int64(*limit)
+	}
+	c.open = 1
+	c.idle = append(c.idle, s)
+	return c, nil
+}
+
+// Features implements connector.Conn.
+func (c *Conn) Features() connector.Features { return c.feats }
+
+// Close implements connector.Conn.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.closed = true
+	c.mu.Unlock()
+	for _, s := range idle {
+		_ = s.c.Logout().Wait()
+		_ = s.c.Close()
+	}
+	return nil
+}
+
+func (c *Conn) server() string { return c.cfg.Addr() }
+
+// dial opens and authenticates one session.
+func (c *Conn) dial(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	op := "connect to " + c.server()
+
+	var raw net.Conn
+	var err error
+	if c.cfg.Dial != nil {
+		raw, err = c.cfg.Dial("tcp", c.server())
+	} else {
+		d := net.Dialer{KeepAlive: 30 * time.Second}
+		raw, err = d.DialContext(ctx, "tcp", c.server())
+	}
+	if err != nil {
+		return nil, classify(err, op)
+	}
+	tlsConfig := &tls.Config{
+		ServerName:         c.cfg.Host,
+		RootCAs:            c.cfg.RootCAs,
+		InsecureSkipVerify: c.cfg.InsecureSkipVerify, //nolint:gosec // explicit user opt-out (--insecure)
+		MinVersion:         tls.VersionTLS12,
+	}
+	// Bound the greeting, STARTTLS and login by the dial timeout: a server
+	// that accepts the TCP connection but never speaks must not hang us.
+	_ = raw.SetDeadline(time.Now().Add(c.cfg.DialTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	opts := &imapclient.Options{TLSConfig: tlsConfig}
+	var client *imapclient.Client
+	switch c.cfg.Security {
+	case SecurityTLS:
+		tc := tls.Client(raw, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, tlsError(err, op)
+		}
+		client = imapclient.New(tc, opts)
+	case SecurityStartTLS:
+		client, err = imapclient.NewStartTLS(raw, opts)
+		if err != nil {
+			raw.Close()
+			if isTLSError(err) {
+				return nil, tlsError(err, op)
+			}
+			e := classify(err, op+" (STARTTLS)")
+			var ce *connector.Error
+			if errors.As(e, &ce) && ce.Kind != connector.KindTransient {
+				ce.Kind, ce.Hint = connector.KindTLS, hintTLS
+			}
+			return nil, e
+		}
+	default:
+		client = imapclient.New(raw, opts)
+	}
+	if err := c.login(client); err != nil {
+		client.Close()
+		return nil, err
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return &session{c: client}, nil
+}
+
+func tlsError(err error, op string) error {
+	if !isTLSError(err) {
+		return classify(err, op)
+	}
+	return &connector.Error{Kind: connector.KindTLS, Op: op, Hint: hintTLS, Err: errors.New(describeTLS(err))}
+}
+
+func (c *Conn) login(client *imapclient.Client) error {
+	op := fmt.Sprintf("log in to %s as %s", c.server(), c.cfg.Username)
+	if c.cfg.Security == SecurityNone && !c.cfg.AllowPlaintext {
+		return &connector.Error{Kind: connector.KindConfig, Op: op, Hint: hintPlaintext,
+			Err: errors.New("refusing to send the password over an unencrypted connection")}
+	}
+	if err := client.WaitGreeting(); err != nil {
+		return classify(err, op)
+	}
+	if client.Caps().Has(imap.CapLoginDisabled) {
+		return &connector.Error{Kind: connector.KindConfig, Op: op, Hint: hintPlaintext,
+			Err: errors.New("the server does not allow logging in without TLS (LOGINDISABLED)")}
+	}
+	if err := client.Login(c.cfg.Username, c.cfg.Password).Wait(); err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			// Any NO to LOGIN is an authentication problem, whatever
+			// response code the server chose.
+			return &connector.Error{Kind: connector.KindAuth, Op: op, Hint: hintAuth,
+				Err: fmt.Errorf("server said: %s", strings.TrimSpace(ie.Text))}
+		}
+		return classify(err, op)
+	}
+	return nil
+}
+
+// acquire takes an idle session or dials a new one, up to the cap.
+func (c *Conn) acquire(ctx context.Context) (*session, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errors.New("imap: connection closed")
+		}
+		for len(c.idle) > 0 {
+			// Prefer the session with the fewest answers pending, so
+			// pipelines stay balanced across connections.
+			best := 0
+			for i, s := range c.idle {
+				if s.inflight.Load() < c.idle[best].inflight.Load() {
+					best = i
+				}
+			}
+			s := c.idle[best]
+			c.idle = append(c.idle[:best], c.idle[best+1:]...)
+			if s.broken.Load() || isClosed(s.c) {
+				c.open--
+				c.mu.Unlock()
+				_ = s.c.Close()
+				c.mu.Lock()
+				continue
+			}
+			c.mu.Unlock()
+			return s, nil
+		}
+		if c.open < c.cfg.MaxConnections {
+			c.open++
+			c.mu.Unlock()
+			s, err := c.dial(ctx)
+			if err != nil {
+				c.mu.Lock()
+				c.open--
+				c.mu.Unlock()
+				c.signal()
+				return nil, err
+			}
+			return s, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release returns a session to the pool, or closes it when broken.
+func (c *Conn) release(s *session) {
+	c.mu.Lock()
+	if s.broken.Load() || c.closed {
+		c.open--
+		c.mu.Unlock()
+		_ = s.c.Close()
+	} else {
+		c.idle = append(c.idle, s)
+		c.mu.Unlock()
+	}
+	c.signal()
+}
+
+func (c *Conn) signal() {
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+}
+
+func isClosed(cl *imapclient.Client) bool {
+	select {
+	case <-cl.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
+// fail marks a session unusable after a network-level error so that the
+// pool replaces it; IMAP-level NO/BAD answers leave it usable.
+func (s *session) fail(err error) {
+	if err == nil {
+		return
+	}
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		s.broken.Store(true)
+		_ = s.c.Close()
+	}
+}
+
+// guard closes the session if ctx ends while a command is running, so that
+// no call blocks past cancellation. The returned func must be called when
+// the command is done.
+func (s *session) guard(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() {
+		s.broken.Store(true)
+		_ = s.c.Close()
+	})
+}
+
+// selectFolder makes name the selected mailbox of s. Writable selects with
+// SELECT (which reports PERMANENTFLAGS); otherwise EXAMINE, so that
+// reading never changes the source.
+func (c *Conn) selectFolder(s *session, name string, writable bool) (*imap.SelectData, error) {
+	opts := &imap.SelectOptions{ReadOnly: !writable, CondStore: c.feats.CondStore}
+	data, err := s.c.Select(name, opts).Wait()
+	if err != nil {
+		s.selected = ""
+		s.fail(err)
+		return nil, classify(err, fmt.Sprintf("open folder %q", name))
+	}
+	s.selected, s.readOnly = name, !writable
+	return data, nil
+}

@@ -1,0 +1,160 @@
+package imap
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/connector"
+)
+
+// Hints shown to users. They say what to check, in the words of someone
+// setting up a mail client, not of an IMAP implementer.
+const (
+	hintAuth = "Check the user name and password. Many providers need IMAP to be switched on in the mailbox settings, " +
+		"and some (Gmail, iCloud, Yahoo, Microsoft 365 with MFA) need an app password instead of the normal one."
+	hintHost = "Check the server name for typos. For IMAP it is usually mail.yourdomain.com or imap.yourdomain.com; " +
+		"an IP address works too."
+	hintConnect = "The server did not accept a connection on this port. Check the port (993 for SSL/TLS, 143 for STARTTLS or none) " +
+		"and that no firewall blocks it."
+	hintTLS = "The secure connection could not be set up. Check that the port matches the security setting " +
+		"(993 = TLS, 143 = STARTTLS). If the server uses a self-signed or expired certificate and you trust it, " +
+		"run again with --insecure."
+	hintPlaintext = "The connection is not encrypted, so the password would travel in clear text. " +
+		"Use imaps:// or imap+starttls://, or pass --allow-plaintext if this is a trusted network."
+	hintTooBig = "The destination refuses messages this large. Forward the attachment by other means, or ask the " +
+		"destination's administrator to raise the limit."
+	hintQuota = "The destination mailbox is full. Ask its administrator for more space, or exclude large folders, then run again: " +
+		"what was copied stays copied."
+	hintMissingFolder = "The folder does not exist on the server (it may have been deleted or renamed during the migration). Run again to pick up the current folder list."
+	hintThrottle      = "The server is limiting how fast we may work. Mailferry retries by itself; if this persists, lower --connections."
+)
+
+// classify turns any error from go-imap or the network into a
+// *connector.Error. op names what was being done.
+func classify(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	kind, hint := kindOf(err)
+	return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: err}
+}
+
+func kindOf(err error) (connector.Kind, string) {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return kindOfStatus(ie)
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound || !dnsErr.IsTemporary {
+			return connector.KindHost, hintHost
+		}
+		return connector.KindTransient, ""
+	}
+	if isTLSError(err) {
+		return connector.KindTLS, hintTLS
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return connector.KindConnect, hintConnect
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return connector.KindConnect, hintConnect
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return connector.KindTransient, ""
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return connector.KindTransient, ""
+	}
+	return connector.KindUnknown, ""
+}
+
+// kindOfStatus sorts tagged NO/BAD answers by response code (RFC 5530)
+// and, for servers that send none, by the wording major servers use.
+func kindOfStatus(e *imap.Error) (connector.Kind, string) {
+	text := strings.ToLower(e.Text)
+	switch e.Code {
+	case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed, imap.ResponseCodeExpired,
+		imap.ResponseCodePrivacyRequired, imap.ResponseCodeContactAdmin:
+		return connector.KindAuth, hintAuth
+	case imap.ResponseCodeTooBig:
+		return connector.KindItem, hintTooBig
+	case imap.ResponseCodeOverQuota:
+		return connector.KindQuota, hintQuota
+	case imap.ResponseCodeUnavailable, imap.ResponseCodeLimit, imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
+		return connector.KindTransient, hintThrottle
+	case imap.ResponseCodeNonExistent, imap.ResponseCodeTryCreate:
+		return connector.KindMissingFolder, hintMissingFolder
+	}
+	switch {
+	case strings.Contains(text, "throttl"), strings.Contains(text, "try again"), strings.Contains(text, "too many"),
+		strings.Contains(text, "server busy"), strings.Contains(text, "temporar"):
+		return connector.KindTransient, hintThrottle
+	case strings.Contains(text, "quota"), strings.Contains(text, "mailbox is full"), strings.Contains(text, "no space"):
+		return connector.KindQuota, hintQuota
+	case strings.Contains(text, "maximum size"), strings.Contains(text, "too large"), strings.Contains(text, "too big"),
+		strings.Contains(text, "message size"):
+		return connector.KindItem, hintTooBig
+	case strings.Contains(text, "mailbox doesn't exist"), strings.Contains(text, "mailbox does not exist"),
+		strings.Contains(text, "no such mailbox"), strings.Contains(text, "unknown mailbox"):
+		return connector.KindMissingFolder, hintMissingFolder
+	}
+	return connector.KindItem, ""
+}
+
+func isTLSError(err error) bool {
+	var (
+		unknownAuth x509.UnknownAuthorityError
+		hostErr     x509.HostnameError
+		invalid     x509.CertificateInvalidError
+		verifyErr   *tls.CertificateVerificationError
+		recordErr   tls.RecordHeaderError
+		alertErr    tls.AlertError
+	)
+	switch {
+	case errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &invalid),
+		errors.As(err, &verifyErr), errors.As(err, &recordErr), errors.As(err, &alertErr):
+		return true
+	}
+	return strings.Contains(err.Error(), "tls: ")
+}
+
+// describeTLS says in plain words what was wrong with a certificate.
+func describeTLS(err error) string {
+	var (
+		unknownAuth x509.UnknownAuthorityError
+		hostErr     x509.HostnameError
+		invalid     x509.CertificateInvalidError
+		recordErr   tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknownAuth):
+		return "the server's certificate is not signed by a trusted authority (self-signed?)"
+	case errors.As(err, &hostErr):
+		return fmt.Sprintf("the server's certificate is for another name (%s)", hostErr.Error())
+	case errors.As(err, &invalid):
+		if invalid.Reason == x509.Expired {
+			return "the server's certificate has expired or is not yet valid"
+		}
+		return "the server's certificate is not valid"
+	case errors.As(err, &recordErr):
+		return "the server did not answer with TLS; the port may expect STARTTLS or no encryption"
+	}
+	return "TLS handshake failed"
+}

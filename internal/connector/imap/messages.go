@@ -1,0 +1,339 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/mail"
+)
+
+const defaultListBatch = 500
+
+func identitySection() *imap.FetchItemBodySection {
+	return &imap.FetchItemBodySection{
+		Specifier:    imap.PartSpecifierHeader,
+		HeaderFields: mail.IdentityHeaderFields(),
+		Peek:         true,
+	}
+}
+
+// List implements connector.Conn. A folder listed ForAppend is opened with
+// SELECT so that PERMANENTFLAGS is known; otherwise with EXAMINE, which
+// guarantees that reading never changes the source.
+func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.ListOptions, fn func([]connector.Message) error) (connector.FolderStatus, error) {
+	var st connector.FolderStatus
+	s, err := c.acquire(ctx)
+	if err != nil {
+		return st, err
+	}
+	defer c.release(s)
+	defer s.guard(ctx)()
+	sel, err := c.selectFolder(s, f.Name, opts.ForAppend)
+	if err != nil {
+		return st, err
+	}
+	st = connector.FolderStatus{
+		UIDValidity:   sel.UIDValidity,
+		UIDNext:       uint32(sel.UIDNext),
+		Messages:      sel.NumMessages,
+		HighestModSeq: sel.HighestModSeq,
+	}
+	for _, fl := range sel.PermanentFlags {
+		if fl == imap.FlagWildcard {
+			st.AcceptAnyKeyword = true
+		} else {
+			st.PermanentFlags = append(st.PermanentFlags, string(fl))
+		}
+	}
+	if sel.NumMessages == 0 {
+		return st, nil
+	}
+	batch := opts.Batch
+	if batch <= 0 {
+		batch = defaultListBatch
+	}
+	min := opts.MinUID
+	if min == 0 {
+		min = 1
+	}
+	var set imap.UIDSet
+	set.AddRange(imap.UID(min), 0) // min:*
+	cmd := s.c.Fetch(set, &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{identitySection()},
+	})
+	buf := make([]connector.Message, 0, batch)
+	var fnErr error
+	for {
+		md := cmd.Next()
+		if md == nil {
+			break
+		}
+		if fnErr != nil {
+			continue // drain: the command must be consumed to keep the session usable
+		}
+		m, err := readListing(md)
+		if err != nil {
+			fnErr = err
+			continue
+		}
+		if m.UID < opts.MinUID {
+			continue // "n:*" includes the last message even below n (RFC 3501 6.4.8)
+		}
+		buf = append(buf, m)
+		if len(buf) == batch {
+			fnErr = fn(buf)
+			buf = buf[:0:0]
+			buf = make([]connector.Message, 0, batch)
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		s.fail(err)
+		return st, classify(err, fmt.Sprintf("list messages in %q", f.Name))
+	}
+	if fnErr != nil {
+		return st, fnErr
+	}
+	if len(buf) > 0 {
+		if err := fn(buf); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+func readListing(md *imapclient.FetchMessageData) (connector.Message, error) {
+	var m connector.Message
+	var header []byte
+	for {
+		item := md.Next()
+		if item == nil {
+			break
+		}
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			m.UID = uint32(it.UID)
+		case imapclient.FetchItemDataFlags:
+			m.Flags = make([]string, len(it.Flags))
+			for i, f := range it.Flags {
+				m.Flags[i] = string(f)
+			}
+		case imapclient.FetchItemDataInternalDate:
+			m.InternalDate = it.Time
+		case imapclient.FetchItemDataRFC822Size:
+			m.Size = it.Size
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal != nil {
+				// Header fields of one message: small by construction, but
+				// cap anyway against a hostile server.
+				b, err := io.ReadAll(io.LimitReader(it.Literal, 256<<10))
+				if err != nil {
+					return m, err
+				}
+				_, _ = io.Copy(io.Discard, it.Literal)
+				header = b
+			}
+		}
+	}
+	m.Headers = mail.ParseHeaders(header)
+	m.Identity = mail.ComputeIdentity(m.Headers, m.Size)
+	return m, nil
+}
+
+// Fetch implements connector.Source with one pipelined UID FETCH per
+// call: the server streams every body back to back, so a batch costs one
+// round trip however long the link.
+func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.Message, fn func(connector.Body, error) error) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	s, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.release(s)
+	defer s.guard(ctx)()
+	if s.selected != f.Name {
+		if _, err := c.selectFolder(s, f.Name, false); err != nil {
+			return err
+		}
+	}
+	want := make(map[uint32]connector.Message, len(msgs))
+	var set imap.UIDSet
+	for _, m := range msgs {
+		want[m.UID] = m
+		set.AddNum(imap.UID(m.UID))
+	}
+	cmd := s.c.Fetch(set, &imap.FetchOptions{
+		UID:         true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	var fnErr error
+	for {
+		md := cmd.Next()
+		if md == nil {
+			break
+		}
+		if fnErr != nil {
+			continue
+		}
+		fnErr = c.deliver(ctx, md, want, fn)
+	}
+	if err := cmd.Close(); err != nil && fnErr == nil {
+		s.fail(err)
+		return classify(err, fmt.Sprintf("fetch messages from %q", f.Name))
+	}
+	if fnErr != nil {
+		// The session may be mid-stream; drop it rather than drain it.
+		s.broken.Store(true)
+		return fnErr
+	}
+	// What the server did not return was expunged meanwhile (RFC 3501
+	// 6.4.8: UID FETCH ignores UIDs that do not exist).
+	for _, m := range msgs {
+		if _, pending := want[m.UID]; pending {
+			err := &connector.Error{Kind: connector.KindItem, Op: fmt.Sprintf("fetch UID %d from %q", m.UID, f.Name),
+				Err: errors.New("the message no longer exists on the source (deleted or moved during the migration)")}
+			if err := fn(connector.Body{Message: m}, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Conn) deliver(ctx context.Context, md *imapclient.FetchMessageData, want map[uint32]connector.Message, fn func(connector.Body, error) error) error {
+	var uid uint32
+	for {
+		item := md.Next()
+		if item == nil {
+			return nil
+		}
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = uint32(it.UID)
+		case imapclient.FetchItemDataBodySection:
+			m, ok := want[uid]
+			if !ok {
+				// go-imap asks for UID first and servers answer in that
+				// order; a body we cannot attribute is skipped rather
+				// than guessed, and reported as missing below.
+				if it.Literal != nil {
+					_, _ = io.Copy(io.Discard, it.Literal)
+				}
+				continue
+			}
+			delete(want, uid)
+			if it.Literal == nil {
+				if err := fn(connector.Body{Message: m}, &connector.Error{Kind: connector.KindItem,
+					Op: fmt.Sprintf("fetch UID %d", uid), Err: errors.New("the server returned no content for this message")}); err != nil {
+					return err
+				}
+				continue
+			}
+			size := it.Literal.Size()
+			if err := fn(connector.Body{Message: m, Reader: it.Literal, Size: size}, nil); err != nil {
+				return err
+			}
+			if _, err := io.Copy(io.Discard, it.Literal); err != nil {
+				return classify(err, "fetch message")
+			}
+		}
+	}
+}
+
+// pendingAppend is an APPEND whose answer has not been read yet.
+type pendingAppend struct {
+	c    *Conn
+	s    *session
+	cmd  *imapclient.AppendCommand
+	stop func() bool
+	op   string
+}
+
+// Append implements connector.Destination. The literal is sent with
+// LITERAL+ where offered, so consecutive appends on one session do not
+// wait for each other's answers.
+func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.AppendRequest) (connector.PendingAppend, error) {
+	op := fmt.Sprintf("append to %q", f.Name)
+	if max := c.feats.MaxMessageSize; max > 0 && req.Size > max {
+		return nil, &connector.Error{Kind: connector.KindItem, Op: op, Hint: hintTooBig,
+			Err: fmt.Errorf("message of %d bytes is larger than the destination's limit of %d bytes", req.Size, max)}
+	}
+	s, err := c.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stop := s.guard(ctx)
+	flags := make([]imap.Flag, len(req.Flags))
+	for i, fl := range req.Flags {
+		flags[i] = imap.Flag(fl)
+	}
+	s.inflight.Add(1)
+	cmd := s.c.Append(f.Name, req.Size, &imap.AppendOptions{Flags: flags, Time: req.InternalDate})
+	n, werr := io.Copy(cmd, req.Body)
+	if werr == nil && n != req.Size {
+		werr = fmt.Errorf("message body has %d bytes, expected %d", n, req.Size)
+	}
+	if werr != nil {
+		// A literal cut short leaves the server waiting for bytes that
+		// will never come; the session is unusable and the message was
+		// not stored (the server stores nothing until the literal ends).
+		s.broken.Store(true)
+		_ = s.c.Close()
+		s.inflight.Add(-1)
+		stop()
+		c.release(s)
+		return nil, classify(werr, op)
+	}
+	if err := cmd.Close(); err != nil {
+		s.inflight.Add(-1)
+		stop()
+		// The literal may have reached the server in full even though
+		// the close failed: the outcome is unknown.
+		s.fail(err)
+		c.release(s)
+		return nil, uncertain(classify(err, op))
+	}
+	// The session goes back to the pool while the answer is pending: the
+	// next Append may use it, which is what pipelines the writes.
+	c.release(s)
+	return &pendingAppend{c: c, s: s, cmd: cmd, stop: stop, op: op}, nil
+}
+
+func (p *pendingAppend) Wait() (connector.AppendResult, error) {
+	defer p.stop()
+	defer p.s.inflight.Add(-1)
+	data, err := p.cmd.Wait()
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return connector.AppendResult{}, classifyAppendNo(ie, p.op)
+		}
+		// No tagged answer: the connection failed after the bytes left.
+		p.s.fail(err)
+		return connector.AppendResult{}, uncertain(classify(err, p.op))
+	}
+	return connector.AppendResult{UID: uint32(data.UID), UIDValidity: data.UIDValidity}, nil
+}
+
+func classifyAppendNo(ie *imap.Error, op string) error {
+	e := classify(ie, op).(*connector.Error)
+	e.Err = fmt.Errorf("server said: %s", strings.TrimSpace(ie.Text))
+	return e
+}
+
+func uncertain(err error) error {
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		ce.Uncertain = true
+	}
+	return err
+}

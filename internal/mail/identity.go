@@ -1,0 +1,122 @@
+package mail
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/mail"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// IdentityHeaderFields returns the header fields a connector must return
+// for each listed message so that Identity can be computed. Subject is
+// read only to report failures when the user opts in; it is not part of
+// the identity of a message that has a Message-ID.
+func IdentityHeaderFields() []string {
+	return []string{"Message-Id", "Date", "From", "To", "Subject"}
+}
+
+// Headers holds the raw values of the identity header fields.
+type Headers struct {
+	MessageID string
+	Date      string
+	From      string
+	To        string
+	Subject   string
+}
+
+// ParseHeaders reads the identity fields from a header block such as the
+// answer to FETCH BODY.PEEK[HEADER.FIELDS (...)]. Malformed headers never
+// fail: whatever could be read is returned, because an identity must exist
+// for every message, including ones no parser accepts.
+func ParseHeaders(block []byte) Headers {
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(block)))
+	if err != nil && h.Len() == 0 {
+		return Headers{}
+	}
+	return Headers{
+		MessageID: h.Get("Message-Id"),
+		Date:      h.Get("Date"),
+		From:      h.Get("From"),
+		To:        h.Get("To"),
+		Subject:   h.Get("Subject"),
+	}
+}
+
+// Identity recognises the same message on two servers without any state
+// and without changing the message. See docs/IDENTITY.md for why it is
+// built this way.
+type Identity [16]byte
+
+// String returns the identity in hex, for logs and state.
+func (id Identity) String() string { return hex.EncodeToString(id[:]) }
+
+// ComputeIdentity derives the identity from the header values and the
+// RFC 822 size.
+//
+// With a Message-ID, the identity is the normalised Message-ID, Date and
+// From: Message-IDs alone are not unique in practice (broken mailers and
+// list software reuse them), and Date plus From separate such reuse while
+// staying identical on every server. Size is left out because servers
+// disagree on it (Exchange rewrites messages; imapsync avoids size for the
+// same reason).
+//
+// Without a Message-ID (drafts, some automated mail), the identity falls
+// back to Date, From, To and Subject plus the size, because those headers
+// alone often repeat (cron mail sent within one second).
+func ComputeIdentity(h Headers, size int64) Identity {
+	var b strings.Builder
+	if mid := normaliseMessageID(h.MessageID); mid != "" {
+		b.WriteString("m\x00")
+		b.WriteString(mid)
+		b.WriteString("\x00")
+		b.WriteString(normaliseDate(h.Date))
+		b.WriteString("\x00")
+		b.WriteString(normaliseText(h.From))
+	} else {
+		b.WriteString("h\x00")
+		b.WriteString(normaliseDate(h.Date))
+		b.WriteString("\x00")
+		b.WriteString(normaliseText(h.From))
+		b.WriteString("\x00")
+		b.WriteString(normaliseText(h.To))
+		b.WriteString("\x00")
+		b.WriteString(normaliseText(h.Subject))
+		b.WriteString("\x00")
+		b.WriteString(strconv.FormatInt(size, 10))
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	var id Identity
+	copy(id[:], sum[:])
+	return id
+}
+
+// normaliseMessageID keeps the part between angle brackets and lower-cases
+// it; some servers re-fold or re-case the header.
+func normaliseMessageID(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '<'); i >= 0 {
+		if j := strings.IndexByte(s[i:], '>'); j > 0 {
+			s = s[i+1 : i+j]
+		}
+	}
+	return strings.ToLower(strings.Join(strings.Fields(s), ""))
+}
+
+// normaliseDate turns a parseable date into a UTC Unix time so that a
+// server re-formatting the header (time-zone name, spacing) does not
+// change the identity; an unparseable one is compared as text.
+func normaliseDate(s string) string {
+	if t, err := mail.ParseDate(strings.TrimSpace(s)); err == nil {
+		return strconv.FormatInt(t.Unix(), 10)
+	}
+	return normaliseText(s)
+}
+
+func normaliseText(s string) string {
+	return strings.ToLower(strings.Join(strings.Fields(s), " "))
+}

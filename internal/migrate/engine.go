@@ -1,0 +1,706 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/accounting"
+	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/mail"
+	"github.com/mailferry/mailferry/internal/pacer"
+	"github.com/mailferry/mailferry/internal/spool"
+)
+
+// Options tune a run. The zero value is a sensible default.
+type Options struct {
+	Rules          Rules
+	Since, Before  time.Time // INTERNALDATE window; zero means open
+	IncludeDeleted bool      // copy messages flagged \Deleted too
+	DryRun         bool      // plan and count only
+
+	// Streams is the number of parallel fetch/append streams; by default
+	// the smaller of the two connectors' connection caps.
+	Streams int
+	// FetchBatch and FetchBatchBytes bound one pipelined FETCH.
+	FetchBatch      int
+	FetchBatchBytes int64
+	// PipelineDepth is how many appends per stream may await their
+	// answers at once.
+	PipelineDepth int
+
+	Backoff     pacer.Backoff
+	SpoolDir    string
+	SpoolMemory int64 // bytes of message bodies held in memory (default 32 MiB)
+	LogSubjects bool  // put subjects of failed messages in the report
+
+	// Stats, when set, receives live counters (for progress display).
+	Stats *accounting.Stats
+	// OnEvent, when set, is called for folder and failure events. It is
+	// called from several goroutines, one call at a time.
+	OnEvent func(Event)
+}
+
+// Event is a notable moment of a run, for --json output and logs.
+type Event struct {
+	Type    string        `json:"type"` // folder_start, folder_done, failure
+	Folder  *FolderResult `json:"folder,omitempty"`
+	Failure *Failure      `json:"failure,omitempty"`
+}
+
+func (o *Options) defaults(src, dst connector.Conn) {
+	if o.Streams <= 0 {
+		o.Streams = min(max(src.Features().MaxConnections, 1), max(dst.Features().MaxConnections, 1))
+	}
+	if o.FetchBatch <= 0 {
+		o.FetchBatch = 64
+	}
+	if o.FetchBatchBytes <= 0 {
+		o.FetchBatchBytes = 8 << 20
+	}
+	if o.PipelineDepth <= 0 {
+		o.PipelineDepth = 32
+	}
+	if o.SpoolMemory <= 0 {
+		o.SpoolMemory = 32 << 20
+	}
+	if o.Stats == nil {
+		o.Stats = accounting.New()
+	}
+}
+
+// folderState is one source folder in flight.
+type folderState struct {
+	plan   FolderPlan
+	res    *FolderResult
+	led    *ledger
+	c      counters
+	open   sync.WaitGroup // listing plus each unresolved message
+	doneFn sync.Once
+}
+
+type unit struct {
+	fs   *folderState
+	msgs []connector.Message
+}
+
+type item struct {
+	fs      *folderState
+	msg     connector.Message
+	buf     *spool.Buffer
+	attempt int
+}
+
+type pending struct {
+	it *item
+	pa connector.PendingAppend
+}
+
+type run struct {
+	src  connector.Source
+	dst  connector.Destination
+	opts Options
+	sp   *spool.Spool
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	units     chan unit
+	appends   chan *item
+	answers   chan pending
+	uncertain *queue
+	inflight  sync.WaitGroup // spooled items not yet resolved
+	finishers sync.WaitGroup // folder_done bookkeeping
+
+	mu       sync.Mutex
+	failures []Failure
+	folders  []*FolderResult
+	ledgers  map[string]*ledger
+	eventMu  sync.Mutex
+}
+
+// Run copies every selected folder from src to dst. It returns an error
+// only when the whole mailbox had to stop (login, TLS, connection or a
+// full destination); failures of single messages are in Result.Failures.
+// The Result is returned in both cases.
+func Run(ctx context.Context, src connector.Source, dst connector.Destination, opts Options) (*Result, error) {
+	opts.defaults(src, dst)
+	r := &run{src: src, dst: dst, opts: opts, ledgers: make(map[string]*ledger),
+		sp: spool.New(opts.SpoolDir, opts.SpoolMemory)}
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	defer r.cancel(nil)
+
+	plans, err := discover(r.ctx, src, dst, opts.Rules)
+	if err != nil {
+		return r.result(), err
+	}
+	for _, p := range plans {
+		if st, err := src.Status(r.ctx, p.Source); err == nil {
+			opts.Stats.AddTotal(int64(st.Messages), st.Size)
+		} else if connector.KindOf(err).Fatal() {
+			return r.result(), fmt.Errorf("source: %w", err)
+		}
+	}
+
+	n := opts.Streams
+	r.units = make(chan unit, n)
+	r.appends = make(chan *item, n*2)
+	r.answers = make(chan pending, n*opts.PipelineDepth)
+	r.uncertain = newQueue()
+
+	var fetchers, appenders, waiters, reconciler sync.WaitGroup
+	go func() {
+		defer close(r.units)
+		r.plan(plans)
+	}()
+	for i := 0; i < n; i++ {
+		fetchers.Add(1)
+		go func() { defer fetchers.Done(); r.fetcher() }()
+		appenders.Add(1)
+		go func() { defer appenders.Done(); r.appender() }()
+		waiters.Add(1)
+		go func() { defer waiters.Done(); r.waiter() }()
+	}
+	reconciler.Add(1)
+	go func() { defer reconciler.Done(); r.reconciler() }()
+
+	// Shut the stages down in order. Retries re-enter the append stage,
+	// so it may close only when no spooled item is unresolved.
+	fetchers.Wait()
+	r.inflight.Wait()
+	close(r.appends)
+	appenders.Wait()
+	close(r.answers)
+	waiters.Wait()
+	r.uncertain.close()
+	reconciler.Wait()
+	r.finishers.Wait()
+
+	res := r.result()
+	if cause := context.Cause(r.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return res, cause
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (r *run) result() *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &Result{DryRun: r.opts.DryRun, Folders: r.folders, Failures: append([]Failure(nil), r.failures...), Stats: r.opts.Stats.Snapshot()}
+}
+
+// stop ends the run for a mailbox-wide reason.
+func (r *run) stop(err error) { r.cancel(err) }
+
+func (r *run) emit(e Event) {
+	if r.opts.OnEvent == nil {
+		return
+	}
+	r.eventMu.Lock()
+	defer r.eventMu.Unlock()
+	r.opts.OnEvent(e)
+}
+
+// fail records one message that will not be copied.
+func (r *run) fail(fs *folderState, m connector.Message, err error) {
+	f := Failure{Folder: fs.res.Source, UID: m.UID, Size: m.Size, Reason: reason(err),
+		Hint: connector.HintOf(err), Kind: connector.KindOf(err).String()}
+	if r.opts.LogSubjects {
+		f.Subject = m.Headers.Subject
+	}
+	fs.c.failed.Add(1)
+	r.opts.Stats.Failed(m.Size)
+	r.mu.Lock()
+	r.failures = append(r.failures, f)
+	r.mu.Unlock()
+	r.emit(Event{Type: "failure", Failure: &f})
+}
+
+func reason(err error) string {
+	var ce *connector.Error
+	if errors.As(err, &ce) && ce.Err != nil {
+		return ce.Err.Error()
+	}
+	return err.Error()
+}
+
+// retry runs op until it succeeds, fails for good, or the run stops.
+func (r *run) retry(op func() error) error {
+	b := r.opts.Backoff
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		k := connector.KindOf(err)
+		if r.ctx.Err() != nil || attempt >= b.MaxAttempts() || !(k == connector.KindTransient || k == connector.KindUnknown) {
+			return err
+		}
+		if pacer.Sleep(r.ctx, b.Delay(attempt, 0)) != nil {
+			return err
+		}
+	}
+}
+
+// plan prepares each folder in turn and feeds its messages to the
+// fetchers. It runs ahead of the transfer by at most a few units.
+func (r *run) plan(plans []FolderPlan) {
+	for _, p := range plans {
+		if r.ctx.Err() != nil {
+			return
+		}
+		fs := &folderState{plan: p, res: &FolderResult{Source: p.Source.Path.String(), Dest: p.Dest.Path.String(), Why: p.Why}}
+		r.mu.Lock()
+		r.folders = append(r.folders, fs.res)
+		r.mu.Unlock()
+		r.opts.Stats.SetFolder(fs.res.Source)
+		r.emit(Event{Type: "folder_start", Folder: fs.res})
+		fs.open.Add(1)
+		if err := r.prepare(fs); err != nil {
+			if connector.KindOf(err).Fatal() || connector.KindOf(err) == connector.KindQuota {
+				r.stop(err)
+				return
+			}
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.fail(fs, connector.Message{}, err)
+		}
+		fs.open.Done()
+		r.finishers.Add(1)
+		go r.finishFolder(fs)
+	}
+}
+
+func (r *run) finishFolder(fs *folderState) {
+	defer r.finishers.Done()
+	fs.open.Wait()
+	fs.c.into(fs.res)
+	r.opts.Stats.FolderDone()
+	r.emit(Event{Type: "folder_done", Folder: fs.res})
+}
+
+// prepare creates and indexes the destination folder, then lists the
+// source folder and queues what is missing.
+func (r *run) prepare(fs *folderState) error {
+	led, err := r.ledgerFor(fs)
+	if err != nil {
+		return err
+	}
+	fs.led = led
+	cl := led.claimer()
+	var last uint32
+	var u unit
+	flush := func() bool {
+		if len(u.msgs) == 0 {
+			return true
+		}
+		fs.open.Add(len(u.msgs))
+		select {
+		case r.units <- u:
+		case <-r.ctx.Done():
+			fs.open.Add(-len(u.msgs))
+			return false
+		}
+		u = unit{}
+		return true
+	}
+	var batchBytes int64
+	return r.retry(func() error {
+		_, err := r.src.List(r.ctx, fs.plan.Source, connector.ListOptions{MinUID: last + 1}, func(ms []connector.Message) error {
+			for _, m := range ms {
+				last = m.UID
+				fs.res.Listed++
+				fs.res.ListedBytes += m.Size
+				if !r.wanted(m) {
+					fs.c.skipped.Add(1)
+					r.opts.Stats.Skipped(1)
+					continue
+				}
+				if !cl.claim(m.Identity) {
+					fs.c.present.Add(1)
+					r.opts.Stats.Present(1)
+					continue
+				}
+				fs.res.ToCopy++
+				fs.res.ToCopyBytes += m.Size
+				if r.opts.DryRun {
+					continue
+				}
+				if u.fs == nil {
+					u.fs = fs
+				}
+				u.msgs = append(u.msgs, m)
+				batchBytes += m.Size
+				if len(u.msgs) >= r.opts.FetchBatch || batchBytes >= r.opts.FetchBatchBytes {
+					batchBytes = 0
+					if !flush() {
+						return r.ctx.Err()
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		if !flush() {
+			return r.ctx.Err()
+		}
+		return nil
+	})
+}
+
+func (r *run) wanted(m connector.Message) bool {
+	if !r.opts.IncludeDeleted && mail.HasFlag(m.Flags, mail.FlagDeleted) {
+		return false
+	}
+	if !r.opts.Since.IsZero() && m.InternalDate.Before(r.opts.Since) {
+		return false
+	}
+	if !r.opts.Before.IsZero() && !m.InternalDate.Before(r.opts.Before) {
+		return false
+	}
+	return true
+}
+
+// ledgerFor returns the ledger of fs's destination, creating and
+// indexing the destination folder the first time it is needed.
+func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
+	key := fs.plan.Dest.Path.Canonical().Key()
+	r.mu.Lock()
+	led := r.ledgers[key]
+	r.mu.Unlock()
+	if led != nil {
+		return led, nil
+	}
+	dest := fs.plan.Dest
+	if fs.plan.Create {
+		if r.opts.DryRun {
+			fs.res.Created = true
+			led = newLedger(dest)
+			r.mu.Lock()
+			r.ledgers[key] = led
+			r.mu.Unlock()
+			return led, nil
+		}
+		err := r.retry(func() error {
+			var err error
+			dest, err = r.dst.CreateFolder(r.ctx, fs.plan.Dest.Path)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("destination: %w", err)
+		}
+		fs.res.Created = true
+	}
+	led = newLedger(dest)
+	err := r.retry(func() error {
+		clear(led.have)
+		st, err := r.dst.List(r.ctx, dest, connector.ListOptions{ForAppend: true}, func(ms []connector.Message) error {
+			for _, m := range ms {
+				led.have[m.Identity]++
+			}
+			return nil
+		})
+		led.startUIDNext, led.acceptAny, led.permanent = st.UIDNext, st.AcceptAnyKeyword, st.PermanentFlags
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	r.mu.Lock()
+	r.ledgers[key] = led
+	r.mu.Unlock()
+	return led, nil
+}
+
+// fetcher streams units from the source into the spool.
+func (r *run) fetcher() {
+	for u := range r.units {
+		if r.ctx.Err() != nil {
+			u.fs.open.Add(-len(u.msgs))
+			continue
+		}
+		r.fetchUnit(u)
+	}
+}
+
+func (r *run) fetchUnit(u unit) {
+	fs := u.fs
+	left := make(map[uint32]connector.Message, len(u.msgs))
+	for _, m := range u.msgs {
+		left[m.UID] = m
+	}
+	b := r.opts.Backoff
+	for attempt := 1; len(left) > 0; attempt++ {
+		todo := make([]connector.Message, 0, len(left))
+		for _, m := range u.msgs {
+			if _, ok := left[m.UID]; ok {
+				todo = append(todo, m)
+			}
+		}
+		err := r.src.Fetch(r.ctx, fs.plan.Source, todo, func(body connector.Body, ierr error) error {
+			m, ok := left[body.Message.UID]
+			if !ok {
+				return nil
+			}
+			if ierr != nil {
+				delete(left, m.UID)
+				r.fail(fs, m, ierr)
+				r.unclaim(fs, m)
+				fs.open.Done()
+				return nil
+			}
+			buf, err := r.sp.Read(r.ctx, body.Reader, body.Size)
+			if err != nil {
+				return &connector.Error{Kind: connector.KindTransient, Op: fmt.Sprintf("read UID %d", m.UID), Err: err}
+			}
+			delete(left, m.UID)
+			// The literal's own length is authoritative: RFC822.SIZE is
+			// advisory on some servers.
+			m.Size = body.Size
+			r.inflight.Add(1)
+			select {
+			case r.appends <- &item{fs: fs, msg: m, buf: buf}:
+				return nil
+			case <-r.ctx.Done():
+				buf.Release()
+				r.inflight.Done()
+				fs.open.Done()
+				return r.ctx.Err()
+			}
+		})
+		if err == nil || r.ctx.Err() != nil {
+			break
+		}
+		k := connector.KindOf(err)
+		if k.Fatal() {
+			r.stop(fmt.Errorf("source: %w", err))
+			break
+		}
+		if attempt >= b.MaxAttempts() {
+			for _, m := range u.msgs {
+				if _, ok := left[m.UID]; ok {
+					r.fail(fs, m, err)
+					r.unclaim(fs, m)
+					fs.open.Done()
+				}
+			}
+			return
+		}
+		if pacer.Sleep(r.ctx, b.Delay(attempt, 0)) != nil {
+			break
+		}
+	}
+	// Cancelled: whatever is left will not be copied in this run.
+	fs.open.Add(-len(left))
+}
+
+func (r *run) unclaim(fs *folderState, m connector.Message) { fs.led.unclaim(m.Identity) }
+
+// appender writes spooled messages to the destination, leaving their
+// answers to the waiters so that writes pipeline.
+func (r *run) appender() {
+	for it := range r.appends {
+		if r.ctx.Err() != nil {
+			r.drop(it)
+			continue
+		}
+		led := it.fs.led
+		led.appends.RLock()
+		req := connector.AppendRequest{
+			Flags:        mail.CopyableFlags(it.msg.Flags, led.acceptAny, led.permanent),
+			InternalDate: it.msg.InternalDate,
+			Size:         it.buf.Size(),
+			Body:         it.buf.Open(),
+		}
+		pa, err := r.dst.Append(r.ctx, led.dest, req)
+		if err != nil {
+			led.appends.RUnlock()
+			r.settle(it, err)
+			continue
+		}
+		r.answers <- pending{it: it, pa: pa}
+	}
+}
+
+// waiter reads append answers in order.
+func (r *run) waiter() {
+	for p := range r.answers {
+		_, err := p.pa.Wait()
+		p.it.fs.led.appends.RUnlock()
+		r.settle(p.it, err)
+	}
+}
+
+// settle decides what to do with an append's outcome.
+func (r *run) settle(it *item, err error) {
+	fs := it.fs
+	switch {
+	case err == nil:
+		fs.led.confirm(it.msg.Identity)
+		fs.c.copied.Add(1)
+		fs.c.copiedBytes.Add(it.msg.Size)
+		r.opts.Stats.Copied(it.msg.Size)
+		r.finish(it)
+	case r.ctx.Err() != nil && !connector.IsUncertain(err):
+		r.drop(it)
+	case connector.IsUncertain(err):
+		// Never write again before knowing: the reconciler looks. The
+		// queue never blocks, because the reconciler waits for this very
+		// goroutine to release other appends' locks.
+		r.uncertain.push(it)
+	default:
+		k := connector.KindOf(err)
+		switch {
+		case k.Fatal():
+			r.stop(fmt.Errorf("destination: %w", err))
+			r.drop(it)
+		case k == connector.KindQuota:
+			r.fail(fs, it.msg, err)
+			r.unclaim(fs, it.msg)
+			r.finish(it)
+			r.stop(fmt.Errorf("destination: %w", err))
+		case (k == connector.KindTransient || k == connector.KindUnknown) && it.attempt+1 < r.opts.Backoff.MaxAttempts():
+			r.again(it)
+		default:
+			r.fail(fs, it.msg, err)
+			r.unclaim(fs, it.msg)
+			r.finish(it)
+		}
+	}
+}
+
+// again re-queues an item after a backoff, without blocking the caller.
+func (r *run) again(it *item) {
+	it.attempt++
+	d := r.opts.Backoff.Delay(it.attempt, 0)
+	go func() {
+		if pacer.Sleep(r.ctx, d) != nil {
+			r.drop(it)
+			return
+		}
+		select {
+		case r.appends <- it:
+		case <-r.ctx.Done():
+			r.drop(it)
+		}
+	}()
+}
+
+func (r *run) finish(it *item) {
+	it.buf.Release()
+	it.fs.open.Done()
+	r.inflight.Done()
+}
+
+// drop abandons an item because the run is stopping; it is neither
+// copied nor failed, and the next run picks it up.
+func (r *run) drop(it *item) { r.finish(it) }
+
+// reconciler resolves appends whose answer was lost. With every other
+// append to that folder settled (write lock), it counts the identity on
+// the destination among messages that arrived during this run; more
+// copies than this run confirmed means the lost append did land.
+func (r *run) reconciler() {
+	for {
+		it := r.uncertain.pop()
+		if it == nil {
+			return
+		}
+		if r.ctx.Err() != nil {
+			r.drop(it)
+			continue
+		}
+		led := it.fs.led
+		led.appends.Lock()
+		var tail map[mail.Identity]int
+		err := r.retry(func() error {
+			tail = make(map[mail.Identity]int)
+			_, err := r.dst.List(r.ctx, led.dest, connector.ListOptions{MinUID: led.startUIDNext, ForAppend: true}, func(ms []connector.Message) error {
+				for _, m := range ms {
+					tail[m.Identity]++
+				}
+				return nil
+			})
+			return err
+		})
+		landed := false
+		if err == nil {
+			led.mu.Lock()
+			if tail[it.msg.Identity] > led.confirmed[it.msg.Identity] {
+				led.confirmed[it.msg.Identity]++
+				landed = true
+			}
+			led.mu.Unlock()
+		}
+		led.appends.Unlock()
+		switch {
+		case err != nil && r.ctx.Err() != nil:
+			r.drop(it)
+		case err != nil:
+			r.fail(it.fs, it.msg, fmt.Errorf("could not check whether the message was stored after the connection dropped: %w", err))
+			r.finish(it)
+		case landed:
+			it.fs.c.copied.Add(1)
+			it.fs.c.copiedBytes.Add(it.msg.Size)
+			r.opts.Stats.Copied(it.msg.Size)
+			r.finish(it)
+		case it.attempt+1 < r.opts.Backoff.MaxAttempts():
+			r.again(it)
+		default:
+			r.fail(it.fs, it.msg, errors.New("the destination kept dropping the connection while storing this message"))
+			r.unclaim(it.fs, it.msg)
+			r.finish(it)
+		}
+	}
+}
+
+// queue is an unbounded FIFO of items; pop blocks until an item arrives
+// or the queue is closed and empty (then it returns nil).
+type queue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*item
+	closed bool
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *queue) push(it *item) {
+	q.mu.Lock()
+	q.items = append(q.items, it)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *queue) pop() *item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return nil
+	}
+	it := q.items[0]
+	q.items = q.items[1:]
+	return it
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}

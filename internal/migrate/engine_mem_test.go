@@ -1,0 +1,125 @@
+package migrate_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
+	"github.com/mailferry/mailferry/internal/migrate"
+	"github.com/mailferry/mailferry/internal/testenv"
+)
+
+func memConfig(t *testing.T, addr, user string) imapconn.Config {
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	return imapconn.Config{Host: host, Port: p, Security: imapconn.SecurityNone, AllowPlaintext: true, Username: user, Password: "pw", MaxConnections: 3}
+}
+
+func msg(i int) []byte {
+	return []byte(fmt.Sprintf("From: a@example.org\r\nTo: b@example.org\r\nSubject: m%d\r\nMessage-ID: <m%d@example.org>\r\nDate: Tue, 1 Nov 2016 10:00:%02d +0000\r\n\r\nbody %d\r\n", i, i, i%60, i))
+}
+
+func appendRaw(t *testing.T, c *imapclient.Client, mbox string, body []byte, flags []imap.Flag, date time.Time) {
+	t.Helper()
+	cmd := c.Append(mbox, int64(len(body)), &imap.AppendOptions{Flags: flags, Time: date})
+	if _, err := cmd.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunAgainstMemoryServer(t *testing.T) {
+	srv := testenv.StartMemServer(t)
+	srv.AddUser(t, "src", "pw")
+	srv.AddUser(t, "dst", "pw")
+	c, err := imapclient.DialInsecure(srv.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("src", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[[32]byte]bool{}
+	for i := 0; i < 150; i++ {
+		mb := "INBOX"
+		if i%3 == 0 {
+			mb = "Work"
+		}
+		b := msg(i)
+		want[sha256.Sum256(b)] = true
+		appendRaw(t, c, mb, b, []imap.Flag{imap.FlagSeen}, time.Date(2015, 1, 1, 0, 0, i, 0, time.UTC))
+	}
+	ctx := context.Background()
+	src, err := imapconn.Open(ctx, memConfig(t, srv.Addr, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := imapconn.Open(ctx, memConfig(t, srv.Addr, "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	res, err := migrate.Run(ctx, src, dst, migrate.Options{FetchBatch: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Copied != 150 || len(res.Failures) != 0 {
+		t.Fatalf("copied %d, failures %v", res.Stats.Copied, res.Failures)
+	}
+	// A second run finds everything present and copies nothing.
+	res, err = migrate.Run(ctx, src, dst, migrate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Copied != 0 || res.Stats.Present != 150 {
+		t.Fatalf("second run: copied %d present %d", res.Stats.Copied, res.Stats.Present)
+	}
+	// Check contents on the destination.
+	d, _ := imapclient.DialInsecure(srv.Addr, nil)
+	defer d.Close()
+	if err := d.Login("dst", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, mb := range []string{"INBOX", "Work"} {
+		if _, err := d.Select(mb, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := d.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}, Flags: true}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			var body []byte
+			for _, b := range m.BodySection {
+				body = b.Bytes
+			}
+			if !want[sha256.Sum256(body)] {
+				t.Errorf("%s: unexpected message %q", mb, bytes.SplitN(body, []byte("\r\n"), 2)[0])
+			}
+			got++
+		}
+	}
+	if got != 150 {
+		t.Errorf("destination holds %d messages, want 150", got)
+	}
+}
