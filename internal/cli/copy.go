@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/mailferry/mailferry/internal/accounting"
+	"github.com/mailferry/mailferry/internal/connector"
+	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
+	"github.com/mailferry/mailferry/internal/migrate"
+)
+
+const copyUsage = `Usage: mailferry copy --from URL --from-user NAME --to URL --to-user NAME [flags]
+
+Copies every folder of one mailbox to another. Running the same command
+again copies only what is missing: messages already on the destination
+are recognised and never written twice.
+
+Server URLs:
+  imaps://host[:port]          implicit TLS (default port 993)
+  imap+starttls://host[:port]  STARTTLS (default port 143)
+  imap://host[:port]           no encryption (needs --allow-plaintext to log in)
+
+Passwords are never taken on the command line. They are read from
+--from-password-file / --to-password-file, else from the environment
+variables MAILFERRY_FROM_PASSWORD / MAILFERRY_TO_PASSWORD, else asked for
+on the terminal.
+
+Folder rules use MigrationWiz's syntax: case-insensitive regular
+expressions over the source path, with / as separator whatever the server
+uses, e.g. --exclude '^Trash$' --map '^INBOX/->'.
+
+Exit status: 0 all copied, 1 some messages failed, 2 bad usage,
+3 the mailbox could not be migrated (login, TLS, connection, full).
+
+Flags:
+`
+
+type copyFlags struct {
+	from, fromUser, fromPassFile string
+	to, toUser, toPassFile       string
+	insecure, allowPlaintext     bool
+	include, exclude, mappings   []string
+	since, before                string
+	includeDeleted               bool
+	dryRun, jsonOut, noProgress  bool
+	logSubjects                  bool
+	connections, pipeline, batch int
+	spoolDir                     string
+}
+
+func (f *copyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.from, "from", "", "source server URL, e.g. imaps://mail.old.example")
+	fs.StringVar(&f.fromUser, "from-user", "", "source login name")
+	fs.StringVar(&f.fromPassFile, "from-password-file", "", "file holding the source password")
+	fs.StringVar(&f.to, "to", "", "destination server URL, e.g. imap+starttls://mail.new.example")
+	fs.StringVar(&f.toUser, "to-user", "", "destination login name")
+	fs.StringVar(&f.toPassFile, "to-password-file", "", "file holding the destination password")
+	fs.BoolVar(&f.insecure, "insecure", false, "accept invalid TLS certificates (self-signed, expired, wrong name)")
+	fs.BoolVar(&f.allowPlaintext, "allow-plaintext", false, "allow sending passwords over unencrypted connections")
+	fs.Func("include", "only copy folders whose path matches this regex (repeatable)", appendTo(&f.include))
+	fs.Func("exclude", "skip folders whose path matches this regex (repeatable)", appendTo(&f.exclude))
+	fs.Func("map", "folder mapping rule '^Source/Path->Destination/Path' (repeatable)", appendTo(&f.mappings))
+	fs.StringVar(&f.since, "since", "", "only copy messages received on or after this date (YYYY-MM-DD)")
+	fs.StringVar(&f.before, "before", "", "only copy messages received before this date (YYYY-MM-DD)")
+	fs.BoolVar(&f.includeDeleted, "include-deleted", false, "also copy messages flagged \\Deleted (without that flag)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "show the folder plan with counts and sizes; copy nothing")
+	fs.BoolVar(&f.jsonOut, "json", false, "print machine-readable JSON events, one per line")
+	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar even on a terminal")
+	fs.BoolVar(&f.logSubjects, "log-subjects", false, "show subjects of failed messages (private: off by default)")
+	fs.IntVar(&f.connections, "connections", 4, "connections per server (1-16)")
+	fs.IntVar(&f.pipeline, "pipeline", 32, "appends awaiting answers per connection")
+	fs.IntVar(&f.batch, "batch", 64, "messages per pipelined FETCH")
+	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
+}
+
+func appendTo(list *[]string) func(string) error {
+	return func(s string) error {
+		*list = append(*list, s)
+		return nil
+	}
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func runCopy(ctx context.Context, env Env, args []string) int {
+	fs := flag.NewFlagSet("copy", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var f copyFlags
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), copyUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "mailferry copy: unexpected argument %q (passwords are never given as arguments; see -h)\n", fs.Arg(0))
+		return ExitUsage
+	}
+	srcCfg, dstCfg, opts, err := f.build(env)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
+		return ExitUsage
+	}
+	out := newReporter(env, f.jsonOut, !f.noProgress && !f.jsonOut && env.IsTerminal(env.Stderr))
+	opts.Stats = accounting.New()
+	opts.OnEvent = out.event
+
+	src, err := imapconn.Open(ctx, srcCfg)
+	if err != nil {
+		out.fatal("source", err)
+		return ExitStopped
+	}
+	defer src.Close()
+	dst, err := imapconn.Open(ctx, dstCfg)
+	if err != nil {
+		out.fatal("destination", err)
+		return ExitStopped
+	}
+	defer dst.Close()
+
+	out.start(opts.Stats)
+	res, runErr := migrate.Run(ctx, src, dst, opts)
+	out.stop()
+	out.summary(res)
+	switch {
+	case runErr != nil && errors.Is(runErr, context.Canceled):
+		fmt.Fprintln(env.Stderr, "mailferry copy: interrupted; run the same command again to continue where it stopped")
+		return ExitStopped
+	case runErr != nil:
+		out.fatal("", runErr)
+		return ExitStopped
+	case len(res.Failures) > 0:
+		return ExitFailures
+	}
+	return ExitOK
+}
+
+// build validates flags and reads passwords.
+func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Options, err error) {
+	if f.from == "" || f.to == "" {
+		return src, dst, opts, usageError{"both --from and --to are required"}
+	}
+	if src, err = endpoint("source", f.from, f.fromUser, f.fromPassFile, "MAILFERRY_FROM_PASSWORD", env); err != nil {
+		return
+	}
+	if dst, err = endpoint("destination", f.to, f.toUser, f.toPassFile, "MAILFERRY_TO_PASSWORD", env); err != nil {
+		return
+	}
+	if f.connections < 1 || f.connections > 16 {
+		return src, dst, opts, usageError{"--connections must be between 1 and 16"}
+	}
+	for _, c := range []*imapconn.Config{&src, &dst} {
+		c.InsecureSkipVerify = f.insecure
+		c.AllowPlaintext = f.allowPlaintext
+		c.MaxConnections = f.connections
+	}
+	for _, e := range f.include {
+		re, err := migrate.ParseFilter(e)
+		if err != nil {
+			return src, dst, opts, err
+		}
+		opts.Rules.Include = append(opts.Rules.Include, re)
+	}
+	for _, e := range f.exclude {
+		re, err := migrate.ParseFilter(e)
+		if err != nil {
+			return src, dst, opts, err
+		}
+		opts.Rules.Exclude = append(opts.Rules.Exclude, re)
+	}
+	for _, m := range f.mappings {
+		mp, err := migrate.ParseMapping(m)
+		if err != nil {
+			return src, dst, opts, err
+		}
+		opts.Rules.Mappings = append(opts.Rules.Mappings, mp)
+	}
+	if opts.Since, err = parseDate("--since", f.since); err != nil {
+		return
+	}
+	if opts.Before, err = parseDate("--before", f.before); err != nil {
+		return
+	}
+	if !opts.Since.IsZero() && !opts.Before.IsZero() && !opts.Since.Before(opts.Before) {
+		return src, dst, opts, usageError{"--since must be earlier than --before"}
+	}
+	opts.IncludeDeleted = f.includeDeleted
+	opts.DryRun = f.dryRun
+	opts.LogSubjects = f.logSubjects
+	opts.PipelineDepth = f.pipeline
+	opts.FetchBatch = f.batch
+	opts.SpoolDir = f.spoolDir
+	return src, dst, opts, nil
+}
+
+func parseDate(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.ParseInLocation("2006-01-02", s, time.Local)
+	if err != nil {
+		return t, usageError{fmt.Sprintf("%s %q: expected a date like 2024-01-31", name, s)}
+	}
+	return t, nil
+}
+
+func endpoint(side, rawURL, user, passFile, passEnv string, env Env) (imapconn.Config, error) {
+	c, err := imapconn.ParseURL(rawURL)
+	if err != nil {
+		return c, fmt.Errorf("%s: %v", side, err)
+	}
+	if user != "" {
+		c.Username = user
+	}
+	if c.Username == "" {
+		return c, usageError{fmt.Sprintf("%s: no user name; give --%s-user", side, flagSide(side))}
+	}
+	c.Password, err = password(side, passFile, passEnv, c, env)
+	return c, err
+}
+
+func flagSide(side string) string {
+	if side == "source" {
+		return "from"
+	}
+	return "to"
+}
+
+// password reads a password from a file, the environment or the
+// terminal, in that order. It never comes from the command line, which
+// other users of the machine can read in the process list.
+func password(side, file, envName string, c imapconn.Config, env Env) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s password file: %v", side, errors.Unwrap(err))
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return "", fmt.Errorf("%s password file %s is empty", side, file)
+		}
+		return p, nil
+	}
+	if p := env.Getenv(envName); p != "" {
+		return p, nil
+	}
+	if in, ok := env.Stdin.(*os.File); ok && env.IsTerminal(in) {
+		fmt.Fprintf(env.Stderr, "Password for %s on %s (%s): ", c.Username, c.Addr(), side)
+		b, err := term.ReadPassword(int(in.Fd()))
+		fmt.Fprintln(env.Stderr)
+		if err != nil {
+			return "", fmt.Errorf("read %s password: %v", side, err)
+		}
+		return string(b), nil
+	}
+	return "", usageError{fmt.Sprintf("no %s password: use --%s-password-file or set %s", side, flagSide(side), envName)}
+}
+
+// jsonLine writes one JSON event.
+func jsonLine(w io.Writer, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	_, _ = w.Write(b)
+}
+
+// fatalMessage renders a mailbox-stopping error for people.
+func fatalMessage(side string, err error) string {
+	var b strings.Builder
+	b.WriteString("mailferry: ")
+	if side != "" {
+		b.WriteString(side + ": ")
+	}
+	b.WriteString(err.Error())
+	if hint := connector.HintOf(err); hint != "" {
+		b.WriteString("\n  What to do: " + hint)
+	}
+	return b.String()
+}
