@@ -566,4 +566,3 @@ func testQuota(t *testing.T, h Harness) {
 		t.Errorf("quota used %d above limit %d", q.Used, q.Limit)
 	}
 }
-
