@@ -24,6 +24,8 @@ type Stats struct {
 	failed      atomic.Int64
 	failedBytes atomic.Int64
 	folders     atomic.Int64
+	retried     atomic.Int64
+	uncertain   atomic.Int64
 
 	mu     sync.Mutex
 	folder string
@@ -56,6 +58,13 @@ func (s *Stats) Failed(bytes int64) {
 	s.failedBytes.Add(bytes)
 }
 
+// Retried counts a transfer tried again after a transient error.
+func (s *Stats) Retried() { s.retried.Add(1) }
+
+// Uncertain counts an append whose answer was lost and had to be checked
+// on the destination before anything was resent.
+func (s *Stats) Uncertain() { s.uncertain.Add(1) }
+
 // FolderDone counts a finished folder.
 func (s *Stats) FolderDone() { s.folders.Add(1) }
 
@@ -79,6 +88,8 @@ type Snapshot struct {
 	Skipped     int64         `json:"skipped"`
 	Failed      int64         `json:"failed"`
 	FailedBytes int64         `json:"failed_bytes"`
+	Retried     int64         `json:"retried"`
+	Uncertain   int64         `json:"uncertain_checked"`
 	MsgsPerSec  float64       `json:"messages_per_second"`
 	BytesPerSec float64       `json:"bytes_per_second"`
 	ETA         time.Duration `json:"eta_ns"`
@@ -104,6 +115,8 @@ func (s *Stats) Snapshot() Snapshot {
 		Skipped:     s.skipped.Load(),
 		Failed:      s.failed.Load(),
 		FailedBytes: s.failedBytes.Load(),
+		Retried:     s.retried.Load(),
+		Uncertain:   s.uncertain.Load(),
 	}
 	if secs := snap.Elapsed.Seconds(); secs > 0 {
 		snap.MsgsPerSec = float64(snap.Copied) / secs

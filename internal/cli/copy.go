@@ -111,7 +111,8 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 		return ExitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "mailferry copy: unexpected argument %q (passwords are never given as arguments; see -h)\n", fs.Arg(0))
+		// The stray argument is not echoed: it may well be a password.
+		fmt.Fprintf(env.Stderr, "mailferry copy: %d unexpected argument(s) after the flags (passwords are never given as arguments; see -h)\n", fs.NArg())
 		return ExitUsage
 	}
 	srcCfg, dstCfg, opts, err := f.build(env)

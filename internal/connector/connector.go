@@ -79,6 +79,10 @@ type AppendRequest struct {
 	Size         int64
 	// Body yields exactly Size bytes.
 	Body io.Reader
+	// Retry marks a message sent again after an error. Connectors that
+	// group messages (MULTIAPPEND) send it on its own, so that one bad
+	// message cannot keep failing a whole group.
+	Retry bool
 }
 
 // AppendResult is what the destination reports for a stored message.

@@ -519,6 +519,7 @@ func (r *run) appender() {
 			InternalDate: it.msg.InternalDate,
 			Size:         it.buf.Size(),
 			Body:         it.buf.Open(),
+			Retry:        it.attempt > 0,
 		}
 		pa, err := r.dst.Append(r.ctx, led.dest, req)
 		if err != nil {
@@ -555,6 +556,7 @@ func (r *run) settle(it *item, err error) {
 		// Never write again before knowing: the reconciler looks. The
 		// queue never blocks, because the reconciler waits for this very
 		// goroutine to release other appends' locks.
+		r.opts.Stats.Uncertain()
 		r.uncertain.push(it)
 	default:
 		k := connector.KindOf(err)
@@ -579,6 +581,7 @@ func (r *run) settle(it *item, err error) {
 
 // again re-queues an item after a backoff, without blocking the caller.
 func (r *run) again(it *item) {
+	r.opts.Stats.Retried()
 	it.attempt++
 	d := r.opts.Backoff.Delay(it.attempt, 0)
 	go func() {

@@ -30,6 +30,13 @@ type Conn struct {
 	open   int           // sessions alive, idle or in use
 	freed  chan struct{} // signalled when a session returns or dies
 	closed bool
+
+	// literalPlus servers get appends through appendConns (see wire.go);
+	// they have their own cap of MaxConnections, next to the sessions
+	// used for listing, which a destination rarely needs more than one of.
+	literalPlus bool
+	appenders   []*appendConn
+	dialing     int
 }
 
 var (
@@ -78,6 +85,7 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	if limit, ok := c.caps.AppendLimit(); ok && limit != nil {
 		c.feats.MaxMessageSize = int64(*limit)
 	}
+	c.literalPlus = c.caps.Has(imap.CapLiteralPlus)
 	c.open = 1
 	c.idle = append(c.idle, s)
 	return c, nil
@@ -92,7 +100,12 @@ func (c *Conn) Close() error {
 	idle := c.idle
 	c.idle = nil
 	c.closed = true
+	appenders := c.appenders
+	c.appenders = nil
 	c.mu.Unlock()
+	for _, a := range appenders {
+		a.close()
+	}
 	for _, s := range idle {
 		_ = s.c.Logout().Wait()
 		_ = s.c.Close()
@@ -119,12 +132,7 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, classify(err, op)
 	}
-	tlsConfig := &tls.Config{
-		ServerName:         c.cfg.Host,
-		RootCAs:            c.cfg.RootCAs,
-		InsecureSkipVerify: c.cfg.InsecureSkipVerify, //nolint:gosec // explicit user opt-out (--insecure)
-		MinVersion:         tls.VersionTLS12,
-	}
+	tlsConfig := c.tlsConfig()
 	// Bound the greeting, STARTTLS and login by the dial timeout: a server
 	// that accepts the TCP connection but never speaks must not hang us.
 	_ = raw.SetDeadline(time.Now().Add(c.cfg.DialTimeout))
@@ -164,6 +172,15 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 	}
 	_ = raw.SetDeadline(time.Time{})
 	return &session{c: client}, nil
+}
+
+func (c *Conn) tlsConfig() *tls.Config {
+	return &tls.Config{
+		ServerName:         c.cfg.Host,
+		RootCAs:            c.cfg.RootCAs,
+		InsecureSkipVerify: c.cfg.InsecureSkipVerify, //nolint:gosec // explicit user opt-out (--insecure)
+		MinVersion:         tls.VersionTLS12,
+	}
 }
 
 func tlsError(err error, op string) error {
@@ -237,7 +254,7 @@ func (c *Conn) acquire(ctx context.Context) (*session, error) {
 				c.open--
 				c.mu.Unlock()
 				c.signal()
-				return nil, err
+				return nil, reconnectError(err)
 			}
 			return s, nil
 		}
@@ -316,4 +333,77 @@ func (c *Conn) selectFolder(s *session, name string, writable bool) (*imap.Selec
 	}
 	s.selected, s.readOnly = name, !writable
 	return data, nil
+}
+
+// reconnectError treats network trouble on a server that Open already
+// reached as passing (a restart, a DNS hiccup, a load balancer shedding
+// connections), so the engine backs off and retries; a refused password
+// or certificate stays fatal, since retrying cannot fix it.
+func reconnectError(err error) error {
+	var ce *connector.Error
+	if errors.As(err, &ce) && (ce.Kind == connector.KindHost || ce.Kind == connector.KindConnect) {
+		ce.Kind = connector.KindTransient
+	}
+	return err
+}
+
+// acquireAppender picks the append connection with the fewest answers
+// outstanding, dialling another while under the cap and all are busy.
+func (c *Conn) acquireAppender(ctx context.Context) (*appendConn, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errors.New("imap: connection closed")
+		}
+		live := c.appenders[:0]
+		for _, a := range c.appenders {
+			if !a.broken() {
+				live = append(live, a)
+			}
+		}
+		c.appenders = live
+		var best *appendConn
+		for _, a := range live {
+			if best == nil || a.inflight < best.inflight {
+				best = a
+			}
+		}
+		if (best == nil || best.inflight > 0) && len(live)+c.dialing < c.cfg.MaxConnections {
+			c.dialing++
+			c.mu.Unlock()
+			a, err := c.dialAppend(ctx)
+			c.mu.Lock()
+			c.dialing--
+			if err != nil {
+				c.mu.Unlock()
+				if best != nil {
+					continue // use an existing one rather than fail
+				}
+				return nil, err
+			}
+			a.inflight++
+			c.appenders = append(c.appenders, a)
+			c.mu.Unlock()
+			return a, nil
+		}
+		if best != nil {
+			best.inflight++
+			c.mu.Unlock()
+			return best, nil
+		}
+		c.mu.Unlock()
+		// Another goroutine is dialling the only allowed connection.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Conn) releaseAppender(a *appendConn) {
+	c.mu.Lock()
+	a.inflight--
+	c.mu.Unlock()
 }

@@ -59,10 +59,9 @@ func kindOf(err error) (connector.Kind, string) {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		if dnsErr.IsNotFound || !dnsErr.IsTemporary {
-			return connector.KindHost, hintHost
-		}
-		return connector.KindTransient, ""
+		// Only dialling resolves names, and a name that cannot be
+		// resolved now is one to check, whether NXDOMAIN or no answer.
+		return connector.KindHost, hintHost
 	}
 	if isTLSError(err) {
 		return connector.KindTLS, hintTLS

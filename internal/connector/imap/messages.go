@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -267,6 +269,9 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 		return nil, &connector.Error{Kind: connector.KindItem, Op: op, Hint: hintTooBig,
 			Err: fmt.Errorf("message of %d bytes is larger than the destination's limit of %d bytes", req.Size, max)}
 	}
+	if c.literalPlus {
+		return c.appendPipelined(ctx, f, req, op)
+	}
 	s, err := c.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -336,4 +341,82 @@ func uncertain(err error) error {
 		ce.Uncertain = true
 	}
 	return err
+}
+
+// appendPipelined sends the APPEND on an appendConn without waiting for
+// anything; the answer is read by that connection's reader.
+func (c *Conn) appendPipelined(ctx context.Context, f connector.Folder, req connector.AppendRequest, op string) (connector.PendingAppend, error) {
+	a, err := c.acquireAppender(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, idx, err := a.send(f.Name, req, req.Retry)
+	if err != nil {
+		if b != nil {
+			// The message is complete on the wire; only ending or
+			// flushing the command failed, so it may have been stored.
+			return &rawPending{c: c, a: a, b: b, idx: idx, op: op, ctx: ctx}, nil
+		}
+		c.releaseAppender(a)
+		var uw errUncertainWrite
+		if errors.As(err, &uw) {
+			return nil, uncertain(classify(uw.err, op))
+		}
+		// The literal did not reach the server whole: nothing stored.
+		e := classify(err, op)
+		var ce *connector.Error
+		if errors.As(e, &ce) && ce.Kind == connector.KindUnknown {
+			ce.Kind = connector.KindTransient
+		}
+		return nil, e
+	}
+	return &rawPending{c: c, a: a, b: b, idx: idx, op: op, ctx: ctx}, nil
+}
+
+// appendAnswerTimeout bounds the wait for one APPEND's answer; a server
+// that says nothing for this long is treated as a dropped connection.
+const appendAnswerTimeout = 5 * time.Minute
+
+type rawPending struct {
+	c   *Conn
+	a   *appendConn
+	b   *batch
+	idx int
+	op  string
+	ctx context.Context
+}
+
+func (p *rawPending) Wait() (connector.AppendResult, error) {
+	defer p.c.releaseAppender(p.a)
+	t := time.NewTimer(appendAnswerTimeout)
+	defer t.Stop()
+	select {
+	case <-p.b.done:
+	case <-t.C:
+		p.a.fail(errors.New("no answer from the server"))
+		<-p.b.done
+	case <-p.ctx.Done():
+		p.a.fail(p.ctx.Err())
+		<-p.b.done
+	}
+	err := p.b.err
+	if err == nil {
+		res := connector.AppendResult{UIDValidity: p.b.valid}
+		if p.idx < len(p.b.uids) && len(p.b.uids) == p.b.final {
+			res.UID = p.b.uids[p.idx]
+		}
+		return res, nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		e := classifyAppendNo(ie, p.op)
+		if p.b.final > 1 {
+			// MULTIAPPEND is all or nothing (RFC 3502): the refusal may
+			// be for a neighbour. Retrying alone finds the real culprit.
+			e.(*connector.Error).Kind = connector.KindTransient
+			e.(*connector.Error).Op += " (in a batch of " + strconv.Itoa(p.b.final) + ", retrying alone)"
+		}
+		return connector.AppendResult{}, e
+	}
+	return connector.AppendResult{}, uncertain(classify(err, p.op))
 }
