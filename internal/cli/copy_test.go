@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/testenv"
+)
+
+const secret = "Tr0ub4dor&3-secret"
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return env[k] }, IsTerminal: func(any) bool { return false }}
+	code := Main(context.Background(), e, args)
+	r := result{code, out.String(), errb.String()}
+	if strings.Contains(r.stdout+r.stderr, secret) {
+		t.Fatalf("the password appeared in the output:\n%s\n%s", r.stdout, r.stderr)
+	}
+	return r
+}
+
+func passwords() map[string]string {
+	return map[string]string{"MAILFERRY_FROM_PASSWORD": secret, "MAILFERRY_TO_PASSWORD": secret}
+}
+
+func url(d *testenv.Dovecot) string { return fmt.Sprintf("imap://%s", d.Addr()) }
+
+func seedCLI(t *testing.T, d *testenv.Dovecot, user string, n int, folders ...string) {
+	t.Helper()
+	c := d.Dial(t, user, secret)
+	for _, f := range folders {
+		if err := c.Create(f, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := append([]string{"INBOX"}, folders...)
+	for i := 0; i < n; i++ {
+		raw := fmt.Sprintf("Message-ID: <cli%d@x>\r\nFrom: a@x\r\nSubject: private subject %d\r\n\r\nbody %d\r\n", i, i, i)
+		if i == 3 {
+			raw += strings.Repeat("x", 2<<20) // too big for the limited destination
+		}
+		cmd := c.Append(all[i%len(all)], int64(len(raw)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: time.Date(2019, 1, 1, 0, 0, i, 0, time.UTC)})
+		if _, err := cmd.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func count(t *testing.T, d *testenv.Dovecot, user, mbox string) uint32 {
+	t.Helper()
+	c := d.Dial(t, user, secret)
+	st, err := c.Status(mbox, &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil {
+		return 0
+	}
+	return *st.NumMessages
+}
+
+func TestCopyCLI(t *testing.T) {
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutCourier})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash, SpecialUse: true, MaxMailSize: 1 << 20})
+	src.AddUser(t, "alice", secret)
+	dst.AddUser(t, "alice", secret)
+	seedCLI(t, src, "alice", 12, "INBOX.Sent Items", "INBOX.Projekte")
+	base := []string{"copy", "--from", url(src), "--from-user", "alice", "--to", url(dst), "--to-user", "alice", "--allow-plaintext"}
+
+	t.Run("dry run prints the plan and copies nothing", func(t *testing.T) {
+		r := runCLI(t, passwords(), append(base, "--dry-run")...)
+		if r.code != ExitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		for _, want := range []string{"Dry run", "Sent Items", "Sent", `special use \Sent`, "Projekte (new)", "TOTAL", "12"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("plan lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		if n := count(t, dst, "alice", "INBOX"); n != 0 {
+			t.Errorf("dry run copied %d messages", n)
+		}
+	})
+
+	t.Run("copy reports failures and exits 1", func(t *testing.T) {
+		r := runCLI(t, passwords(), base...)
+		if r.code != ExitFailures {
+			t.Fatalf("exit %d, want %d\n%s\n%s", r.code, ExitFailures, r.stdout, r.stderr)
+		}
+		for _, want := range []string{"11 copied", "1 failed", "Failed messages (1)", "INBOX", "limit", "What to do:", "msgs/s"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("summary lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		if strings.Contains(r.stdout+r.stderr, "private subject") {
+			t.Error("subjects printed without --log-subjects")
+		}
+		if !strings.Contains(r.stderr, "folder Projekte -> Projekte") {
+			t.Errorf("no plain progress lines on a non-terminal:\n%s", r.stderr)
+		}
+		if n := count(t, dst, "alice", "Sent"); n != 4 {
+			t.Errorf("Sent has %d messages, want 4", n)
+		}
+	})
+
+	t.Run("second run is a delta with nothing new, JSON events", func(t *testing.T) {
+		r := runCLI(t, passwords(), append(base, "--json", "--log-subjects")...)
+		if r.code != ExitFailures {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		var last map[string]any
+		types := map[string]int{}
+		sc := bufio.NewScanner(strings.NewReader(r.stdout))
+		for sc.Scan() {
+			var ev map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Fatalf("not JSON: %q", sc.Text())
+			}
+			types[ev["type"].(string)]++
+			last = ev
+		}
+		if last["type"] != "summary" || types["folder_done"] != 3 || types["failure"] != 1 {
+			t.Fatalf("events %v, last %v", types, last)
+		}
+		stats := last["stats"].(map[string]any)
+		if stats["copied"].(float64) != 0 || stats["already_present"].(float64) != 11 {
+			t.Errorf("second run stats: %v", stats)
+		}
+		f := last["failures"].([]any)[0].(map[string]any)
+		if f["subject"] != "private subject 3" || f["uid"].(float64) != 2 || f["folder"] != "INBOX" {
+			t.Errorf("failure record: %v", f)
+		}
+	})
+}
+
+func TestCopyCLIErrors(t *testing.T) {
+	d := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash, TLS: true})
+	d.AddUser(t, "bob", secret)
+	dir := t.TempDir()
+	passFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(passFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongFile := filepath.Join(dir, "wrong")
+	if err := os.WriteFile(wrongFile, []byte("nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsURL := fmt.Sprintf("imaps://%s", d.TLSAddr())
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want []string
+	}{
+		{"wrong password", nil, []string{"--from", url(d), "--from-user", "bob", "--from-password-file", wrongFile, "--allow-plaintext", "--to", url(d), "--to-user", "bob", "--to-password-file", passFile},
+			ExitStopped, []string{"source:", "log in to", "What to do:", "app password"}},
+		{"unknown host", passwords(), []string{"--from", "imaps://mail.nonexistent.invalid", "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+			ExitStopped, []string{"source:", "mail.nonexistent.invalid", "What to do:", "server name"}},
+		{"refused certificate", passwords(), []string{"--from", tlsURL, "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+			ExitStopped, []string{"source:", "certificate", "--insecure"}},
+		{"plaintext refused", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+			ExitStopped, []string{"unencrypted", "--allow-plaintext"}},
+		{"no password", nil, []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+			ExitUsage, []string{"no source password", "MAILFERRY_FROM_PASSWORD"}},
+		{"password in URL refused", passwords(), []string{"--from", "imaps://bob:pw@host", "--to", url(d), "--to-user", "bob"},
+			ExitUsage, []string{"do not put the password in the URL"}},
+		{"bad date", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", "--since", "01/02/2020"},
+			ExitUsage, []string{"--since", "2024-01-31"}},
+		{"bad regex", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", "--exclude", "(["},
+			ExitUsage, []string{"not a valid regular expression"}},
+		{"bad mapping", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", "--map", "Inbox"},
+			ExitUsage, []string{"^Source/Path->Destination/Path"}},
+		{"password as argument", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", secret + "x"},
+			ExitUsage, []string{"passwords are never given as arguments"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCLI(t, c.env, append([]string{"copy"}, c.args...)...)
+			if r.code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
+				t.Errorf("stack trace shown to the user:\n%s", r.stderr)
+			}
+		})
+	}
+	t.Run("--insecure accepts the self-signed certificate", func(t *testing.T) {
+		r := runCLI(t, passwords(), "copy", "--from", tlsURL, "--from-user", "bob", "--to", tlsURL, "--to-user", "bob", "--insecure")
+		if r.code != ExitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+}

@@ -1,0 +1,61 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+)
+
+// Proxy is an in-process toxiproxy between a client and a server on
+// loopback. Tests and benchmarks use it to add round-trip latency or to
+// cut connections, never to reach anything but this machine.
+type Proxy struct {
+	Addr string
+	p    *toxiproxy.Proxy
+	n    int
+}
+
+// StartProxy listens on a free loopback port and forwards to upstream.
+func StartProxy(t testing.TB, upstream string) *Proxy {
+	t.Helper()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	p := toxiproxy.NewProxy(srv, "mailferry-test", "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		t.Fatalf("start proxy: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return &Proxy{Addr: p.Listen, p: p}
+}
+
+// AddLatency delays each direction by half of rtt, so that a round trip
+// takes rtt longer.
+func (p *Proxy) AddLatency(t testing.TB, rttMillis int) {
+	t.Helper()
+	half := rttMillis / 2
+	for _, dir := range []string{"upstream", "downstream"} {
+		p.addToxic(t, "latency", dir, fmt.Sprintf(`{"latency":%d}`, half))
+	}
+}
+
+// CutAfter closes each connection once it has carried n bytes towards the
+// server: the way a provider's load balancer drops a long upload.
+func (p *Proxy) CutAfter(t testing.TB, n int64) {
+	t.Helper()
+	p.addToxic(t, "limit_data", "upstream", fmt.Sprintf(`{"bytes":%d}`, n))
+}
+
+// Clear removes all toxics.
+func (p *Proxy) Clear() { p.p.Toxics.ResetToxics(context.Background()) }
+
+func (p *Proxy) addToxic(t testing.TB, typ, stream, attrs string) {
+	t.Helper()
+	p.n++
+	js := fmt.Sprintf(`{"name":"t%d","type":%q,"stream":%q,"toxicity":1,"attributes":%s}`, p.n, typ, stream, attrs)
+	if _, err := p.p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+		t.Fatalf("add %s toxic: %v", typ, err)
+	}
+}
