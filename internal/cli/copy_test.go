@@ -218,3 +218,28 @@ func TestCopyCLIErrors(t *testing.T) {
 		}
 	})
 }
+
+// On a terminal the live bar is drawn (here into a buffer standing in
+// for the terminal) with counts, rate and ETA.
+func TestCopyCLIProgressBar(t *testing.T) {
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	src.AddUser(t, "tty", secret)
+	dst.AddUser(t, "tty", secret)
+	seedCLI(t, src, "tty", 3)
+	var out, errb bytes.Buffer
+	e := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return passwords()[k] }, IsTerminal: func(any) bool { return true }}
+	code := Main(context.Background(), e, []string{"copy", "--from", url(src), "--from-user", "tty", "--to", url(dst), "--to-user", "tty", "--allow-plaintext"})
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"3/3 msgs", "msg/s", "ETA"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("progress bar lacks %q: %q", want, errb.String())
+		}
+	}
+	if strings.Contains(errb.String(), "folder INBOX ->") {
+		t.Error("plain progress lines printed on a terminal")
+	}
+}

@@ -83,7 +83,10 @@ func (r *reporter) tick(ctx context.Context, every time.Duration, fn func(accoun
 
 func (r *reporter) runBar(ctx context.Context) {
 	defer r.done.Done()
-	p := mpb.New(mpb.WithOutput(r.env.Stderr), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithWidth(100))
+	// The caller already decided the output is a terminal. Auto refresh
+	// makes mpb draw even when the stream is wrapped and not an *os.File
+	// (it then uses the fixed width instead of asking the terminal).
+	p := mpb.New(mpb.WithOutput(r.env.Stderr), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithWidth(100), mpb.WithAutoRefresh())
 	snap := func() accounting.Snapshot { return r.stats.Snapshot() }
 	bar := p.AddBar(0,
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
