@@ -1,0 +1,296 @@
+// Package store keeps what Mailferry has synced, so that a migration can
+// be resumed after a crash without duplicates and a repeated pass copies
+// only what is new. The embedded default is SQLite (modernc.org/sqlite,
+// pure Go) in the data directory; the schema and every query are plain
+// SQL that PostgreSQL runs unchanged, so the service can switch drivers
+// by configuration. Migrations are embedded and applied on Open (goose).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // the embedded default driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Message states.
+const (
+	StateIntent  = "intent"  // an APPEND may be under way: outcome unknown
+	StateCopied  = "copied"  // the destination acknowledged it
+	StatePresent = "present" // it was already on the destination
+	StateFailed  = "failed"  // it could not be copied; reason says why
+)
+
+// Store is the sync state. Safe for concurrent use.
+type Store struct {
+	db *sql.DB
+}
+
+// OpenSQLite opens (creating if needed) the state database in dir.
+func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state: create data directory: %w", err)
+	}
+	path := filepath.Join(dir, "mailferry.db")
+	// WAL keeps readers off the writer's back, and a committed
+	// transaction survives a crash of the process; synchronous=NORMAL is
+	// crash-safe in WAL mode (only a power loss may drop the very last
+	// commits, which reconciliation by identity then covers).
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", path, err)
+	}
+	// One writer at a time is SQLite's model; a single connection also
+	// makes group commits cheap.
+	db.SetMaxOpenConns(1)
+	s := &Store{db: db}
+	if err := s.migrate(ctx, goose.DialectSQLite3); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context, dialect goose.Dialect) error {
+	p, err := goose.NewProvider(dialect, s.db, mustSub(migrations, "migrations"))
+	if err != nil {
+		return fmt.Errorf("state: prepare schema migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("state: migrate schema: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Pair records a mailbox pair and returns its key.
+func (s *Store) Pair(ctx context.Context, key, source, destination string) error {
+	now := time.Now().Unix()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO mailbox_pairs (pair_key, source, destination, created_at, last_run_at)
+		VALUES ($1, $2, $3, $4, $4)
+		ON CONFLICT (pair_key) DO UPDATE SET last_run_at = $4`, key, source, destination, now)
+	return wrap("record mailbox pair", err)
+}
+
+// FolderState is what is known of one source folder of a pair.
+type FolderState struct {
+	SrcPath        string
+	SrcUIDValidity uint32
+	DstPath        string
+	// Watermark: every source UID at or below it is settled (copied,
+	// present, skipped or failed).
+	Watermark     uint32
+	UIDNext       uint32
+	Messages      uint32
+	HighestModSeq uint64
+	Copied        int64
+	Present       int64
+	Failed        int64
+	SyncedAt      time.Time
+}
+
+// Folder returns the state of one folder; ok is false when unknown.
+func (s *Store) Folder(ctx context.Context, pair, srcPath string) (f FolderState, ok bool, err error) {
+	var synced int64
+	err = s.db.QueryRowContext(ctx, `SELECT src_path, src_uidvalidity, dst_path, watermark, uidnext, messages, highest_modseq,
+			copied, present, failed, synced_at
+		FROM folder_state WHERE pair_key = $1 AND src_path = $2`, pair, srcPath).
+		Scan(&f.SrcPath, &f.SrcUIDValidity, &f.DstPath, &f.Watermark, &f.UIDNext, &f.Messages, &f.HighestModSeq,
+			&f.Copied, &f.Present, &f.Failed, &synced)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, wrap("read folder state", err)
+	}
+	f.SyncedAt = time.Unix(synced, 0)
+	return f, true, nil
+}
+
+// Folders lists every folder state of a pair, for `mailferry status`.
+func (s *Store) Folders(ctx context.Context, pair string) ([]FolderState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT src_path, src_uidvalidity, dst_path, watermark, uidnext, messages, highest_modseq,
+			copied, present, failed, synced_at
+		FROM folder_state WHERE pair_key = $1 ORDER BY src_path`, pair)
+	if err != nil {
+		return nil, wrap("list folder states", err)
+	}
+	defer rows.Close()
+	var out []FolderState
+	for rows.Next() {
+		var f FolderState
+		var synced int64
+		if err := rows.Scan(&f.SrcPath, &f.SrcUIDValidity, &f.DstPath, &f.Watermark, &f.UIDNext, &f.Messages,
+			&f.HighestModSeq, &f.Copied, &f.Present, &f.Failed, &synced); err != nil {
+			return nil, wrap("list folder states", err)
+		}
+		f.SyncedAt = time.Unix(synced, 0)
+		out = append(out, f)
+	}
+	return out, wrap("list folder states", rows.Err())
+}
+
+// SaveFolder stores a folder's state after a pass over it completed.
+func (s *Store) SaveFolder(ctx context.Context, pair string, f FolderState) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO folder_state (pair_key, src_path, src_uidvalidity, dst_path, watermark, uidnext,
+			messages, highest_modseq, copied, present, failed, synced_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (pair_key, src_path) DO UPDATE SET src_uidvalidity = $3, dst_path = $4, watermark = $5, uidnext = $6,
+			messages = $7, highest_modseq = $8, copied = $9, present = $10, failed = $11, synced_at = $12`,
+		pair, f.SrcPath, int64(f.SrcUIDValidity), f.DstPath, int64(f.Watermark), int64(f.UIDNext), int64(f.Messages),
+		int64(f.HighestModSeq), f.Copied, f.Present, f.Failed, time.Now().Unix())
+	return wrap("save folder state", err)
+}
+
+// ForgetFolder drops what is known of a folder's messages, after its
+// UIDVALIDITY changed and the old UIDs mean nothing any more.
+func (s *Store) ForgetFolder(ctx context.Context, pair, srcPath string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("forget folder", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
+	if _, err := tx.ExecContext(ctx, `DELETE FROM message_state WHERE pair_key = $1 AND src_path = $2`, pair, srcPath); err != nil {
+		return wrap("forget folder", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM folder_state WHERE pair_key = $1 AND src_path = $2`, pair, srcPath); err != nil {
+		return wrap("forget folder", err)
+	}
+	return wrap("forget folder", tx.Commit())
+}
+
+// MessageRecord is one message's entry.
+type MessageRecord struct {
+	SrcPath        string
+	SrcUIDValidity uint32
+	SrcUID         uint32
+	Identity       string
+	State          string
+	DstPath        string
+	DstUIDValidity uint32
+	DstUID         uint32
+	Reason         string
+}
+
+// Record writes many message entries in one transaction (group commit):
+// the engine batches intents before APPENDs and results after them, so a
+// migration costs a few commits per second, not one per message.
+func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("record messages", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO message_state (pair_key, src_path, src_uidvalidity, src_uid, identity, state,
+			dst_path, dst_uidvalidity, dst_uid, reason, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (pair_key, src_path, src_uidvalidity, src_uid) DO UPDATE SET identity = $5, state = $6, dst_path = $7,
+			dst_uidvalidity = $8, dst_uid = $9, reason = $10, updated_at = $11`)
+	if err != nil {
+		return wrap("record messages", err)
+	}
+	defer stmt.Close()
+	now := time.Now().Unix()
+	for _, r := range recs {
+		if _, err := stmt.ExecContext(ctx, pair, r.SrcPath, int64(r.SrcUIDValidity), int64(r.SrcUID), r.Identity, r.State,
+			r.DstPath, int64(r.DstUIDValidity), int64(r.DstUID), r.Reason, now); err != nil {
+			return wrap("record messages", err)
+		}
+	}
+	return wrap("record messages", tx.Commit())
+}
+
+// Unsettled returns the entries of a folder above its watermark: what an
+// interrupted pass left behind. Their count is small (at most one pass's
+// worth of one folder), so they are returned whole.
+func (s *Store) Unsettled(ctx context.Context, pair, srcPath string, uidValidity, watermark uint32) (map[uint32]MessageRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT src_uid, identity, state, dst_path, dst_uidvalidity, dst_uid, reason
+		FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3 AND src_uid > $4`,
+		pair, srcPath, int64(uidValidity), int64(watermark))
+	if err != nil {
+		return nil, wrap("read unsettled messages", err)
+	}
+	defer rows.Close()
+	out := map[uint32]MessageRecord{}
+	for rows.Next() {
+		r := MessageRecord{SrcPath: srcPath, SrcUIDValidity: uidValidity}
+		if err := rows.Scan(&r.SrcUID, &r.Identity, &r.State, &r.DstPath, &r.DstUIDValidity, &r.DstUID, &r.Reason); err != nil {
+			return nil, wrap("read unsettled messages", err)
+		}
+		out[r.SrcUID] = r
+	}
+	return out, wrap("read unsettled messages", rows.Err())
+}
+
+// CountStates counts a pair's message entries by state.
+func (s *Store) CountStates(ctx context.Context, pair string) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM message_state WHERE pair_key = $1 GROUP BY state`, pair)
+	if err != nil {
+		return nil, wrap("count messages", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, wrap("count messages", err)
+		}
+		out[st] = n
+	}
+	return out, wrap("count messages", rows.Err())
+}
+
+// PairInfo describes a stored mailbox pair.
+type PairInfo struct {
+	Key, Source, Destination string
+	CreatedAt, LastRunAt     time.Time
+}
+
+// Pairs lists every mailbox pair.
+func (s *Store) Pairs(ctx context.Context) ([]PairInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT pair_key, source, destination, created_at, last_run_at FROM mailbox_pairs ORDER BY source, destination`)
+	if err != nil {
+		return nil, wrap("list mailbox pairs", err)
+	}
+	defer rows.Close()
+	var out []PairInfo
+	for rows.Next() {
+		var p PairInfo
+		var c, l int64
+		if err := rows.Scan(&p.Key, &p.Source, &p.Destination, &c, &l); err != nil {
+			return nil, wrap("list mailbox pairs", err)
+		}
+		p.CreatedAt, p.LastRunAt = time.Unix(c, 0), time.Unix(l, 0)
+		out = append(out, p)
+	}
+	return out, wrap("list mailbox pairs", rows.Err())
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") {
+		return fmt.Errorf("state: %s: the state database is in use by another mailferry process: %w", op, err)
+	}
+	return fmt.Errorf("state: %s: %w", op, err)
+}

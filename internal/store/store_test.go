@@ -1,0 +1,74 @@
+package store
+
+import (
+	"context"
+	"testing"
+)
+
+func TestStoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pair(ctx, "p1", "alice@old:993", "alice@new:993"); err != nil {
+		t.Fatal(err)
+	}
+	recs := []MessageRecord{
+		{SrcPath: "INBOX", SrcUIDValidity: 7, SrcUID: 1, Identity: "a", State: StateIntent, DstPath: "INBOX"},
+		{SrcPath: "INBOX", SrcUIDValidity: 7, SrcUID: 2, Identity: "b", State: StateIntent, DstPath: "INBOX"},
+		{SrcPath: "INBOX", SrcUIDValidity: 7, SrcUID: 3, Identity: "c", State: StateIntent, DstPath: "INBOX"},
+	}
+	if err := s.Record(ctx, "p1", recs); err != nil {
+		t.Fatal(err)
+	}
+	// Results overwrite intents.
+	recs[0].State, recs[0].DstUID, recs[0].DstUIDValidity = StateCopied, 41, 9
+	recs[2].State, recs[2].Reason = StateFailed, "too big"
+	if err := s.Record(ctx, "p1", []MessageRecord{recs[0], recs[2]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveFolder(ctx, "p1", FolderState{SrcPath: "INBOX", SrcUIDValidity: 7, DstPath: "INBOX", Watermark: 1, UIDNext: 4, Messages: 3, HighestModSeq: 12, Copied: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// Everything survives a reopen (and migrations are idempotent).
+	s, err = OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, ok, err := s.Folder(ctx, "p1", "INBOX")
+	if err != nil || !ok || f.Watermark != 1 || f.UIDNext != 4 || f.HighestModSeq != 12 || f.SrcUIDValidity != 7 {
+		t.Fatalf("folder state: %+v %v %v", f, ok, err)
+	}
+	un, err := s.Unsettled(ctx, "p1", "INBOX", 7, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(un) != 2 || un[2].State != StateIntent || un[3].State != StateFailed || un[3].Reason != "too big" {
+		t.Fatalf("unsettled above watermark 1: %+v", un)
+	}
+	if un, _ := s.Unsettled(ctx, "p1", "INBOX", 8, 0); len(un) != 0 {
+		t.Errorf("entries of another UIDVALIDITY must not count: %+v", un)
+	}
+	counts, err := s.CountStates(ctx, "p1")
+	if err != nil || counts[StateCopied] != 1 || counts[StateIntent] != 1 || counts[StateFailed] != 1 {
+		t.Fatalf("counts %v %v", counts, err)
+	}
+	if err := s.ForgetFolder(ctx, "p1", "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Folder(ctx, "p1", "INBOX"); ok {
+		t.Error("ForgetFolder left the folder state")
+	}
+	if un, _ := s.Unsettled(ctx, "p1", "INBOX", 7, 0); len(un) != 0 {
+		t.Error("ForgetFolder left message entries")
+	}
+	pairs, err := s.Pairs(ctx)
+	if err != nil || len(pairs) != 1 || pairs[0].Source != "alice@old:993" {
+		t.Fatalf("pairs %+v %v", pairs, err)
+	}
+}
