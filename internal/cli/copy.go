@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/mailferry/mailferry/internal/connector"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/migrate"
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 const copyUsage = `Usage: mailferry copy --from URL --from-user NAME --to URL --to-user NAME [flags]
@@ -56,6 +60,8 @@ type copyFlags struct {
 	logSubjects                  bool
 	connections, pipeline, batch int
 	spoolDir                     string
+	dataDir                      string
+	fullRescan                   bool
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
@@ -81,6 +87,8 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.pipeline, "pipeline", 32, "appends awaiting answers per connection")
 	fs.IntVar(&f.batch, "batch", 64, "messages per pipelined FETCH")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "where the sync state is kept (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
+	fs.BoolVar(&f.fullRescan, "full-rescan", false, "check every message against the destination instead of trusting the saved state")
 }
 
 func appendTo(list *[]string) func(string) error {
@@ -123,6 +131,22 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 	out := newReporter(env, f.jsonOut, !f.noProgress && !f.jsonOut && env.IsTerminal(env.Stderr))
 	opts.Stats = accounting.New()
 	opts.OnEvent = out.event
+
+	st, err := openState(ctx, env, f.dataDir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
+		return ExitStopped
+	}
+	defer st.Close()
+	opts.State = st
+	opts.Pair = pairKey(srcCfg, dstCfg)
+	opts.FullRescan = f.fullRescan
+	if !opts.DryRun {
+		if err := st.Pair(ctx, opts.Pair, describe(srcCfg), describe(dstCfg)); err != nil {
+			fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
+			return ExitStopped
+		}
+	}
 
 	src, err := imapconn.Open(ctx, srcCfg)
 	if err != nil {
@@ -297,4 +321,42 @@ func fatalMessage(side string, err error) string {
 		b.WriteString("\n  What to do: " + hint)
 	}
 	return b.String()
+}
+
+// dataDir resolves the state directory: flag, environment, then the XDG
+// data directory of the user.
+func dataDir(env Env, flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if d := env.Getenv("MAILFERRY_DATA_DIR"); d != "" {
+		return d, nil
+	}
+	if d := env.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "mailferry"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no data directory: set --data-dir or MAILFERRY_DATA_DIR")
+	}
+	return filepath.Join(home, ".local", "share", "mailferry"), nil
+}
+
+func openState(ctx context.Context, env Env, flagValue string) (*store.Store, error) {
+	dir, err := dataDir(env, flagValue)
+	if err != nil {
+		return nil, err
+	}
+	return store.OpenSQLite(ctx, dir)
+}
+
+// pairKey identifies a mailbox pair in the state by server and user on
+// both sides; it holds no secret.
+func pairKey(src, dst imapconn.Config) string {
+	sum := sha256.Sum256([]byte(describe(src) + "\x00" + describe(dst)))
+	return hex.EncodeToString(sum[:16])
+}
+
+func describe(c imapconn.Config) string {
+	return strings.ToLower(c.Username) + "@" + strings.ToLower(c.Addr())
 }

@@ -154,13 +154,16 @@ func (r *reporter) summary(res *migrate.Result) {
 		return
 	}
 	s := res.Stats
-	created := 0
+	created, unchanged := 0, 0
 	for _, f := range res.Folders {
 		if f.Created {
 			created++
 		}
+		if f.Unchanged {
+			unchanged++
+		}
 	}
-	fmt.Fprintf(w, "\nFolders:  %d (%d created)\n", len(res.Folders), created)
+	fmt.Fprintf(w, "\nFolders:  %d (%d created, %d unchanged since the last pass)\n", len(res.Folders), created, unchanged)
 	fmt.Fprintf(w, "Messages: %d copied, %d already present, %d skipped, %d failed\n", s.Copied, s.Present, s.Skipped, s.Failed)
 	secs := s.Elapsed.Seconds()
 	fmt.Fprintf(w, "Bytes:    %s copied in %s (%.1f msgs/s, %s/s)\n", humanBytes(s.CopiedBytes),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/accounting"
@@ -12,6 +14,7 @@ import (
 	"github.com/mailferry/mailferry/internal/mail"
 	"github.com/mailferry/mailferry/internal/pacer"
 	"github.com/mailferry/mailferry/internal/spool"
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 // Options tune a run. The zero value is a sensible default.
@@ -35,6 +38,15 @@ type Options struct {
 	SpoolDir    string
 	SpoolMemory int64 // bytes of message bodies held in memory (default 32 MiB)
 	LogSubjects bool  // put subjects of failed messages in the report
+
+	// State, when set, remembers passes: interrupted ones resume without
+	// duplicates and later ones copy only what is new. Pair identifies
+	// the mailbox pair in it.
+	State State
+	Pair  string
+	// FullRescan ignores what State knows and checks every message by
+	// identity against the destination.
+	FullRescan bool
 
 	// Stats, when set, receives live counters (for progress display).
 	Stats *accounting.Stats
@@ -79,6 +91,15 @@ type folderState struct {
 	c      counters
 	open   sync.WaitGroup // listing plus each unresolved message
 	doneFn sync.Once
+
+	status   connector.FolderStatus // source STATUS before the pass; fixed from then on
+	listed   connector.FolderStatus // source status as listed; read after the folder is done
+	known    store.FolderState      // what the state said before this pass
+	mode     folderMode
+	settled  map[uint32]store.MessageRecord // entries above the watermark
+	maxUID   uint32                         // highest source UID listed
+	complete bool                           // listed in full without error
+	dropped  atomic.Int64                   // messages abandoned on cancel
 }
 
 type unit struct {
@@ -114,6 +135,9 @@ type run struct {
 	inflight  sync.WaitGroup // spooled items not yet resolved
 	finishers sync.WaitGroup // folder_done bookkeeping
 
+	rec      *recorder
+	statuses map[string]connector.FolderStatus
+
 	mu       sync.Mutex
 	failures []Failure
 	folders  []*FolderResult
@@ -136,12 +160,17 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	if err != nil {
 		return r.result(), err
 	}
+	r.statuses = make(map[string]connector.FolderStatus, len(plans))
 	for _, p := range plans {
 		if st, err := src.Status(r.ctx, p.Source); err == nil {
+			r.statuses[p.Source.Path.Key()] = st
 			opts.Stats.AddTotal(int64(st.Messages), st.Size)
 		} else if connector.KindOf(err).Fatal() {
 			return r.result(), fmt.Errorf("source: %w", err)
 		}
+	}
+	if opts.State != nil && !opts.DryRun {
+		r.rec = newRecorder(opts.State, opts.Pair)
 	}
 
 	n := opts.Streams
@@ -177,6 +206,9 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	r.uncertain.close()
 	reconciler.Wait()
 	r.finishers.Wait()
+	if r.rec != nil {
+		r.rec.close()
+	}
 
 	res := r.result()
 	if cause := context.Cause(r.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
@@ -215,6 +247,9 @@ func (r *run) fail(fs *folderState, m connector.Message, err error) {
 	}
 	fs.c.failed.Add(1)
 	r.opts.Stats.Failed(m.Size)
+	if r.rec != nil && m.UID != 0 {
+		r.rec.add(r.record(fs, m, store.StateFailed, connector.AppendResult{}, f.Reason))
+	}
 	r.mu.Lock()
 	r.failures = append(r.failures, f)
 	r.mu.Unlock()
@@ -261,6 +296,20 @@ func (r *run) plan(plans []FolderPlan) {
 		r.opts.Stats.SetFolder(fs.res.Source)
 		r.emit(Event{Type: "folder_start", Folder: fs.res})
 		fs.open.Add(1)
+		if err := r.chooseMode(fs); err != nil {
+			r.stop(err)
+			fs.open.Done()
+			return
+		}
+		if fs.mode == modeUnchanged {
+			fs.res.Unchanged = true
+			fs.res.Listed = int64(fs.status.Messages)
+			r.opts.Stats.AddTotal(-int64(fs.status.Messages), -fs.status.Size)
+			fs.open.Done()
+			r.finishers.Add(1)
+			go r.finishFolder(fs)
+			continue
+		}
 		if err := r.prepare(fs); err != nil {
 			if connector.KindOf(err).Fatal() || connector.KindOf(err) == connector.KindQuota {
 				r.stop(err)
@@ -281,6 +330,7 @@ func (r *run) finishFolder(fs *folderState) {
 	defer r.finishers.Done()
 	fs.open.Wait()
 	fs.c.into(fs.res)
+	r.saveFolder(fs)
 	r.opts.Stats.FolderDone()
 	r.emit(Event{Type: "folder_done", Folder: fs.res})
 }
@@ -295,6 +345,9 @@ func (r *run) prepare(fs *folderState) error {
 	fs.led = led
 	cl := led.claimer()
 	var last uint32
+	if fs.mode == modeDelta {
+		last = fs.known.Watermark
+	}
 	var u unit
 	flush := func() bool {
 		if len(u.msgs) == 0 {
@@ -312,9 +365,10 @@ func (r *run) prepare(fs *folderState) error {
 	}
 	var batchBytes int64
 	return r.retry(func() error {
-		_, err := r.src.List(r.ctx, fs.plan.Source, connector.ListOptions{MinUID: last + 1}, func(ms []connector.Message) error {
+		st, err := r.src.List(r.ctx, fs.plan.Source, connector.ListOptions{MinUID: last + 1}, func(ms []connector.Message) error {
 			for _, m := range ms {
 				last = m.UID
+				fs.maxUID = m.UID
 				fs.res.Listed++
 				fs.res.ListedBytes += m.Size
 				if !r.wanted(m) {
@@ -322,7 +376,20 @@ func (r *run) prepare(fs *folderState) error {
 					r.opts.Stats.Skipped(1)
 					continue
 				}
-				if !cl.claim(m.Identity) {
+				if rec, ok := fs.settled[m.UID]; ok && fs.mode == modeDelta && rec.State != store.StateIntent {
+					// Settled by an earlier pass above the watermark.
+					fs.c.present.Add(1)
+					r.opts.Stats.Present(1)
+					continue
+				}
+				if fs.mode == modeDelta {
+					// Above the watermark and unknown: new since the
+					// last pass, so not on the destination.
+					cl.force(m.Identity)
+				} else if !cl.claim(m.Identity) {
+					if rec, ok := fs.settled[m.UID]; ok && r.rec != nil && rec.State != store.StateCopied {
+						r.rec.add(r.record(fs, m, store.StatePresent, connector.AppendResult{}, ""))
+					}
 					fs.c.present.Add(1)
 					r.opts.Stats.Present(1)
 					continue
@@ -349,9 +416,13 @@ func (r *run) prepare(fs *folderState) error {
 		if err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
+		if fs.listed.UIDValidity == 0 {
+			fs.listed = st // the first listing's view; a retry lists only the rest
+		}
 		if !flush() {
 			return r.ctx.Err()
 		}
+		fs.complete = true
 		return nil
 	})
 }
@@ -400,9 +471,15 @@ func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 		fs.res.Created = true
 	}
 	led = newLedger(dest)
+	// A delta pass does not read the destination's messages: opening the
+	// folder (MinUID beyond any UID) yields its flags and UIDNEXT only.
+	minUID := uint32(0)
+	if fs.mode == modeDelta {
+		minUID = math.MaxUint32
+	}
 	err := r.retry(func() error {
 		clear(led.have)
-		st, err := r.dst.List(r.ctx, dest, connector.ListOptions{ForAppend: true}, func(ms []connector.Message) error {
+		st, err := r.dst.List(r.ctx, dest, connector.ListOptions{ForAppend: true, MinUID: minUID}, func(ms []connector.Message) error {
 			for _, m := range ms {
 				led.have[m.Identity]++
 			}
@@ -424,6 +501,7 @@ func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 func (r *run) fetcher() {
 	for u := range r.units {
 		if r.ctx.Err() != nil {
+			u.fs.dropped.Add(int64(len(u.msgs)))
 			u.fs.open.Add(-len(u.msgs))
 			continue
 		}
@@ -433,6 +511,22 @@ func (r *run) fetcher() {
 
 func (r *run) fetchUnit(u unit) {
 	fs := u.fs
+	if r.opts.State != nil {
+		// The intent is durable before any APPEND of these messages can
+		// start: a crash from here on leaves a trace to reconcile.
+		recs := make([]store.MessageRecord, len(u.msgs))
+		for i, m := range u.msgs {
+			recs[i] = r.record(fs, m, store.StateIntent, connector.AppendResult{}, "")
+		}
+		if err := r.opts.State.Record(r.ctx, r.opts.Pair, recs); err != nil {
+			if r.ctx.Err() == nil {
+				r.stop(err)
+			}
+			fs.dropped.Add(int64(len(u.msgs)))
+			fs.open.Add(-len(u.msgs))
+			return
+		}
+	}
 	left := make(map[uint32]connector.Message, len(u.msgs))
 	for _, m := range u.msgs {
 		left[m.UID] = m
@@ -472,6 +566,7 @@ func (r *run) fetchUnit(u unit) {
 			case <-r.ctx.Done():
 				buf.Release()
 				r.inflight.Done()
+				fs.dropped.Add(1)
 				fs.open.Done()
 				return r.ctx.Err()
 			}
@@ -499,6 +594,7 @@ func (r *run) fetchUnit(u unit) {
 		}
 	}
 	// Cancelled: whatever is left will not be copied in this run.
+	fs.dropped.Add(int64(len(left)))
 	fs.open.Add(-len(left))
 }
 
@@ -524,7 +620,7 @@ func (r *run) appender() {
 		pa, err := r.dst.Append(r.ctx, led.dest, req)
 		if err != nil {
 			led.appends.RUnlock()
-			r.settle(it, err)
+			r.settle(it, connector.AppendResult{}, err)
 			continue
 		}
 		r.answers <- pending{it: it, pa: pa}
@@ -534,17 +630,20 @@ func (r *run) appender() {
 // waiter reads append answers in order.
 func (r *run) waiter() {
 	for p := range r.answers {
-		_, err := p.pa.Wait()
+		res, err := p.pa.Wait()
 		p.it.fs.led.appends.RUnlock()
-		r.settle(p.it, err)
+		r.settle(p.it, res, err)
 	}
 }
 
 // settle decides what to do with an append's outcome.
-func (r *run) settle(it *item, err error) {
+func (r *run) settle(it *item, res connector.AppendResult, err error) {
 	fs := it.fs
 	switch {
 	case err == nil:
+		if r.rec != nil {
+			r.rec.add(r.record(fs, it.msg, store.StateCopied, res, ""))
+		}
 		fs.led.confirm(it.msg.Identity)
 		fs.c.copied.Add(1)
 		fs.c.copiedBytes.Add(it.msg.Size)
@@ -605,7 +704,10 @@ func (r *run) finish(it *item) {
 
 // drop abandons an item because the run is stopping; it is neither
 // copied nor failed, and the next run picks it up.
-func (r *run) drop(it *item) { r.finish(it) }
+func (r *run) drop(it *item) {
+	it.fs.dropped.Add(1)
+	r.finish(it)
+}
 
 // reconciler resolves appends whose answer was lost. With every other
 // append to that folder settled (write lock), it counts the identity on
@@ -651,6 +753,9 @@ func (r *run) reconciler() {
 			r.fail(it.fs, it.msg, fmt.Errorf("could not check whether the message was stored after the connection dropped: %w", err))
 			r.finish(it)
 		case landed:
+			if r.rec != nil {
+				r.rec.add(r.record(it.fs, it.msg, store.StateCopied, connector.AppendResult{}, ""))
+			}
 			it.fs.c.copied.Add(1)
 			it.fs.c.copiedBytes.Add(it.msg.Size)
 			r.opts.Stats.Copied(it.msg.Size)
@@ -706,4 +811,82 @@ func (q *queue) close() {
 	q.closed = true
 	q.mu.Unlock()
 	q.cond.Broadcast()
+}
+
+func (r *run) record(fs *folderState, m connector.Message, state string, res connector.AppendResult, reason string) store.MessageRecord {
+	return store.MessageRecord{
+		SrcPath: fs.plan.Source.Path.String(), SrcUIDValidity: fs.status.UIDValidity, SrcUID: m.UID,
+		Identity: m.Identity.String(), State: state, DstPath: fs.plan.Dest.Path.String(),
+		DstUIDValidity: res.UIDValidity, DstUID: res.UID, Reason: reason,
+	}
+}
+
+// chooseMode decides, from the state of earlier passes and the STATUS
+// just read, how much of a folder this pass must look at.
+func (r *run) chooseMode(fs *folderState) error {
+	fs.mode = modeFull
+	fs.status = r.statuses[fs.plan.Source.Path.Key()]
+	if r.opts.State == nil || r.opts.DryRun {
+		return nil
+	}
+	path := fs.plan.Source.Path.String()
+	known, ok, err := r.opts.State.Folder(r.ctx, r.opts.Pair, path)
+	if err != nil || !ok {
+		return err
+	}
+	fs.known = known
+	if fs.status.UIDValidity == 0 {
+		return nil // no STATUS: be thorough
+	}
+	if known.SrcUIDValidity != fs.status.UIDValidity {
+		// The server renumbered the folder (RFC 3501 2.3.1.1): old UIDs
+		// mean nothing. Forget them and rescan by identity.
+		return r.opts.State.ForgetFolder(r.ctx, r.opts.Pair, path)
+	}
+	if r.opts.FullRescan {
+		return nil
+	}
+	fs.settled, err = r.opts.State.Unsettled(r.ctx, r.opts.Pair, path, known.SrcUIDValidity, known.Watermark)
+	if err != nil {
+		return err
+	}
+	for _, rec := range fs.settled {
+		if rec.State == store.StateIntent || rec.State == store.StateFailed {
+			// Interrupted mid-APPEND, or failed before: reconcile by
+			// identity, which also tries failed messages again.
+			return nil
+		}
+	}
+	if len(fs.settled) == 0 && fs.status.UIDNext == known.UIDNext && fs.status.Messages == known.Messages &&
+		fs.status.HighestModSeq == known.HighestModSeq {
+		fs.mode = modeUnchanged
+		return nil
+	}
+	fs.mode = modeDelta
+	return nil
+}
+
+// saveFolder moves the watermark once every message of a folder is
+// settled, so the next pass starts above it.
+func (r *run) saveFolder(fs *folderState) {
+	if r.opts.State == nil || r.opts.DryRun || fs.mode == modeUnchanged || !fs.complete || fs.dropped.Load() > 0 ||
+		fs.listed.UIDValidity != fs.status.UIDValidity {
+		// Unfinished, or renumbered while we listed: leave the
+		// watermark, the next pass reconciles by identity.
+		return
+	}
+	if err := r.rec.flush(); err != nil {
+		r.stop(err)
+		return
+	}
+	st := store.FolderState{
+		SrcPath: fs.plan.Source.Path.String(), SrcUIDValidity: fs.status.UIDValidity, DstPath: fs.plan.Dest.Path.String(),
+		Watermark: max(fs.maxUID, fs.known.Watermark), UIDNext: fs.listed.UIDNext, Messages: fs.listed.Messages,
+		HighestModSeq: fs.listed.HighestModSeq,
+		Copied:        fs.known.Copied + fs.c.copied.Load(), Present: fs.known.Present + fs.c.present.Load(),
+		Failed: fs.known.Failed + fs.c.failed.Load(),
+	}
+	if err := r.opts.State.SaveFolder(context.Background(), r.opts.Pair, st); err != nil {
+		r.stop(err)
+	}
 }

@@ -25,6 +25,8 @@ type FolderResult struct {
 	Dest    string `json:"destination"`
 	Why     string `json:"why"`
 	Created bool   `json:"created,omitempty"`
+	// Unchanged folders were skipped after one STATUS showed nothing new.
+	Unchanged bool `json:"unchanged,omitempty"`
 
 	Listed      int64 `json:"listed"`
 	ListedBytes int64 `json:"listed_bytes"`

@@ -217,12 +217,14 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	return wrap("record messages", tx.Commit())
 }
 
-// Unsettled returns the entries of a folder above its watermark: what an
-// interrupted pass left behind. Their count is small (at most one pass's
-// worth of one folder), so they are returned whole.
+// Unsettled returns the entries of a folder above its watermark (what an
+// interrupted pass left behind) and those that failed (to be tried
+// again). Their count is small (one pass's worth of one folder at most),
+// so they are returned whole.
 func (s *Store) Unsettled(ctx context.Context, pair, srcPath string, uidValidity, watermark uint32) (map[uint32]MessageRecord, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT src_uid, identity, state, dst_path, dst_uidvalidity, dst_uid, reason
-		FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3 AND src_uid > $4`,
+		FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3
+			AND (src_uid > $4 OR state = 'failed' OR state = 'intent')`,
 		pair, srcPath, int64(uidValidity), int64(watermark))
 	if err != nil {
 		return nil, wrap("read unsettled messages", err)

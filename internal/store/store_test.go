@@ -51,6 +51,11 @@ func TestStoreRoundTrip(t *testing.T) {
 	if len(un) != 2 || un[2].State != StateIntent || un[3].State != StateFailed || un[3].Reason != "too big" {
 		t.Fatalf("unsettled above watermark 1: %+v", un)
 	}
+	// Failed entries count as unsettled even below the watermark: a later
+	// pass tries them again.
+	if un, _ := s.Unsettled(ctx, "p1", "INBOX", 7, 3); len(un) != 2 {
+		t.Fatalf("unsettled above watermark 1: %+v", un)
+	}
 	if un, _ := s.Unsettled(ctx, "p1", "INBOX", 8, 0); len(un) != 0 {
 		t.Errorf("entries of another UIDVALIDITY must not count: %+v", un)
 	}

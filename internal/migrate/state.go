@@ -1,0 +1,111 @@
+package migrate
+
+import (
+	"context"
+
+	"time"
+
+	"github.com/mailferry/mailferry/internal/store"
+)
+
+// State is the durable memory of earlier passes; *store.Store implements
+// it. Without one (Options.State nil) every pass indexes the destination
+// and relies on identity alone, which is still duplicate-free but reads
+// more.
+type State interface {
+	Folder(ctx context.Context, pair, srcPath string) (store.FolderState, bool, error)
+	SaveFolder(ctx context.Context, pair string, f store.FolderState) error
+	ForgetFolder(ctx context.Context, pair, srcPath string) error
+	Record(ctx context.Context, pair string, recs []store.MessageRecord) error
+	Unsettled(ctx context.Context, pair, srcPath string, uidValidity, watermark uint32) (map[uint32]store.MessageRecord, error)
+}
+
+// folderMode says how much of a folder a pass must look at.
+type folderMode int
+
+const (
+	// modeFull indexes the destination folder and copies every source
+	// message it lacks, recognised by identity: first passes, rescans,
+	// a changed UIDVALIDITY, and folders an interrupted pass left with
+	// unresolved intents.
+	modeFull folderMode = iota
+	// modeDelta lists only source UIDs above the watermark and copies
+	// those not yet settled, without indexing the destination.
+	modeDelta
+	// modeUnchanged skips a folder whose STATUS matches the last pass.
+	modeUnchanged
+)
+
+// recorder writes message results in batches from one goroutine (group
+// commit): many results, one transaction.
+type recorder struct {
+	st   State
+	pair string
+	ch   chan recReq
+	done chan struct{}
+}
+
+type recReq struct {
+	rec   *store.MessageRecord
+	flush chan error
+}
+
+func newRecorder(st State, pair string) *recorder {
+	r := &recorder{st: st, pair: pair, ch: make(chan recReq, 1024), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+func (r *recorder) loop() {
+	defer close(r.done)
+	var batch []store.MessageRecord
+	var waiters []chan error
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	write := func() {
+		// A background context: results of a cancelled run must still
+		// be written, or the next run would reconcile them needlessly.
+		err := r.st.Record(context.Background(), r.pair, batch)
+		batch = batch[:0]
+		for _, w := range waiters {
+			w <- err
+		}
+		waiters = waiters[:0]
+	}
+	for {
+		select {
+		case req, ok := <-r.ch:
+			if !ok {
+				write()
+				return
+			}
+			if req.rec != nil {
+				batch = append(batch, *req.rec)
+			}
+			if req.flush != nil {
+				waiters = append(waiters, req.flush)
+				write()
+			} else if len(batch) >= 512 {
+				write()
+			}
+		case <-tick.C:
+			if len(batch) > 0 {
+				write()
+			}
+		}
+	}
+}
+
+func (r *recorder) add(rec store.MessageRecord) { r.ch <- recReq{rec: &rec} }
+
+// flush returns once everything added before it is committed.
+func (r *recorder) flush() error {
+	ch := make(chan error, 1)
+	r.ch <- recReq{flush: ch}
+	return <-ch
+}
+
+func (r *recorder) close() {
+	close(r.ch)
+	<-r.done
+}

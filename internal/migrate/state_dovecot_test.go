@@ -1,0 +1,133 @@
+package migrate_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/migrate"
+	"github.com/mailferry/mailferry/internal/store"
+	"github.com/mailferry/mailferry/internal/testenv"
+)
+
+func openStore(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Delta passes: an unchanged folder costs one STATUS, new messages (and
+// messages moved to another folder) are copied, nothing is duplicated,
+// and a changed UIDVALIDITY leads to a rescan by identity, not a recopy.
+func TestDeltaPasses(t *testing.T) {
+	t.Parallel()
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	src.AddUser(t, "lea", pw)
+	dst.AddUser(t, "lea", pw)
+	folders := []string{"A", "B", "C", "D"}
+	all := append([]string{"INBOX"}, folders...)
+	seed(t, src, "lea", folders, realistic(200, func(i int) string { return all[i%len(all)] }))
+	st := openStore(t, t.TempDir())
+	opts := migrate.Options{State: st, Pair: "lea"}
+
+	res, err := run(t, plainConfig(src, "lea"), plainConfig(dst, "lea"), opts)
+	if err != nil || res.Stats.Copied != 200 {
+		t.Fatalf("first pass: %v, copied %d", err, res.Stats.Copied)
+	}
+
+	// Nothing changed: every folder is skipped after its STATUS.
+	var counter testenv.CommandCounter
+	scfg := plainConfig(src, "lea")
+	scfg.Dial = counter.Dial
+	res, err = run(t, scfg, plainConfig(dst, "lea"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Folders {
+		if !f.Unchanged {
+			t.Errorf("folder %s not skipped on an unchanged pass", f.Source)
+		}
+	}
+	if res.Stats.Copied != 0 {
+		t.Errorf("unchanged pass copied %d", res.Stats.Copied)
+	}
+	// Login, namespace, capability, LIST, one STATUS per folder, logout.
+	if n := counter.Commands(); n > int64(len(all))+8 {
+		t.Errorf("unchanged pass sent %d commands to the source for %d folders", n, len(all))
+	}
+	t.Logf("unchanged pass: %d source commands for %d folders", counter.Commands(), len(all))
+
+	// New mail in B, a message moved from C to D, a flag change in A
+	// (flags of copied messages are synced by a later change).
+	c := src.Dial(t, "lea", pw)
+	seed(t, src, "lea", nil, []seedMsg{
+		{folder: "B", raw: []byte("Message-ID: <new1@x>\r\n\r\nnew one\r\n"), date: time.Now()},
+		{folder: "B", raw: []byte("Message-ID: <new2@x>\r\n\r\nnew two\r\n"), date: time.Now()},
+	})
+	if _, err := c.Select("C", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Move(imap.UIDSetNum(1), "D").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = run(t, plainConfig(src, "lea"), plainConfig(dst, "lea"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Copied != 3 {
+		t.Errorf("delta pass copied %d, want 3 (two new, one moved)", res.Stats.Copied)
+	}
+	unchanged := map[string]bool{}
+	for _, f := range res.Folders {
+		unchanged[f.Source] = f.Unchanged
+	}
+	if !unchanged["INBOX"] || !unchanged["A"] || unchanged["B"] || unchanged["D"] {
+		t.Errorf("unchanged folders: %v", unchanged)
+	}
+	want, got := dump(t, src, "lea"), dump(t, dst, "lea")
+	// The delta pass never deletes: C keeps the moved message on the
+	// destination, D has it too.
+	for _, f := range []string{"INBOX", "A", "B", "D"} {
+		if len(got[f]) != len(want[f]) {
+			t.Errorf("folder %s: %d messages, want %d", f, len(got[f]), len(want[f]))
+		}
+	}
+	if len(got["C"]) != len(want["C"])+1 {
+		t.Errorf("folder C: %d messages; a delta pass must not delete (want %d)", len(got["C"]), len(want["C"])+1)
+	}
+
+	// UIDVALIDITY change: recreate folder A on the source with the same
+	// messages. The pass must rescan by identity and copy nothing.
+	var raws []seedMsg
+	for i, m := range realistic(200, func(i int) string { return all[i%len(all)] }) {
+		if i%len(all) == 1 {
+			raws = append(raws, m)
+		}
+	}
+	if err := c.Delete("A").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, src, "lea", []string{"A"}, raws)
+	res, err = run(t, plainConfig(src, "lea"), plainConfig(dst, "lea"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Copied != 0 || res.Stats.Present != int64(len(raws)) {
+		t.Errorf("after UIDVALIDITY change: copied %d, present %d; want 0 and %d", res.Stats.Copied, res.Stats.Present, len(raws))
+	}
+
+	// Lost state: a new state file against the filled destination
+	// copies nothing either.
+	res, err = run(t, plainConfig(src, "lea"), plainConfig(dst, "lea"), migrate.Options{State: openStore(t, t.TempDir()), Pair: "lea"})
+	if err != nil || res.Stats.Copied != 0 {
+		t.Errorf("with lost state: %v, copied %d", err, res.Stats.Copied)
+	}
+
+}
