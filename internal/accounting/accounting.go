@@ -26,6 +26,8 @@ type Stats struct {
 	folders     atomic.Int64
 	retried     atomic.Int64
 	uncertain   atomic.Int64
+	flagUpdates atomic.Int64
+	deleted     atomic.Int64
 
 	mu     sync.Mutex
 	folder string
@@ -65,6 +67,12 @@ func (s *Stats) Retried() { s.retried.Add(1) }
 // on the destination before anything was resent.
 func (s *Stats) Uncertain() { s.uncertain.Add(1) }
 
+// FlagUpdates counts copies whose flags were brought up to date.
+func (s *Stats) FlagUpdates(n int64) { s.flagUpdates.Add(n) }
+
+// Deleted counts copies removed because their source message is gone.
+func (s *Stats) Deleted(n int64) { s.deleted.Add(n) }
+
 // FolderDone counts a finished folder.
 func (s *Stats) FolderDone() { s.folders.Add(1) }
 
@@ -88,6 +96,8 @@ type Snapshot struct {
 	Skipped     int64         `json:"skipped"`
 	Failed      int64         `json:"failed"`
 	FailedBytes int64         `json:"failed_bytes"`
+	FlagUpdates int64         `json:"flag_updates"`
+	Deleted     int64         `json:"deleted"`
 	Retried     int64         `json:"retried"`
 	Uncertain   int64         `json:"uncertain_checked"`
 	MsgsPerSec  float64       `json:"messages_per_second"`
@@ -115,6 +125,8 @@ func (s *Stats) Snapshot() Snapshot {
 		Skipped:     s.skipped.Load(),
 		Failed:      s.failed.Load(),
 		FailedBytes: s.failedBytes.Load(),
+		FlagUpdates: s.flagUpdates.Load(),
+		Deleted:     s.deleted.Load(),
 		Retried:     s.retried.Load(),
 		Uncertain:   s.uncertain.Load(),
 	}

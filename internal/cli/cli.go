@@ -33,6 +33,7 @@ const usage = `mailferry: move mailboxes between mail servers without losing or 
 
 Usage:
   mailferry copy [flags]    copy one mailbox from an IMAP server to another
+  mailferry status [flags]  show what has been synced, per mailbox pair and folder
   mailferry version         print the version
   mailferry help [command]  show help
 
@@ -54,6 +55,8 @@ func Main(ctx context.Context, env Env, args []string) int {
 	switch args[0] {
 	case "copy":
 		return runCopy(ctx, env, args[1:])
+	case "status":
+		return runStatus(ctx, env, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "mailferry", Version)
 		return ExitOK

@@ -26,8 +26,11 @@ import (
 const copyUsage = `Usage: mailferry copy --from URL --from-user NAME --to URL --to-user NAME [flags]
 
 Copies every folder of one mailbox to another. Running the same command
-again copies only what is missing: messages already on the destination
-are recognised and never written twice.
+again is a delta pass ("Migrate new items"): folders whose STATUS shows no
+change are skipped, only new messages are copied, flag changes are carried
+over, and nothing is ever written twice or deleted (unless
+--delete-missing). The state lives in --data-dir; an interrupted run is
+simply run again.
 
 Server URLs:
   imaps://host[:port]          implicit TLS (default port 993)
@@ -61,7 +64,7 @@ type copyFlags struct {
 	connections, pipeline, batch int
 	spoolDir                     string
 	dataDir                      string
-	fullRescan                   bool
+	fullRescan, deleteMissing    bool
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
@@ -89,6 +92,7 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "where the sync state is kept (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
 	fs.BoolVar(&f.fullRescan, "full-rescan", false, "check every message against the destination instead of trusting the saved state")
+	fs.BoolVar(&f.deleteMissing, "delete-missing", false, "delete from the destination the copies this tool made of messages since deleted on the source (never other mail)")
 }
 
 func appendTo(list *[]string) func(string) error {
@@ -141,6 +145,7 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 	opts.State = st
 	opts.Pair = pairKey(srcCfg, dstCfg)
 	opts.FullRescan = f.fullRescan
+	opts.DeleteMissing = f.deleteMissing
 	if !opts.DryRun {
 		if err := st.Pair(ctx, opts.Pair, describe(srcCfg), describe(dstCfg)); err != nil {
 			fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)

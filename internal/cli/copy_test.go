@@ -177,6 +177,42 @@ func TestCopyCLI(t *testing.T) {
 	})
 }
 
+func TestStatusAfterCopy(t *testing.T) {
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	src.AddUser(t, "sam", secret)
+	dst.AddUser(t, "sam", secret)
+	seedCLI(t, src, "sam", 6, "Reports")
+	env := withState(t, passwords())
+	if r := runCLI(t, env, "status"); r.code != ExitUsage || !strings.Contains(r.stderr, "nothing has been copied") {
+		t.Errorf("status before any copy: exit %d, %q", r.code, r.stderr)
+	}
+	r := runCLI(t, env, "copy", "--from", url(src), "--from-user", "sam", "--to", url(dst), "--to-user", "sam", "--allow-plaintext")
+	if r.code != ExitOK {
+		t.Fatalf("copy: exit %d %s", r.code, r.stderr)
+	}
+	r = runCLI(t, env, "status")
+	if r.code != ExitOK {
+		t.Fatalf("status: exit %d %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"sam@" + src.Addr(), "sam@" + dst.Addr(), "INBOX", "Reports", "SYNCED UP TO UID"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runCLI(t, env, "status", "--json")
+	var pairs []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &pairs); err != nil || len(pairs) != 1 {
+		t.Fatalf("status --json: %v %q", err, r.stdout)
+	}
+	if n := len(pairs[0]["folders"].([]any)); n != 2 {
+		t.Errorf("status --json lists %d folders, want 2", n)
+	}
+	if pairs[0]["messages_by_state"].(map[string]any)["copied"].(float64) != 6 {
+		t.Errorf("status --json counts: %v", pairs[0]["messages_by_state"])
+	}
+}
+
 func TestCopyCLIErrors(t *testing.T) {
 	d := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash, TLS: true})
 	d.AddUser(t, "bob", secret)

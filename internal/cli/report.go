@@ -164,7 +164,11 @@ func (r *reporter) summary(res *migrate.Result) {
 		}
 	}
 	fmt.Fprintf(w, "\nFolders:  %d (%d created, %d unchanged since the last pass)\n", len(res.Folders), created, unchanged)
-	fmt.Fprintf(w, "Messages: %d copied, %d already present, %d skipped, %d failed\n", s.Copied, s.Present, s.Skipped, s.Failed)
+	fmt.Fprintf(w, "Messages: %d copied, %d already present, %d flag updates, %d skipped, %d failed", s.Copied, s.Present, s.FlagUpdates, s.Skipped, s.Failed)
+	if s.Deleted > 0 {
+		fmt.Fprintf(w, ", %d deleted (gone from the source)", s.Deleted)
+	}
+	fmt.Fprintln(w)
 	secs := s.Elapsed.Seconds()
 	fmt.Fprintf(w, "Bytes:    %s copied in %s (%.1f msgs/s, %s/s)\n", humanBytes(s.CopiedBytes),
 		s.Elapsed.Round(time.Millisecond), float64(s.Copied)/max(secs, 1e-9), humanBytes(int64(float64(s.CopiedBytes)/max(secs, 1e-9))))

@@ -61,6 +61,14 @@ type ListOptions struct {
 	// ForAppend opens the folder as a destination, so that the status
 	// reports which flags can be stored (PermanentFlags).
 	ForAppend bool
+	// MaxUID lists only messages with UID <= MaxUID (0: no bound).
+	MaxUID uint32
+	// FlagsOnly lists UID and flags only: no size, date or headers
+	// (Identity is then zero). Used to carry flag changes over.
+	FlagsOnly bool
+	// ChangedSince lists only messages whose flags changed after this
+	// mod-sequence (CONDSTORE, RFC 7162); ignored without CONDSTORE.
+	ChangedSince uint64
 }
 
 // Body is one message's RFC 822 bytes as streamed by a source.
@@ -166,4 +174,11 @@ type Destination interface {
 	// the outcome unknown (see IsUncertain), and the caller must check
 	// before writing the message again.
 	Append(ctx context.Context, f Folder, req AppendRequest) (PendingAppend, error)
+	// SetFlags replaces the flags of the messages with these UIDs in
+	// folder f. Repeating it is harmless.
+	SetFlags(ctx context.Context, f Folder, uids []uint32, flags []string) error
+	// Delete removes the messages with these UIDs from folder f, and no
+	// others: a connector that cannot expunge single messages only marks
+	// them deleted. Deleting a UID that is already gone is not an error.
+	Delete(ctx context.Context, f Folder, uids []uint32) error
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +49,10 @@ type Options struct {
 	// FullRescan ignores what State knows and checks every message by
 	// identity against the destination.
 	FullRescan bool
+	// DeleteMissing deletes from the destination the copies this tool
+	// made of messages that are gone from the source; never anything
+	// else. Needs State.
+	DeleteMissing bool
 
 	// Stats, when set, receives live counters (for progress display).
 	Stats *accounting.Stats
@@ -310,7 +316,11 @@ func (r *run) plan(plans []FolderPlan) {
 			go r.finishFolder(fs)
 			continue
 		}
-		if err := r.prepare(fs); err != nil {
+		err := r.prepare(fs)
+		if err == nil {
+			err = r.reconcileOld(fs)
+		}
+		if err != nil {
 			if connector.KindOf(err).Fatal() || connector.KindOf(err) == connector.KindQuota {
 				r.stop(err)
 				return
@@ -485,7 +495,7 @@ func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 			}
 			return nil
 		})
-		led.startUIDNext, led.acceptAny, led.permanent = st.UIDNext, st.AcceptAnyKeyword, st.PermanentFlags
+		led.startUIDNext, led.uidValidity, led.acceptAny, led.permanent = st.UIDNext, st.UIDValidity, st.AcceptAnyKeyword, st.PermanentFlags
 		return err
 	})
 	if err != nil {
@@ -814,11 +824,24 @@ func (q *queue) close() {
 }
 
 func (r *run) record(fs *folderState, m connector.Message, state string, res connector.AppendResult, reason string) store.MessageRecord {
-	return store.MessageRecord{
+	rec := store.MessageRecord{
 		SrcPath: fs.plan.Source.Path.String(), SrcUIDValidity: fs.status.UIDValidity, SrcUID: m.UID,
 		Identity: m.Identity.String(), State: state, DstPath: fs.plan.Dest.Path.String(),
 		DstUIDValidity: res.UIDValidity, DstUID: res.UID, Reason: reason,
 	}
+	if state == store.StateCopied && fs.led != nil {
+		rec.Flags = flagKey(mail.CopyableFlags(m.Flags, fs.led.acceptAny, fs.led.permanent))
+	}
+	return rec
+}
+
+// flagKey is a canonical form of a flag set, for comparing and storing.
+// Flags are case-insensitive (RFC 3501 2.3.2) and CopyableFlags already
+// spells system flags canonically; keywords keep the source's spelling.
+func flagKey(flags []string) string {
+	f := append([]string(nil), flags...)
+	sort.Slice(f, func(i, j int) bool { return strings.ToLower(f[i]) < strings.ToLower(f[j]) })
+	return strings.Join(f, " ")
 }
 
 // chooseMode decides, from the state of earlier passes and the STATUS
@@ -857,8 +880,10 @@ func (r *run) chooseMode(fs *folderState) error {
 			return nil
 		}
 	}
+	// Without CONDSTORE a flag change leaves STATUS as it was, so only
+	// HIGHESTMODSEQ can vouch for a folder being untouched.
 	if len(fs.settled) == 0 && fs.status.UIDNext == known.UIDNext && fs.status.Messages == known.Messages &&
-		fs.status.HighestModSeq == known.HighestModSeq {
+		fs.status.HighestModSeq == known.HighestModSeq && known.HighestModSeq != 0 {
 		fs.mode = modeUnchanged
 		return nil
 	}

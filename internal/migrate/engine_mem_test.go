@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/migrate"
+	"github.com/mailferry/mailferry/internal/store"
 	"github.com/mailferry/mailferry/internal/testenv"
 )
 
@@ -121,5 +123,87 @@ func TestRunAgainstMemoryServer(t *testing.T) {
 	}
 	if got != 150 {
 		t.Errorf("destination holds %d messages, want 150", got)
+	}
+}
+
+// Without CONDSTORE nothing vouches for an unchanged folder, so each pass
+// lists flags (a flags-only FETCH) and still carries changes over.
+func TestFlagSyncWithoutCondstore(t *testing.T) {
+	srv := testenv.StartMemServer(t)
+	srv.AddUser(t, "src", "pw")
+	srv.AddUser(t, "dst", "pw")
+	c, err := imapclient.DialInsecure(srv.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("src", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		appendRaw(t, c, "INBOX", msg(i), []imap.Flag{imap.FlagSeen}, time.Date(2015, 1, 1, 0, 0, i, 0, time.UTC))
+	}
+	ctx := context.Background()
+	src, err := imapconn.Open(ctx, memConfig(t, srv.Addr, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := imapconn.Open(ctx, memConfig(t, srv.Addr, "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	st, err := store.OpenSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	opts := migrate.Options{State: st, Pair: "mem"}
+	if res, err := migrate.Run(ctx, src, dst, opts); err != nil || res.Stats.Copied != 5 {
+		t.Fatalf("first pass: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.UIDSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsSet, Flags: []imap.Flag{imap.FlagAnswered, "Later"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := migrate.Run(ctx, src, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.FlagUpdates != 1 || res.Stats.Copied != 0 || res.Folders[0].Unchanged {
+		t.Fatalf("second pass: %+v unchanged=%v", res.Stats, res.Folders[0].Unchanged)
+	}
+	d, err := imapclient.DialInsecure(srv.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Login("dst", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// Parallel appends may store messages in another order: find the
+	// copy of source UID 3 (message m2) by its subject.
+	msgs, err := d.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true, Envelope: true}).Collect()
+	if err != nil || len(msgs) != 5 {
+		t.Fatalf("fetch: %v (%d messages)", err, len(msgs))
+	}
+	got := ""
+	for _, m := range msgs {
+		if m.Envelope.Subject == "m2" {
+			got = fmt.Sprint(m.Flags)
+		} else if len(m.Flags) != 1 {
+			t.Errorf("message %q flags changed to %v", m.Envelope.Subject, m.Flags)
+		}
+	}
+	// go-imap's memory server lower-cases keywords; flags are
+	// case-insensitive anyway.
+	if got = strings.ToLower(got); !strings.Contains(got, `\answered`) || !strings.Contains(got, "later") || strings.Contains(got, `\seen`) {
+		t.Errorf("destination flags %s, want \\Answered Later", got)
 	}
 }

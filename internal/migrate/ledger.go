@@ -16,6 +16,7 @@ type ledger struct {
 	// startUIDNext is the destination's UIDNEXT when it was indexed: any
 	// message at or above it arrived during this run.
 	startUIDNext uint32
+	uidValidity  uint32
 	acceptAny    bool
 	permanent    []string
 

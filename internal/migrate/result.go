@@ -38,6 +38,8 @@ type FolderResult struct {
 	Present     int64 `json:"already_present"`
 	Skipped     int64 `json:"skipped"`
 	Failed      int64 `json:"failed"`
+	FlagUpdates int64 `json:"flag_updates,omitempty"`
+	Deleted     int64 `json:"deleted,omitempty"`
 }
 
 // Result is the outcome of a run.

@@ -18,6 +18,9 @@ type State interface {
 	ForgetFolder(ctx context.Context, pair, srcPath string) error
 	Record(ctx context.Context, pair string, recs []store.MessageRecord) error
 	Unsettled(ctx context.Context, pair, srcPath string, uidValidity, watermark uint32) (map[uint32]store.MessageRecord, error)
+	Copied(ctx context.Context, pair, srcPath string, uidValidity, minUID, maxUID uint32, fn func(store.MessageRecord) error) error
+	SetFlags(ctx context.Context, pair, srcPath string, uidValidity uint32, flags map[uint32]string) error
+	Forget(ctx context.Context, pair, srcPath string, uidValidity uint32, uids []uint32) error
 }
 
 // folderMode says how much of a folder a pass must look at.

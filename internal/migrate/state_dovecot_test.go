@@ -103,6 +103,54 @@ func TestDeltaPasses(t *testing.T) {
 		t.Errorf("folder C: %d messages; a delta pass must not delete (want %d)", len(got["C"]), len(want["C"])+1)
 	}
 
+	// Flag changes on messages copied earlier are carried over (with
+	// CONDSTORE: only the changed ones are even looked at).
+	if _, err := c.Select("A", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged, "Project"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.UIDSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsDel, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = run(t, plainConfig(src, "lea"), plainConfig(dst, "lea"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.FlagUpdates != 2 || res.Stats.Copied != 0 {
+		t.Errorf("flag pass: %d flag updates, %d copied; want 2 and 0", res.Stats.FlagUpdates, res.Stats.Copied)
+	}
+	want, got = dump(t, src, "lea"), dump(t, dst, "lea")
+	sameContent(t, map[string][]served{"A": want["A"]}, got, nil)
+
+	// --delete-missing removes the copies of messages expunged on the
+	// source, and nothing else: a message that was only ever on the
+	// destination stays.
+	seed(t, dst, "lea", nil, []seedMsg{{folder: "B", raw: []byte("Message-ID: <dest-only@x>\r\n\r\nmine\r\n"), date: time.Now()}})
+	if _, err := c.Select("B", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.UIDSetNum(1, 2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	delOpts := opts
+	delOpts.DeleteMissing = true
+	res, err = run(t, plainConfig(src, "lea"), plainConfig(dst, "lea"), delOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Deleted != 2 {
+		t.Errorf("--delete-missing deleted %d, want 2", res.Stats.Deleted)
+	}
+	want, got = dump(t, src, "lea"), dump(t, dst, "lea")
+	if len(got["B"]) != len(want["B"])+1 {
+		t.Errorf("folder B: %d on the destination, %d on the source; want the source's plus the destination-only one", len(got["B"]), len(want["B"]))
+	}
+
 	// UIDVALIDITY change: recreate folder A on the source with the same
 	// messages. The pass must rescan by identity and copy nothing.
 	var raws []seedMsg
@@ -110,6 +158,9 @@ func TestDeltaPasses(t *testing.T) {
 		if i%len(all) == 1 {
 			raws = append(raws, m)
 		}
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Delete("A").Wait(); err != nil {
 		t.Fatal(err)

@@ -37,12 +37,20 @@ type Store struct {
 	db *sql.DB
 }
 
+const dbFile = "mailferry.db"
+
+// ExistsSQLite reports whether dir holds a state database.
+func ExistsSQLite(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, dbFile))
+	return err == nil
+}
+
 // OpenSQLite opens (creating if needed) the state database in dir.
 func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state: create data directory: %w", err)
 	}
-	path := filepath.Join(dir, "mailferry.db")
+	path := filepath.Join(dir, dbFile)
 	// WAL keeps readers off the writer's back, and a committed
 	// transaction survives a crash of the process; synchronous=NORMAL is
 	// crash-safe in WAL mode (only a power loss may drop the very last
@@ -184,6 +192,8 @@ type MessageRecord struct {
 	DstUIDValidity uint32
 	DstUID         uint32
 	Reason         string
+	// Flags are the flags set on the destination copy, space-separated.
+	Flags string
 }
 
 // Record writes many message entries in one transaction (group commit):
@@ -199,10 +209,10 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	}
 	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO message_state (pair_key, src_path, src_uidvalidity, src_uid, identity, state,
-			dst_path, dst_uidvalidity, dst_uid, reason, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			dst_path, dst_uidvalidity, dst_uid, reason, updated_at, flags)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (pair_key, src_path, src_uidvalidity, src_uid) DO UPDATE SET identity = $5, state = $6, dst_path = $7,
-			dst_uidvalidity = $8, dst_uid = $9, reason = $10, updated_at = $11`)
+			dst_uidvalidity = $8, dst_uid = $9, reason = $10, updated_at = $11, flags = $12`)
 	if err != nil {
 		return wrap("record messages", err)
 	}
@@ -210,7 +220,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	now := time.Now().Unix()
 	for _, r := range recs {
 		if _, err := stmt.ExecContext(ctx, pair, r.SrcPath, int64(r.SrcUIDValidity), int64(r.SrcUID), r.Identity, r.State,
-			r.DstPath, int64(r.DstUIDValidity), int64(r.DstUID), r.Reason, now); err != nil {
+			r.DstPath, int64(r.DstUIDValidity), int64(r.DstUID), r.Reason, now, r.Flags); err != nil {
 			return wrap("record messages", err)
 		}
 	}
@@ -222,7 +232,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 // again). Their count is small (one pass's worth of one folder at most),
 // so they are returned whole.
 func (s *Store) Unsettled(ctx context.Context, pair, srcPath string, uidValidity, watermark uint32) (map[uint32]MessageRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT src_uid, identity, state, dst_path, dst_uidvalidity, dst_uid, reason
+	rows, err := s.db.QueryContext(ctx, `SELECT src_uid, identity, state, dst_path, dst_uidvalidity, dst_uid, reason, flags
 		FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3
 			AND (src_uid > $4 OR state = 'failed' OR state = 'intent')`,
 		pair, srcPath, int64(uidValidity), int64(watermark))
@@ -233,7 +243,7 @@ func (s *Store) Unsettled(ctx context.Context, pair, srcPath string, uidValidity
 	out := map[uint32]MessageRecord{}
 	for rows.Next() {
 		r := MessageRecord{SrcPath: srcPath, SrcUIDValidity: uidValidity}
-		if err := rows.Scan(&r.SrcUID, &r.Identity, &r.State, &r.DstPath, &r.DstUIDValidity, &r.DstUID, &r.Reason); err != nil {
+		if err := rows.Scan(&r.SrcUID, &r.Identity, &r.State, &r.DstPath, &r.DstUIDValidity, &r.DstUID, &r.Reason, &r.Flags); err != nil {
 			return nil, wrap("read unsettled messages", err)
 		}
 		out[r.SrcUID] = r
@@ -295,4 +305,76 @@ func wrap(op string, err error) error {
 		return fmt.Errorf("state: %s: the state database is in use by another mailferry process: %w", op, err)
 	}
 	return fmt.Errorf("state: %s: %w", op, err)
+}
+
+// Copied streams the entries of messages this tool copied into a folder,
+// in source UID order, from minUID up to maxUID. Flag sync and
+// --delete-missing walk them next to a listing of the source.
+func (s *Store) Copied(ctx context.Context, pair, srcPath string, uidValidity, minUID, maxUID uint32, fn func(MessageRecord) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT src_uid, identity, dst_path, dst_uidvalidity, dst_uid, flags
+		FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3 AND state = 'copied'
+			AND src_uid >= $4 AND src_uid <= $5 ORDER BY src_uid`,
+		pair, srcPath, int64(uidValidity), int64(minUID), int64(maxUID))
+	if err != nil {
+		return wrap("read copied messages", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := MessageRecord{SrcPath: srcPath, SrcUIDValidity: uidValidity, State: StateCopied}
+		if err := rows.Scan(&r.SrcUID, &r.Identity, &r.DstPath, &r.DstUIDValidity, &r.DstUID, &r.Flags); err != nil {
+			return wrap("read copied messages", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return wrap("read copied messages", rows.Err())
+}
+
+// SetFlags records the flags now on the destination copies.
+func (s *Store) SetFlags(ctx context.Context, pair, srcPath string, uidValidity uint32, flags map[uint32]string) error {
+	if len(flags) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("record flags", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
+	stmt, err := tx.PrepareContext(ctx, `UPDATE message_state SET flags = $1, updated_at = $2
+		WHERE pair_key = $3 AND src_path = $4 AND src_uidvalidity = $5 AND src_uid = $6`)
+	if err != nil {
+		return wrap("record flags", err)
+	}
+	defer stmt.Close()
+	now := time.Now().Unix()
+	for uid, f := range flags {
+		if _, err := stmt.ExecContext(ctx, f, now, pair, srcPath, int64(uidValidity), int64(uid)); err != nil {
+			return wrap("record flags", err)
+		}
+	}
+	return wrap("record flags", tx.Commit())
+}
+
+// Forget removes message entries after their copies were deleted.
+func (s *Store) Forget(ctx context.Context, pair, srcPath string, uidValidity uint32, uids []uint32) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("forget messages", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
+	stmt, err := tx.PrepareContext(ctx, `DELETE FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3 AND src_uid = $4`)
+	if err != nil {
+		return wrap("forget messages", err)
+	}
+	defer stmt.Close()
+	for _, u := range uids {
+		if _, err := stmt.ExecContext(ctx, pair, srcPath, int64(uidValidity), int64(u)); err != nil {
+			return wrap("forget messages", err)
+		}
+	}
+	return wrap("forget messages", tx.Commit())
 }

@@ -63,6 +63,25 @@ func TestStoreRoundTrip(t *testing.T) {
 	if err != nil || counts[StateCopied] != 1 || counts[StateIntent] != 1 || counts[StateFailed] != 1 {
 		t.Fatalf("counts %v %v", counts, err)
 	}
+	// Flags of copied messages, streamed in UID order.
+	if err := s.SetFlags(ctx, "p1", "INBOX", 7, map[uint32]string{1: `\Seen Work`}); err != nil {
+		t.Fatal(err)
+	}
+	var copied []MessageRecord
+	if err := s.Copied(ctx, "p1", "INBOX", 7, 0, 100, func(r MessageRecord) error { copied = append(copied, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(copied) != 1 || copied[0].SrcUID != 1 || copied[0].DstUID != 41 || copied[0].Flags != `\Seen Work` {
+		t.Fatalf("copied entries: %+v", copied)
+	}
+	if err := s.Forget(ctx, "p1", "INBOX", 7, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	copied = nil
+	_ = s.Copied(ctx, "p1", "INBOX", 7, 0, 100, func(r MessageRecord) error { copied = append(copied, r); return nil })
+	if len(copied) != 0 {
+		t.Errorf("Forget left %+v", copied)
+	}
 	if err := s.ForgetFolder(ctx, "p1", "INBOX"); err != nil {
 		t.Fatal(err)
 	}

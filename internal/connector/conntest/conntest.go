@@ -66,6 +66,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentAppends", func(t *testing.T) { testConcurrentAppends(t, h) })
 	t.Run("Status", func(t *testing.T) { testStatus(t, h) })
 	t.Run("Quota", func(t *testing.T) { testQuota(t, h) })
+	t.Run("SetFlagsAndFlagListing", func(t *testing.T) { testSetFlags(t, h) })
+	t.Run("DeleteOnlyTheseMessages", func(t *testing.T) { testDelete(t, h) })
 }
 
 func open(t *testing.T, h Harness) connector.Conn {
@@ -564,5 +566,95 @@ func testQuota(t *testing.T, h Harness) {
 	}
 	if q.Limit > 0 && q.Used > q.Limit {
 		t.Errorf("quota used %d above limit %d", q.Used, q.Limit)
+	}
+}
+
+func appendOne(t *testing.T, d connector.Destination, f connector.Folder, raw []byte, flags []string) connector.AppendResult {
+	t.Helper()
+	pa, err := d.Append(ctx(t), f, connector.AppendRequest{Flags: flags, Size: int64(len(raw)), Body: bytes.NewReader(raw), InternalDate: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := pa.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func testSetFlags(t *testing.T, h Harness) {
+	c := open(t, h)
+	d, ok := c.(connector.Destination)
+	if !ok {
+		t.Skip("not a destination")
+	}
+	f, err := d.CreateFolder(ctx(t), mail.Path{"Flags"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		appendOne(t, d, f, Message(500+i, ""), []string{mail.FlagSeen})
+	}
+	all, before := listAll(t, c, f, connector.ListOptions{})
+	if err := d.SetFlags(ctx(t), f, []uint32{all[1].UID, all[3].UID}, []string{mail.FlagFlagged, "Project"}); err != nil {
+		t.Fatalf("SetFlags: %v", err)
+	}
+	// Repeating is harmless.
+	if err := d.SetFlags(ctx(t), f, []uint32{all[1].UID}, []string{mail.FlagFlagged, "Project"}); err != nil {
+		t.Fatalf("SetFlags again: %v", err)
+	}
+	got, _ := listAll(t, c, f, connector.ListOptions{FlagsOnly: true})
+	for i, m := range got {
+		changed := i == 1 || i == 3
+		if mail.HasFlag(m.Flags, mail.FlagSeen) == changed || mail.HasFlag(m.Flags, mail.FlagFlagged) != changed ||
+			mail.HasFlag(m.Flags, "Project") != changed {
+			t.Errorf("message %d flags %v after SetFlags (changed=%v)", i, m.Flags, changed)
+		}
+	}
+	bounded, _ := listAll(t, c, f, connector.ListOptions{FlagsOnly: true, MinUID: all[1].UID, MaxUID: all[2].UID})
+	if len(bounded) != 2 || bounded[0].UID != all[1].UID {
+		t.Errorf("MinUID/MaxUID listing returned %d messages", len(bounded))
+	}
+	if c.Features().CondStore {
+		changed, _ := listAll(t, c, f, connector.ListOptions{FlagsOnly: true, ChangedSince: before.HighestModSeq})
+		if len(changed) != 2 {
+			t.Errorf("CHANGEDSINCE listed %d messages, want the 2 changed ones", len(changed))
+		}
+	}
+}
+
+func testDelete(t *testing.T, h Harness) {
+	c := open(t, h)
+	d, ok := c.(connector.Destination)
+	if !ok {
+		t.Skip("not a destination")
+	}
+	f, err := d.CreateFolder(ctx(t), mail.Path{"Deleting"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		appendOne(t, d, f, Message(600+i, ""), nil)
+	}
+	// A message the user marked \Deleted but did not expunge must
+	// survive: Delete removes exactly what it is given.
+	appendOne(t, d, f, Message(610, ""), []string{mail.FlagDeleted})
+	all, _ := listAll(t, c, f, connector.ListOptions{})
+	if err := d.Delete(ctx(t), f, []uint32{all[0].UID, all[2].UID}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if err := d.Delete(ctx(t), f, []uint32{all[0].UID}); err != nil {
+		t.Fatalf("Delete of a gone message: %v", err)
+	}
+	left, _ := listAll(t, c, f, connector.ListOptions{})
+	if !c.Features().UIDPlus {
+		t.Skip("without UIDPLUS messages are only marked \\Deleted")
+	}
+	if len(left) != 3 || left[0].UID != all[1].UID || left[1].UID != all[3].UID || left[2].UID != all[4].UID {
+		var uids []uint32
+		for _, m := range left {
+			uids = append(uids, m.UID)
+		}
+		t.Errorf("after deleting 2 of 5 the folder holds UIDs %v", uids)
 	}
 }

@@ -54,7 +54,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 			st.PermanentFlags = append(st.PermanentFlags, string(fl))
 		}
 	}
-	if sel.NumMessages == 0 {
+	if sel.NumMessages == 0 || (opts.MinUID > 0 && opts.MinUID >= st.UIDNext && st.UIDNext > 0) {
 		return st, nil
 	}
 	batch := opts.Batch
@@ -66,11 +66,16 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		min = 1
 	}
 	var set imap.UIDSet
-	set.AddRange(imap.UID(min), 0) // min:*
-	cmd := s.c.Fetch(set, &imap.FetchOptions{
-		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
-		BodySection: []*imap.FetchItemBodySection{identitySection()},
-	})
+	set.AddRange(imap.UID(min), imap.UID(opts.MaxUID)) // min:* when MaxUID is 0
+	fo := &imap.FetchOptions{UID: true, Flags: true}
+	if !opts.FlagsOnly {
+		fo.InternalDate, fo.RFC822Size = true, true
+		fo.BodySection = []*imap.FetchItemBodySection{identitySection()}
+	}
+	if opts.ChangedSince > 0 && c.feats.CondStore {
+		fo.ChangedSince = opts.ChangedSince
+	}
+	cmd := s.c.Fetch(set, fo)
 	buf := make([]connector.Message, 0, batch)
 	var fnErr error
 	for {
@@ -86,7 +91,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 			fnErr = err
 			continue
 		}
-		if m.UID < opts.MinUID {
+		if m.UID < opts.MinUID || (opts.MaxUID > 0 && m.UID > opts.MaxUID) {
 			continue // "n:*" includes the last message even below n (RFC 3501 6.4.8)
 		}
 		buf = append(buf, m)
@@ -144,8 +149,10 @@ func readListing(md *imapclient.FetchMessageData) (connector.Message, error) {
 			}
 		}
 	}
-	m.Headers = mail.ParseHeaders(header)
-	m.Identity = mail.ComputeIdentity(m.Headers, m.Size)
+	if header != nil {
+		m.Headers = mail.ParseHeaders(header)
+		m.Identity = mail.ComputeIdentity(m.Headers, m.Size)
+	}
 	return m, nil
 }
 
@@ -419,4 +426,57 @@ func (p *rawPending) Wait() (connector.AppendResult, error) {
 		return connector.AppendResult{}, e
 	}
 	return connector.AppendResult{}, uncertain(classify(err, p.op))
+}
+
+// SetFlags implements connector.Destination with UID STORE FLAGS.SILENT.
+func (c *Conn) SetFlags(ctx context.Context, f connector.Folder, uids []uint32, flags []string) error {
+	return c.store(ctx, f, uids, "set flags", func(s *session, set imap.UIDSet) error {
+		fl := make([]imap.Flag, len(flags))
+		for i, x := range flags {
+			fl[i] = imap.Flag(x)
+		}
+		return s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: fl}, nil).Close()
+	})
+}
+
+// Delete implements connector.Destination. With UIDPLUS, UID EXPUNGE
+// (RFC 4315) removes exactly these messages; a plain EXPUNGE would also
+// remove anything else the user had marked \Deleted, so without UIDPLUS
+// the messages are only marked.
+func (c *Conn) Delete(ctx context.Context, f connector.Folder, uids []uint32) error {
+	return c.store(ctx, f, uids, "delete messages", func(s *session, set imap.UIDSet) error {
+		if err := s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			return err
+		}
+		if !c.feats.UIDPlus {
+			return nil
+		}
+		return s.c.UIDExpunge(set).Close()
+	})
+}
+
+func (c *Conn) store(ctx context.Context, f connector.Folder, uids []uint32, what string, fn func(*session, imap.UIDSet) error) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	s, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.release(s)
+	defer s.guard(ctx)()
+	if s.selected != f.Name || s.readOnly {
+		if _, err := c.selectFolder(s, f.Name, true); err != nil {
+			return err
+		}
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	if err := fn(s, set); err != nil {
+		s.fail(err)
+		return classify(err, fmt.Sprintf("%s in %q", what, f.Name))
+	}
+	return nil
 }
