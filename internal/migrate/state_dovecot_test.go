@@ -64,6 +64,19 @@ func TestDeltaPasses(t *testing.T) {
 	}
 	t.Logf("unchanged pass: %d source commands for %d folders", counter.Commands(), len(all))
 
+	// --full-rescan ignores the state and checks every message.
+	rescan := opts
+	rescan.FullRescan = true
+	res, err = run(t, plainConfig(src, "lea"), plainConfig(dst, "lea"), rescan)
+	if err != nil || res.Stats.Copied != 0 || res.Stats.Present != 200 {
+		t.Fatalf("full rescan: %v, copied %d, present %d", err, res.Stats.Copied, res.Stats.Present)
+	}
+	for _, f := range res.Folders {
+		if f.Unchanged {
+			t.Errorf("folder %s skipped during a full rescan", f.Source)
+		}
+	}
+
 	// New mail in B, a message moved from C to D, a flag change in A
 	// (flags of copied messages are synced by a later change).
 	c := src.Dial(t, "lea", pw)
