@@ -195,3 +195,35 @@ func TestDeltaPasses(t *testing.T) {
 	}
 
 }
+
+// Mail copied earlier by another tool (same messages, other UIDs, no
+// state of ours) is recognised: the first pass copies only the rest.
+func TestDestinationAlreadyHoldsSomeMail(t *testing.T) {
+	t.Parallel()
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutCourier})
+	src.AddUser(t, "max", pw)
+	dst.AddUser(t, "max", pw)
+	msgs := realistic(120, func(i int) string { return []string{"INBOX", "Work"}[i%2] })
+	seed(t, src, "max", []string{"Work"}, msgs)
+	// The other tool copied every third message, in another order.
+	var earlier []seedMsg
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if i%3 == 0 {
+			m := msgs[i]
+			if m.folder == "Work" {
+				m.folder = "INBOX.Work"
+			}
+			earlier = append(earlier, m)
+		}
+	}
+	seed(t, dst, "max", []string{"INBOX.Work"}, earlier)
+	res, err := run(t, plainConfig(src, "max"), plainConfig(dst, "max"), migrate.Options{State: openStore(t, t.TempDir()), Pair: "max"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats.Copied != 80 || res.Stats.Present != 40 {
+		t.Errorf("copied %d, present %d; want 80 and 40", res.Stats.Copied, res.Stats.Present)
+	}
+	sameContent(t, dump(t, src, "max"), dump(t, dst, "max"), nil)
+}
