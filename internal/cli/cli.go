@@ -34,6 +34,8 @@ const usage = `mailferry: move mailboxes between mail servers without losing or 
 Usage:
   mailferry copy [flags]    copy one mailbox from an IMAP server to another
   mailferry status [flags]  show what has been synced, per mailbox pair and folder
+  mailferry serve [flags]   run the migration service: API, portal and workers
+  mailferry user add        create a user and print an API token
   mailferry version         print the version
   mailferry help [command]  show help
 
@@ -57,6 +59,10 @@ func Main(ctx context.Context, env Env, args []string) int {
 		return runCopy(ctx, env, args[1:])
 	case "status":
 		return runStatus(ctx, env, args[1:])
+	case "serve":
+		return runServe(ctx, env, args[1:])
+	case "user":
+		return runUser(ctx, env, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "mailferry", Version)
 		return ExitOK

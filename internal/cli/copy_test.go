@@ -51,7 +51,7 @@ func withState(t *testing.T, env map[string]string) map[string]string {
 	return out
 }
 
-func url(d *testenv.Dovecot) string { return fmt.Sprintf("imap://%s", d.Addr()) }
+func imapURL(d *testenv.Dovecot) string { return fmt.Sprintf("imap://%s", d.Addr()) }
 
 func seedCLI(t *testing.T, d *testenv.Dovecot, user string, n int, folders ...string) {
 	t.Helper()
@@ -96,7 +96,7 @@ func TestCopyCLI(t *testing.T) {
 	src.AddUser(t, "alice", secret)
 	dst.AddUser(t, "alice", secret)
 	seedCLI(t, src, "alice", 12, "INBOX.Sent Items", "INBOX.Projekte")
-	base := []string{"copy", "--from", url(src), "--from-user", "alice", "--to", url(dst), "--to-user", "alice", "--allow-plaintext"}
+	base := []string{"copy", "--from", imapURL(src), "--from-user", "alice", "--to", imapURL(dst), "--to-user", "alice", "--allow-plaintext"}
 	env := withState(t, passwords())
 
 	t.Run("dry run prints the plan and copies nothing", func(t *testing.T) {
@@ -187,7 +187,7 @@ func TestStatusAfterCopy(t *testing.T) {
 	if r := runCLI(t, env, "status"); r.code != ExitUsage || !strings.Contains(r.stderr, "nothing has been copied") {
 		t.Errorf("status before any copy: exit %d, %q", r.code, r.stderr)
 	}
-	r := runCLI(t, env, "copy", "--from", url(src), "--from-user", "sam", "--to", url(dst), "--to-user", "sam", "--allow-plaintext")
+	r := runCLI(t, env, "copy", "--from", imapURL(src), "--from-user", "sam", "--to", imapURL(dst), "--to-user", "sam", "--allow-plaintext")
 	if r.code != ExitOK {
 		t.Fatalf("copy: exit %d %s", r.code, r.stderr)
 	}
@@ -233,25 +233,25 @@ func TestCopyCLIErrors(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"wrong password", nil, []string{"--from", url(d), "--from-user", "bob", "--from-password-file", wrongFile, "--allow-plaintext", "--to", url(d), "--to-user", "bob", "--to-password-file", passFile},
+		{"wrong password", nil, []string{"--from", imapURL(d), "--from-user", "bob", "--from-password-file", wrongFile, "--allow-plaintext", "--to", imapURL(d), "--to-user", "bob", "--to-password-file", passFile},
 			ExitStopped, []string{"source:", "log in to", "What to do:", "app password"}},
-		{"unknown host", passwords(), []string{"--from", "imaps://mail.nonexistent.invalid", "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+		{"unknown host", passwords(), []string{"--from", "imaps://mail.nonexistent.invalid", "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob"},
 			ExitStopped, []string{"source:", "mail.nonexistent.invalid", "What to do:", "server name"}},
-		{"refused certificate", passwords(), []string{"--from", tlsURL, "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+		{"refused certificate", passwords(), []string{"--from", tlsURL, "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob"},
 			ExitStopped, []string{"source:", "certificate", "--insecure"}},
-		{"plaintext refused", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+		{"plaintext refused", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob"},
 			ExitStopped, []string{"unencrypted", "--allow-plaintext"}},
-		{"no password", nil, []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob"},
+		{"no password", nil, []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob"},
 			ExitUsage, []string{"no source password", "MAILFERRY_FROM_PASSWORD"}},
-		{"password in URL refused", passwords(), []string{"--from", "imaps://bob:pw@host", "--to", url(d), "--to-user", "bob"},
+		{"password in URL refused", passwords(), []string{"--from", "imaps://bob:pw@host", "--to", imapURL(d), "--to-user", "bob"},
 			ExitUsage, []string{"do not put the password in the URL"}},
-		{"bad date", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", "--since", "01/02/2020"},
+		{"bad date", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", "--since", "01/02/2020"},
 			ExitUsage, []string{"--since", "2024-01-31"}},
-		{"bad regex", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", "--exclude", "(["},
+		{"bad regex", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", "--exclude", "(["},
 			ExitUsage, []string{"not a valid regular expression"}},
-		{"bad mapping", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", "--map", "Inbox"},
+		{"bad mapping", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", "--map", "Inbox"},
 			ExitUsage, []string{"^Source/Path->Destination/Path"}},
-		{"password as argument", passwords(), []string{"--from", url(d), "--from-user", "bob", "--to", url(d), "--to-user", "bob", secret + "x"},
+		{"password as argument", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", secret + "x"},
 			ExitUsage, []string{"passwords are never given as arguments"}},
 	}
 	for _, c := range cases {
@@ -289,7 +289,7 @@ func TestCopyCLIProgressBar(t *testing.T) {
 	var out, errb bytes.Buffer
 	e := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Getenv: func(k string) string { return withState(t, passwords())[k] }, IsTerminal: func(any) bool { return true }}
-	code := Main(context.Background(), e, []string{"copy", "--from", url(src), "--from-user", "tty", "--to", url(dst), "--to-user", "tty", "--allow-plaintext"})
+	code := Main(context.Background(), e, []string{"copy", "--from", imapURL(src), "--from-user", "tty", "--to", imapURL(dst), "--to-user", "tty", "--allow-plaintext"})
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}

@@ -82,6 +82,10 @@ func (s *Store) migrate(ctx context.Context, dialect goose.Dialect) error {
 	return nil
 }
 
+// DB returns the database, for the packages that keep their own tables in
+// it (the service). They use the same portable SQL.
+func (s *Store) DB() *sql.DB { return s.db }
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 

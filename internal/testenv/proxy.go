@@ -59,3 +59,10 @@ func (p *Proxy) addToxic(t testing.TB, typ, stream, attrs string) {
 		t.Fatalf("add %s toxic: %v", typ, err)
 	}
 }
+
+// LimitBandwidth caps the rate towards the server in KB/s, so that a long
+// upload takes a predictable while.
+func (p *Proxy) LimitBandwidth(t testing.TB, kbPerSecond int) {
+	t.Helper()
+	p.addToxic(t, "bandwidth", "upstream", fmt.Sprintf(`{"rate":%d}`, kbPerSecond))
+}

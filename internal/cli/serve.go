@@ -1,0 +1,328 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
+	"github.com/mailferry/mailferry/internal/jobs"
+	"github.com/mailferry/mailferry/internal/notify"
+	"github.com/mailferry/mailferry/internal/secrets"
+	"github.com/mailferry/mailferry/internal/service"
+	"github.com/mailferry/mailferry/internal/store"
+	"github.com/mailferry/mailferry/internal/web"
+)
+
+const serveUsage = `Usage: mailferry serve [flags]
+
+Runs the migration service: the JSON API (and the portal) plus workers
+that run passes as durable jobs. On embedded defaults it needs no setup:
+state and jobs live in SQLite files in the data directory, and the API
+listens on 127.0.0.1:8080.
+
+Destination presets come from --presets FILE (JSON, see README) or
+--preset 'Name=imaps://host[:port]' flags; without either, a built-in
+"Rackspace Email" preset is offered.
+
+Email (pass reports): --smtp-host etc.; without SMTP, mail is written to
+the log and to the outbox folder in the data directory.
+
+Flags:
+`
+
+type serveFlags struct {
+	listen, dataDir, presetsFile, baseURL    string
+	presets                                  []string
+	smtpHost, smtpUser, smtpFrom, smtpSec    string
+	smtpPassFile                             string
+	smtpPort, workers, hostLimit, connection int
+	apiOnly, jsonLogs                        bool
+	leaseTTL, rescueAfter                    time.Duration
+}
+
+func runServe(ctx context.Context, env Env, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var f serveFlags
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the API and portal on")
+	fs.StringVar(&f.dataDir, "data-dir", "", "state, jobs, key and outbox (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
+	fs.StringVar(&f.presetsFile, "presets", "", "JSON file of destination presets")
+	fs.Func("preset", "destination preset 'Name=imaps://host[:port]' (repeatable; ?insecure=1&allow_plaintext=1 for test servers)", appendTo(&f.presets))
+	fs.StringVar(&f.baseURL, "base-url", "", "public URL of this service, for links in emails (default http://LISTEN)")
+	fs.StringVar(&f.smtpHost, "smtp-host", "", "SMTP server for outgoing mail (none: log and outbox)")
+	fs.IntVar(&f.smtpPort, "smtp-port", 0, "SMTP port (default 587, or 465 with --smtp-security tls)")
+	fs.StringVar(&f.smtpUser, "smtp-user", "", "SMTP user name")
+	fs.StringVar(&f.smtpPassFile, "smtp-password-file", "", "file with the SMTP password (or MAILFERRY_SMTP_PASSWORD)")
+	fs.StringVar(&f.smtpFrom, "smtp-from", "Mailferry <mailferry@localhost>", "sender of outgoing mail")
+	fs.StringVar(&f.smtpSec, "smtp-security", "", "starttls, tls or none")
+	fs.IntVar(&f.workers, "workers", 10, "mailboxes migrated at once by this process")
+	fs.IntVar(&f.hostLimit, "host-limit", 5, "mailboxes migrated at once per source server, across all workers")
+	fs.IntVar(&f.connection, "connections", 4, "connections per server and mailbox")
+	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
+	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
+	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
+	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when the job of a dead worker is run again")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
+	if f.jsonLogs {
+		handler = slog.NewJSONHandler(env.Stderr, nil)
+	}
+	log := slog.New(handler)
+	if err := serve(ctx, env, f, log); err != nil {
+		log.Error("mailferry serve stopped", "error", err)
+		return ExitStopped
+	}
+	return ExitOK
+}
+
+func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
+	dir, err := dataDir(env, f.dataDir)
+	if err != nil {
+		return err
+	}
+	presets, err := loadPresets(f.presetsFile, f.presets)
+	if err != nil {
+		return err
+	}
+	svc, st, err := openService(ctx, env, dir, presets, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	host, _ := os.Hostname()
+	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg), Log: log,
+		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL}
+	q, err := jobs.OpenSQLite(ctx, dir, runner, jobs.Config{MaxWorkers: f.workers, Work: !f.apiOnly, Log: log, RescueAfter: f.rescueAfter})
+	if err != nil {
+		return err
+	}
+	svc.SetQueue(q)
+	reg.MustRegister(svc.StatusCollector())
+
+	base := f.baseURL
+	if base == "" {
+		base = "http://" + f.listen
+	}
+	sender, err := mailer(env, f, dir, log)
+	if err != nil {
+		return err
+	}
+	svc.SetNotifier(func(ctx context.Context, to, subject, text string) error {
+		err := sender.Send(ctx, notify.Message{To: to, Subject: subject, Text: text})
+		if err != nil {
+			log.Error("notification not sent", "to", to, "error", err)
+		}
+		return err
+	}, base)
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another mailferry running? choose another address with --listen)", f.listen, err)
+	}
+	srv := &http.Server{Handler: web.New(svc, log, reg), ReadHeaderTimeout: 10 * time.Second}
+	if !f.apiOnly {
+		n, err := q.Recover(ctx, svc)
+		if err != nil {
+			return fmt.Errorf("recover unfinished passes: %w", err)
+		}
+		if n > 0 {
+			log.Info("resuming mailbox passes left unfinished by the last run", "count", n)
+		}
+		if err := q.Start(ctx); err != nil {
+			return err
+		}
+	}
+	log.Info("mailferry serving", "url", "http://"+ln.Addr().String(), "data_dir", dir, "presets", len(presets), "workers", !f.apiOnly)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	// Graceful shutdown: stop taking requests, then cancel running jobs;
+	// they checkpoint and resume after the next start.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := q.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("job queue stop", "error", err)
+	}
+	return nil
+}
+
+// openService opens the database, the secret key and the service.
+func openService(ctx context.Context, env Env, dir string, presets []service.Preset, log *slog.Logger) (*service.Service, *store.Store, error) {
+	st, err := store.OpenSQLite(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, created, err := secrets.LoadKey(env.Getenv("MAILFERRY_SECRET_KEY"), filepath.Join(dir, "secret.key"))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	if created && log != nil {
+		log.Warn("created a new secret key for stored passwords; back it up with the database", "file", filepath.Join(dir, "secret.key"))
+	}
+	box, err := secrets.NewBox(key)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return service.New(st.DB(), box, presets), st, nil
+}
+
+func mailer(env Env, f serveFlags, dir string, log *slog.Logger) (notify.Sender, error) {
+	if f.smtpHost == "" {
+		return notify.NewOutbox(filepath.Join(dir, "outbox"), log), nil
+	}
+	pass := env.Getenv("MAILFERRY_SMTP_PASSWORD")
+	if f.smtpPassFile != "" {
+		b, err := os.ReadFile(f.smtpPassFile)
+		if err != nil {
+			return nil, fmt.Errorf("SMTP password file: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	return notify.NewSMTP(notify.SMTPConfig{Host: f.smtpHost, Port: f.smtpPort, Username: f.smtpUser, Password: pass,
+		From: f.smtpFrom, Security: f.smtpSec}), nil
+}
+
+// presetFile is the format of --presets.
+type presetFile struct {
+	Presets []service.Preset `json:"presets"`
+}
+
+func loadPresets(file string, flags []string) ([]service.Preset, error) {
+	var out []service.Preset
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("presets: %w", err)
+		}
+		var pf presetFile
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pf); err != nil {
+			return nil, fmt.Errorf("presets file %s: %v (expected {\"presets\": [{\"id\", \"name\", \"type\", \"host\", \"port\", \"security\"}]})", file, err)
+		}
+		out = append(out, pf.Presets...)
+	}
+	for _, p := range flags {
+		name, raw, ok := strings.Cut(p, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("--preset %q: expected 'Name=imaps://host[:port]'", p)
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--preset %q: %v", p, err)
+		}
+		q := u.Query()
+		u.RawQuery = ""
+		cfg, err := imapconn.ParseURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("--preset %q: %v", p, err)
+		}
+		port := cfg.Port
+		if port == 0 {
+			port = cfg.Security.DefaultPort()
+		}
+		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
+			Type: "imap", Host: cfg.Host, Port: port, Security: cfg.Security.String(),
+			Insecure: q.Get("insecure") == "1", AllowPlaintext: q.Get("allow_plaintext") == "1"}})
+	}
+	if len(out) == 0 {
+		out = []service.Preset{{ID: "rackspace-email", Name: "Rackspace Email",
+			Endpoint: service.Endpoint{Type: "imap", Host: "secure.emailsrvr.com", Port: 993, Security: "tls"}}}
+	}
+	seen := map[string]bool{}
+	for i, p := range out {
+		if p.ID == "" {
+			out[i].ID = slug(p.Name)
+		}
+		if seen[out[i].ID] {
+			return nil, fmt.Errorf("presets: id %q is used twice", out[i].ID)
+		}
+		seen[out[i].ID] = true
+		if p.Type == "" {
+			out[i].Type = "imap"
+		}
+		if p.Host == "" || p.Port <= 0 {
+			return nil, fmt.Errorf("preset %q needs a host and a port", p.Name)
+		}
+	}
+	return out, nil
+}
+
+func slug(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(s, "-")
+	return strings.Trim(s, "-")
+}
+
+func runUser(ctx context.Context, env Env, args []string) int {
+	if len(args) == 0 || args[0] != "add" {
+		fmt.Fprintln(env.Stderr, "Usage: mailferry user add --email ADDRESS [--data-dir DIR]\n\nCreates (or finds) the user and prints a new API token.")
+		return ExitUsage
+	}
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	email := fs.String("email", "", "the user's contact email")
+	dir := fs.String("data-dir", "", "data directory (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return ExitUsage
+	}
+	d, err := dataDir(env, *dir)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+		return ExitUsage
+	}
+	svc, st, err := openService(ctx, env, d, nil, nil)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+		return ExitStopped
+	}
+	defer st.Close()
+	o, err := svc.EnsureOwner(ctx, *email)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+		return ExitUsage
+	}
+	token, err := svc.IssueToken(ctx, o.ID)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+		return ExitStopped
+	}
+	fmt.Fprintln(env.Stdout, token)
+	fmt.Fprintf(env.Stderr, "API token for %s printed above; send it as 'Authorization: Bearer <token>'. It is shown only once.\n", o.Email)
+	return ExitOK
+}

@@ -1,0 +1,33 @@
+package jobs
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the Prometheus series of the workers. They are registered
+// on the registry the caller passes, never on a global one.
+type Metrics struct {
+	copied       prometheus.Counter
+	copiedBytes  prometheus.Counter
+	failures     *prometheus.CounterVec
+	passes       *prometheus.CounterVec
+	passDuration *prometheus.HistogramVec
+}
+
+// NewMetrics creates and registers the series.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		copied: prometheus.NewCounter(prometheus.CounterOpts{Name: "mailferry_messages_copied_total",
+			Help: "Messages written to destinations."}),
+		copiedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "mailferry_bytes_copied_total",
+			Help: "Bytes of messages written to destinations."}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailferry_failures_total",
+			Help: "Failed messages and mailbox passes, by error class."}, []string{"class"}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailferry_mailbox_passes_total",
+			Help: "Finished mailbox passes by kind and final status."}, []string{"kind", "status"}),
+		passDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mailferry_mailbox_pass_duration_seconds",
+			Help: "Duration of mailbox passes.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 16)}, []string{"kind"}),
+	}
+	reg.MustRegister(m.copied, m.copiedBytes, m.failures, m.passes, m.passDuration)
+	return m
+}

@@ -1,0 +1,413 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/mailferry/mailferry/internal/accounting"
+	"github.com/mailferry/mailferry/internal/connector"
+	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
+	"github.com/mailferry/mailferry/internal/migrate"
+	"github.com/mailferry/mailferry/internal/service"
+	"github.com/mailferry/mailferry/internal/store"
+)
+
+// PassArgs identifies one mailbox's part of a pass. IDs only: a job row
+// is readable by anyone with database access, passwords stay sealed in
+// the mailbox row.
+type PassArgs struct {
+	PassID    string `json:"pass_id"`
+	MailboxID string `json:"mailbox_id"`
+}
+
+// Kind is the stable job kind name.
+func (PassArgs) Kind() string { return "mailbox_pass" }
+
+// Runner does the work of mailbox jobs.
+type Runner struct {
+	Service *service.Service
+	State   *store.Store
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Holder names this process in leases (host name and pid).
+	Holder string
+	// HostLimit bounds mailboxes worked at once per source host, across
+	// all processes (default 5).
+	HostLimit int
+	// Connections per side and mailbox (default 4).
+	Connections int
+	SpoolDir    string
+	// TLSConfigHook, when set, adjusts connector settings (tests).
+	TLSConfigHook func(*imapconn.Config)
+	// LeaseTTL is how long a lease outlives its holder's last renewal:
+	// the delay before another process may take over a mailbox whose
+	// worker died (default 30 s).
+	LeaseTTL time.Duration
+}
+
+func (r *Runner) leaseTTL() time.Duration {
+	if r.LeaseTTL <= 0 {
+		return 30 * time.Second
+	}
+	return r.LeaseTTL
+}
+
+// Worker is the River worker for PassArgs.
+type Worker struct {
+	river.WorkerDefaults[PassArgs]
+	R *Runner
+}
+
+// Timeout: migrations take as long as they take; a stuck server is
+// handled by connection timeouts, and leases guard against a dead worker.
+func (w *Worker) Timeout(*river.Job[PassArgs]) time.Duration { return -1 }
+
+// Work runs one mailbox's part of a pass.
+func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
+	r := w.R
+	a := job.Args
+	work, err := r.Service.LoadWork(ctx, a.PassID, a.MailboxID)
+	if errors.Is(err, service.ErrNotFound) {
+		return nil // deleted meanwhile: nothing to do
+	}
+	if err != nil {
+		return err
+	}
+	// A job replaced after a restart (see Queue.Recover), or one whose
+	// mailbox pass already ended, has nothing left to do.
+	if st, jobID, err := r.Service.MailboxPassStatus(ctx, a.PassID, a.MailboxID); err != nil || (st.Terminal() && st != service.StatusNotStarted) ||
+		(jobID != 0 && jobID != job.ID) {
+		return nil
+	}
+	if st, _ := r.Service.PassState(ctx, a.PassID); st == "stopping" || st == "stopped" {
+		return r.Service.FinishMailboxPass(ctx, a.PassID, a.MailboxID, service.Outcome{Status: service.StatusStopped, Detail: "stopped"})
+	}
+	// One worker per mailbox, a bounded number per source host.
+	mbLease := "mailbox:" + a.MailboxID
+	ok, err := r.Service.AcquireLease(ctx, mbLease, r.Holder, r.leaseTTL())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return river.JobSnooze(5 * time.Second)
+	}
+	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), mbLease, r.Holder) //nolint:errcheck // expires anyway
+	hostLease, err := r.hostSlot(ctx, work.Project.Source.Host)
+	if err != nil {
+		return err
+	}
+	if hostLease == "" {
+		return river.JobSnooze(5 * time.Second)
+	}
+	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), hostLease, r.Holder) //nolint:errcheck // expires anyway
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go r.renew(ctx, cancel, mbLease, hostLease)
+
+	st := service.StatusMigrating
+	if !work.Pass.Kind.Copies() {
+		st = service.StatusVerifying
+	}
+	if err := r.Service.BeginMailboxPass(ctx, a.PassID, a.MailboxID, st); err != nil {
+		return err
+	}
+	start := time.Now()
+	out := r.run(ctx, work)
+	if ctx.Err() != nil {
+		// Stopped by the user, or the process is shutting down.
+		if s, _ := r.Service.PassState(context.WithoutCancel(ctx), a.PassID); s == "stopping" || s == "stopped" {
+			out.Status, out.Class, out.Error, out.Detail = service.StatusStopped, "", "", "stopped by the user"
+		} else {
+			// Shutting down: the state is checkpointed; run again
+			// after the restart, where it resumes without duplicates.
+			return river.JobSnooze(time.Second)
+		}
+	}
+	bg := context.WithoutCancel(ctx)
+	if err := r.Service.FinishMailboxPass(bg, a.PassID, a.MailboxID, out); err != nil {
+		return err
+	}
+	if r.Metrics != nil {
+		r.Metrics.passes.WithLabelValues(string(work.Pass.Kind), string(out.Status)).Inc()
+		r.Metrics.passDuration.WithLabelValues(string(work.Pass.Kind)).Observe(time.Since(start).Seconds())
+		if out.Class != "" {
+			r.Metrics.failures.WithLabelValues(string(out.Class)).Inc()
+		}
+	}
+	return nil
+}
+
+func (r *Runner) hostSlot(ctx context.Context, host string) (string, error) {
+	limit := r.HostLimit
+	if limit <= 0 {
+		limit = 5
+	}
+	for i := 0; i < limit; i++ {
+		res := fmt.Sprintf("host:%s:%d", strings.ToLower(host), i)
+		ok, err := r.Service.AcquireLease(ctx, res, r.Holder, r.leaseTTL())
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return res, nil
+		}
+	}
+	return "", nil
+}
+
+// renew keeps the leases alive; losing one (another process took over
+// after a long stall) stops the work rather than risk two writers.
+func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, leases ...string) {
+	t := time.NewTicker(r.leaseTTL() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, l := range leases {
+				ok, err := r.Service.AcquireLease(ctx, l, r.Holder, r.leaseTTL())
+				if err == nil && !ok {
+					cancel(fmt.Errorf("lost lease %s", l))
+					return
+				}
+			}
+		}
+	}
+}
+
+func (r *Runner) configs(w service.Work) (src, dst imapconn.Config, err error) {
+	mk := func(e service.Endpoint, user, pass string) (imapconn.Config, error) {
+		sec, err := imapconn.ParseSecurity(e.Security)
+		if err != nil {
+			return imapconn.Config{}, err
+		}
+		c := imapconn.Config{Host: e.Host, Port: e.Port, Security: sec, Username: user, Password: pass,
+			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections}
+		if r.TLSConfigHook != nil {
+			r.TLSConfigHook(&c)
+		}
+		return c, nil
+	}
+	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword); err != nil {
+		return
+	}
+	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword)
+	return
+}
+
+// run does the pass and describes how it ended.
+func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
+	scfg, dcfg, err := r.configs(w)
+	if err != nil {
+		return service.Outcome{Status: service.StatusFailed, Class: service.ClassConfig, Error: err.Error()}
+	}
+	src, err := imapconn.Open(ctx, scfg)
+	if err != nil {
+		return failed(w, service.SideSource, err)
+	}
+	defer src.Close()
+	dst, err := imapconn.Open(ctx, dcfg)
+	if err != nil {
+		return failed(w, service.SideDestination, err)
+	}
+	defer dst.Close()
+	if w.Pass.Kind == service.PassVerify {
+		return service.Outcome{Status: service.StatusReady, Detail: "both mailboxes accept the login"}
+	}
+	opts, err := engineOptions(w)
+	if err != nil {
+		return service.Outcome{Status: service.StatusFailed, Class: service.ClassConfig, Error: err.Error()}
+	}
+	stats := accounting.New()
+	opts.Stats = stats
+	opts.SpoolDir = r.SpoolDir
+	if w.Pass.Kind == service.PassTrial {
+		return r.trial(ctx, w, src, dst, opts)
+	}
+	opts.State = r.State
+	opts.Pair = "mailbox:" + w.MailboxID
+
+	done := make(chan struct{})
+	go r.reportProgress(ctx, w, stats, done)
+	res, runErr := migrate.Run(ctx, src, dst, opts)
+	close(done)
+	prog := progressOf(stats.Snapshot())
+	out := service.Outcome{Progress: &prog}
+	if r.Metrics != nil {
+		r.Metrics.copied.Add(float64(prog.Copied))
+		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))
+	}
+	for _, f := range res.Failures {
+		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, UID: f.UID, Size: f.Size, Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
+		if r.Metrics != nil {
+			r.Metrics.failures.WithLabelValues(itemClass(f.Kind)).Inc()
+		}
+	}
+	switch {
+	case runErr != nil && ctx.Err() != nil:
+		out.Status = service.StatusStopped
+	case runErr != nil:
+		f := failed(w, sideOf(runErr), runErr)
+		f.Progress, f.Failures = out.Progress, out.Failures
+		return f
+	case len(res.Failures) > 0:
+		out.Status = service.StatusCompletedWithErrors
+		out.Detail = fmt.Sprintf("%d messages could not be copied", len(res.Failures))
+	default:
+		out.Status = service.StatusCompleted
+	}
+	return out
+}
+
+func itemClass(kind string) string {
+	switch kind {
+	case connector.KindQuota.String():
+		return string(service.ClassQuota)
+	case connector.KindTransient.String():
+		return string(service.ClassThrottled)
+	}
+	return string(service.ClassTooLarge)
+}
+
+// trial checks both logins, reads the folder plan with counts and sizes,
+// and the destination's quota, warning when the source exceeds 70% of
+// the destination's capacity (the seed's rule).
+func (r *Runner) trial(ctx context.Context, w service.Work, src, dst *imapconn.Conn, opts migrate.Options) service.Outcome {
+	opts.DryRun = true
+	res, err := migrate.Run(ctx, src, dst, opts)
+	if err != nil {
+		return failed(w, sideOf(err), err)
+	}
+	out := service.Outcome{Status: service.StatusReady, Detail: "trial passed"}
+	var total int64
+	for _, f := range res.Folders {
+		out.Plan = append(out.Plan, service.PlanRow{Source: f.Source, Destination: f.Dest, Messages: f.Listed, Bytes: f.ListedBytes})
+		total += f.ListedBytes
+	}
+	prog := progressOf(res.Stats)
+	prog.TotalBytes = total
+	out.Progress = &prog
+	if q, ok, err := dst.Quota(ctx); err == nil && ok {
+		out.Quota.Used, out.Quota.Limit = q.Used, q.Limit
+		if q.Limit > 0 && float64(total) > 0.7*float64(q.Limit) {
+			out.Warning = fmt.Sprintf("The source mailbox holds %s, more than 70%% of the destination's capacity of %s. "+
+				"Ask for a larger destination mailbox before migrating, or exclude folders.", human(total), human(q.Limit))
+		}
+	}
+	return out
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d kB", n>>10)
+}
+
+func (r *Runner) reportProgress(ctx context.Context, w service.Work, stats *accounting.Stats, done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = r.Service.UpdateProgress(ctx, w.Pass.ID, w.MailboxID, progressOf(stats.Snapshot()))
+		}
+	}
+}
+
+func progressOf(s accounting.Snapshot) service.Progress {
+	return service.Progress{TotalMsgs: s.TotalMsgs, TotalBytes: s.TotalBytes, Copied: s.Copied, CopiedBytes: s.CopiedBytes,
+		Present: s.Present, Skipped: s.Skipped, Failed: s.Failed, FlagUpdates: s.FlagUpdates, Folder: s.Folder,
+		Rate: s.MsgsPerSec, ETA: s.ETA}
+}
+
+func engineOptions(w service.Work) (migrate.Options, error) {
+	var o migrate.Options
+	for _, e := range w.Project.Options.Include {
+		re, err := migrate.ParseFilter(e)
+		if err != nil {
+			return o, err
+		}
+		o.Rules.Include = append(o.Rules.Include, re)
+	}
+	for _, e := range w.Project.Options.Exclude {
+		re, err := migrate.ParseFilter(e)
+		if err != nil {
+			return o, err
+		}
+		o.Rules.Exclude = append(o.Rules.Exclude, re)
+	}
+	for _, m := range w.Project.Options.Mappings {
+		mp, err := migrate.ParseMapping(m)
+		if err != nil {
+			return o, err
+		}
+		o.Rules.Mappings = append(o.Rules.Mappings, mp)
+	}
+	if d := w.Project.Options.Since; d != "" {
+		o.Since, _ = time.Parse("2006-01-02", d)
+	}
+	if d := w.Project.Options.Before; d != "" {
+		o.Before, _ = time.Parse("2006-01-02", d)
+	}
+	if w.Pass.Kind == service.PassPreStage && !w.Pass.Cutoff.IsZero() && (o.Before.IsZero() || w.Pass.Cutoff.Before(o.Before)) {
+		o.Before = w.Pass.Cutoff
+	}
+	o.LogSubjects = w.Project.Options.LogSubjects
+	return o, nil
+}
+
+func sideOf(err error) service.Side {
+	if strings.HasPrefix(err.Error(), "destination:") {
+		return service.SideDestination
+	}
+	return service.SideSource
+}
+
+// failed classifies a mailbox-stopping error for Solve Issue.
+func failed(w service.Work, side service.Side, err error) service.Outcome {
+	class := service.ClassOther
+	switch connector.KindOf(err) {
+	case connector.KindAuth:
+		class = service.ClassAuth
+		if w.MigratedBefore {
+			// It worked in an earlier pass: the password was changed
+			// during the migration, which the seed warns about.
+			class = service.ClassPasswordChanged
+		}
+	case connector.KindHost:
+		class = service.ClassHost
+	case connector.KindConnect:
+		class = service.ClassConnect
+	case connector.KindTLS:
+		class = service.ClassTLS
+	case connector.KindQuota:
+		class = service.ClassQuota
+	case connector.KindTransient:
+		class = service.ClassThrottled
+	case connector.KindConfig:
+		class = service.ClassConfig
+	case connector.KindMissingFolder:
+		class = service.ClassOther
+	}
+	msg := err.Error()
+	if hint := connector.HintOf(err); hint != "" {
+		msg += " — " + hint
+	}
+	return service.Outcome{Status: service.StatusFailed, Class: class, Side: side, Error: msg}
+}

@@ -1,0 +1,242 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors the API maps to HTTP statuses.
+var (
+	// ErrNotFound is also what a caller gets for another owner's objects,
+	// so that their existence is not revealed.
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// InputError is a problem with what the user sent, for one field.
+type InputError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+	// Rows carries per-row problems of a CSV import.
+	Rows []RowError `json:"rows,omitempty"`
+}
+
+func (e *InputError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return fmt.Sprintf("%s: %s", e.Field, e.Message)
+}
+
+func inputErr(field, format string, args ...any) error {
+	return &InputError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Status is a mailbox's state in the seed's flow.
+type Status string
+
+// Mailbox statuses. The labels are what users see.
+const (
+	StatusNotStarted          Status = "not_started"
+	StatusQueued              Status = "queued"
+	StatusVerifying           Status = "verifying"
+	StatusReady               Status = "ready"
+	StatusFailed              Status = "failed"
+	StatusMigrating           Status = "migrating"
+	StatusCompleted           Status = "completed"
+	StatusCompletedWithErrors Status = "completed_with_errors"
+	StatusStopped             Status = "stopped"
+)
+
+// Label is the status as the portal shows it.
+func (s Status) Label() string {
+	switch s {
+	case StatusNotStarted:
+		return "Not started"
+	case StatusQueued:
+		return "Queued"
+	case StatusVerifying:
+		return "Verifying"
+	case StatusReady:
+		return "Ready for migration"
+	case StatusFailed:
+		return "Failed"
+	case StatusMigrating:
+		return "Migrating"
+	case StatusCompleted:
+		return "Completed"
+	case StatusCompletedWithErrors:
+		return "Completed with errors"
+	case StatusStopped:
+		return "Stopped"
+	}
+	return string(s)
+}
+
+// Terminal reports whether a mailbox pass in this status is over.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusReady, StatusFailed, StatusCompleted, StatusCompletedWithErrors, StatusStopped, StatusNotStarted:
+		return true
+	}
+	return false
+}
+
+// PassKind is what a pass does.
+type PassKind string
+
+// Pass kinds, after MigrationWiz.
+const (
+	PassVerify      PassKind = "verify"       // log in to both sides
+	PassTrial       PassKind = "trial"        // verify, plan folders, count, check quota (70% rule)
+	PassPreStage    PassKind = "pre-stage"    // only messages older than a cutoff
+	PassFull        PassKind = "full"         // everything
+	PassDelta       PassKind = "delta"        // Migrate new items
+	PassRetryErrors PassKind = "retry-errors" // the failed items of the last pass
+)
+
+// Valid reports whether k is a known kind.
+func (k PassKind) Valid() bool {
+	switch k {
+	case PassVerify, PassTrial, PassPreStage, PassFull, PassDelta, PassRetryErrors:
+		return true
+	}
+	return false
+}
+
+// Copies reports whether the pass copies mail (as opposed to checking).
+func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial }
+
+// Endpoint is a mail server.
+type Endpoint struct {
+	Type     string `json:"type"` // "imap" today
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Security string `json:"security"` // tls | starttls | none
+	// Insecure accepts invalid certificates; AllowPlaintext permits
+	// logging in without TLS. Both are explicit opt-outs.
+	Insecure       bool `json:"insecure,omitempty"`
+	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
+}
+
+// Preset is an operator-defined destination, e.g. "Rackspace Email".
+type Preset struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Endpoint
+}
+
+// Options tune a project's passes.
+type Options struct {
+	Include     []string `json:"include,omitempty"`
+	Exclude     []string `json:"exclude,omitempty"`
+	Mappings    []string `json:"mappings,omitempty"`
+	Since       string   `json:"since,omitempty"`  // YYYY-MM-DD
+	Before      string   `json:"before,omitempty"` // YYYY-MM-DD
+	LogSubjects bool     `json:"log_subjects,omitempty"`
+}
+
+// Project is one migration project.
+type Project struct {
+	ID                string    `json:"id"`
+	Name              string    `json:"name"`
+	Source            Endpoint  `json:"source"`
+	DestinationPreset string    `json:"destination_preset"`
+	Destination       *Preset   `json:"destination,omitempty"`
+	Options           Options   `json:"options"`
+	State             string    `json:"state"` // active | finished
+	CreatedAt         time.Time `json:"created_at"`
+	FinishedAt        time.Time `json:"finished_at,omitzero"`
+	// Counts by mailbox status, in listings.
+	Mailboxes map[Status]int `json:"mailboxes,omitempty"`
+	ownerID   string
+}
+
+// Mailbox is a mailbox pair as the API shows it: never with passwords.
+type Mailbox struct {
+	ID          string    `json:"id"`
+	ProjectID   string    `json:"project_id"`
+	SourceEmail string    `json:"source_email"`
+	SourceLogin string    `json:"source_login"`
+	DestEmail   string    `json:"destination_email"`
+	DestLogin   string    `json:"destination_login"`
+	Flags       string    `json:"flags,omitempty"`
+	Status      Status    `json:"status"`
+	StatusLabel string    `json:"status_label"`
+	StatusAt    time.Time `json:"status_at"`
+	// MoreInfo is the exact error of the last failure; SolveIssue the
+	// steps to fix it.
+	MoreInfo   string    `json:"more_info,omitempty"`
+	SolveIssue *Solution `json:"solve_issue,omitempty"`
+	// HasPasswords is false once the project is finished.
+	HasPasswords bool          `json:"has_passwords"`
+	LastPass     *MailboxPass  `json:"last_pass,omitempty"`
+	History      []StatusEvent `json:"history,omitempty"`
+}
+
+// StatusEvent is one stored status change.
+type StatusEvent struct {
+	At     time.Time `json:"at"`
+	Status Status    `json:"status"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Pass is one run over some mailboxes of a project.
+type Pass struct {
+	ID         string        `json:"id"`
+	ProjectID  string        `json:"project_id"`
+	Kind       PassKind      `json:"kind"`
+	State      string        `json:"state"` // running | completed | stopped
+	Cutoff     time.Time     `json:"cutoff,omitzero"`
+	CreatedAt  time.Time     `json:"created_at"`
+	FinishedAt time.Time     `json:"finished_at,omitzero"`
+	Mailboxes  []MailboxPass `json:"mailboxes,omitempty"`
+}
+
+// MailboxPass is one mailbox's part of a pass, with live progress.
+type MailboxPass struct {
+	PassID      string    `json:"pass_id"`
+	Kind        PassKind  `json:"kind"`
+	MailboxID   string    `json:"mailbox_id"`
+	Status      Status    `json:"status"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	TotalMsgs   int64     `json:"total_messages"`
+	TotalBytes  int64     `json:"total_bytes"`
+	Copied      int64     `json:"copied"`
+	CopiedBytes int64     `json:"copied_bytes"`
+	Present     int64     `json:"already_present"`
+	Skipped     int64     `json:"skipped"`
+	Failed      int64     `json:"failed"`
+	FlagUpdates int64     `json:"flag_updates"`
+	Folder      string    `json:"current_folder,omitempty"`
+	Rate        float64   `json:"messages_per_second"`
+	ETASeconds  int64     `json:"eta_seconds"`
+	DurationSec float64   `json:"duration_seconds"`
+	QuotaUsed   int64     `json:"destination_quota_used,omitempty"`
+	QuotaLimit  int64     `json:"destination_quota_limit,omitempty"`
+	Warning     string    `json:"warning,omitempty"`
+	Plan        []PlanRow `json:"plan,omitempty"`
+	ErrorClass  string    `json:"error_class,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// PlanRow is one folder of a trial's plan.
+type PlanRow struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Messages    int64  `json:"messages"`
+	Bytes       int64  `json:"bytes"`
+}
+
+// FailedItem is one message a pass could not copy.
+type FailedItem struct {
+	PassID  string `json:"pass_id"`
+	Folder  string `json:"folder"`
+	UID     uint32 `json:"uid"`
+	Size    int64  `json:"size"`
+	Kind    string `json:"kind"`
+	Reason  string `json:"reason"`
+	Subject string `json:"subject,omitempty"`
+}

@@ -1,0 +1,365 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sealer encrypts secrets at rest (secrets.Box). The associated data binds
+// a ciphertext to its row, so it cannot be moved to another.
+type Sealer interface {
+	Seal(plaintext, associatedData []byte) ([]byte, error)
+	Open(sealed, associatedData []byte) ([]byte, error)
+}
+
+// Queue starts and stops mailbox jobs (River in production).
+type Queue interface {
+	// Enqueue schedules one mailbox's part of a pass and returns the job
+	// ID. Its arguments carry IDs only, never secrets.
+	Enqueue(ctx context.Context, passID, mailboxID string) (int64, error)
+	// Cancel asks a queued or running job to stop.
+	Cancel(ctx context.Context, jobID int64) error
+}
+
+// Service is the migration service. Safe for concurrent use.
+type Service struct {
+	db      *sql.DB
+	sealer  Sealer
+	presets map[string]Preset
+	order   []string
+	queue   Queue
+
+	notifier Notifier
+	baseURL  string
+}
+
+// New returns a service over db (migrated by store.OpenSQLite).
+func New(db *sql.DB, sealer Sealer, presets []Preset) *Service {
+	s := &Service{db: db, sealer: sealer, presets: map[string]Preset{}}
+	for _, p := range presets {
+		s.presets[p.ID] = p
+		s.order = append(s.order, p.ID)
+	}
+	return s
+}
+
+// SetQueue connects the job queue; passes cannot start before.
+func (s *Service) SetQueue(q Queue) { s.queue = q }
+
+// Presets lists the destination presets in configuration order.
+func (s *Service) Presets() []Preset {
+	out := make([]Preset, 0, len(s.order))
+	for _, id := range s.order {
+		out = append(out, s.presets[id])
+	}
+	return out
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func now() int64 { return time.Now().Unix() }
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Owner is a user, identified by contact email.
+type Owner struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+}
+
+// EnsureOwner returns the owner with this email, creating it.
+func (s *Service) EnsureOwner(ctx context.Context, email string) (Owner, error) {
+	addr, err := mail.ParseAddress(strings.TrimSpace(email))
+	if err != nil {
+		return Owner{}, inputErr("email", "%q is not a valid email address", email)
+	}
+	email = strings.ToLower(addr.Address)
+	var o Owner
+	err = s.db.QueryRowContext(ctx, `SELECT id, email FROM owners WHERE email = $1`, email).Scan(&o.ID, &o.Email)
+	if err == nil {
+		return o, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return o, fmt.Errorf("read owner: %w", err)
+	}
+	o = Owner{ID: newID(), Email: email}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO owners (id, email, created_at) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING`,
+		o.ID, o.Email, now()); err != nil {
+		return o, fmt.Errorf("create owner: %w", err)
+	}
+	// Another request may have created it first.
+	err = s.db.QueryRowContext(ctx, `SELECT id, email FROM owners WHERE email = $1`, email).Scan(&o.ID, &o.Email)
+	return o, err
+}
+
+// IssueToken creates an API token for an owner. Only its hash is kept.
+func (s *Service) IssueToken(ctx context.Context, ownerID string) (string, error) {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	token := "mf_" + base64.RawURLEncoding.EncodeToString(b)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO api_tokens (token_hash, owner_id, created_at) VALUES ($1, $2, $3)`,
+		hashToken(token), ownerID, now()); err != nil {
+		return "", fmt.Errorf("store token: %w", err)
+	}
+	return token, nil
+}
+
+// OwnerByToken authenticates an API token.
+func (s *Service) OwnerByToken(ctx context.Context, token string) (Owner, error) {
+	var o Owner
+	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.email FROM api_tokens t JOIN owners o ON o.id = t.owner_id WHERE t.token_hash = $1`,
+		hashToken(token)).Scan(&o.ID, &o.Email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, ErrNotFound
+	}
+	return o, err
+}
+
+// OwnerByID reads an owner.
+func (s *Service) OwnerByID(ctx context.Context, id string) (Owner, error) {
+	var o Owner
+	err := s.db.QueryRowContext(ctx, `SELECT id, email FROM owners WHERE id = $1`, id).Scan(&o.ID, &o.Email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, ErrNotFound
+	}
+	return o, err
+}
+
+// ProjectInput creates a project.
+type ProjectInput struct {
+	Name              string   `json:"name"`
+	Source            Endpoint `json:"source"`
+	DestinationPreset string   `json:"destination_preset"`
+	Options           Options  `json:"options"`
+}
+
+func (in *ProjectInput) validate(presets map[string]Preset) error {
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" {
+		return inputErr("name", "give the project a name")
+	}
+	if in.Source.Type == "" {
+		in.Source.Type = "imap"
+	}
+	switch in.Source.Type {
+	case "imap":
+	case "pop3", "exchange", "m365":
+		return inputErr("source.type", "%s sources are coming soon; only IMAP is available today", in.Source.Type)
+	default:
+		return inputErr("source.type", "unknown source type %q", in.Source.Type)
+	}
+	in.Source.Host = strings.TrimSpace(in.Source.Host)
+	if in.Source.Host == "" || strings.ContainsAny(in.Source.Host, " /:@") {
+		return inputErr("source.host", "enter the server name only, e.g. mail.example.com or imap.example.com (an IP address works too)")
+	}
+	if in.Source.Security == "" {
+		in.Source.Security = "tls"
+	}
+	switch in.Source.Security {
+	case "tls":
+		if in.Source.Port == 0 {
+			in.Source.Port = 993
+		}
+	case "starttls", "none":
+		if in.Source.Port == 0 {
+			in.Source.Port = 143
+		}
+	default:
+		return inputErr("source.security", "use tls (port 993), starttls or none (port 143)")
+	}
+	if in.Source.Port < 1 || in.Source.Port > 65535 {
+		return inputErr("source.port", "the port must be between 1 and 65535 (IMAP: 993 with SSL, 143 without)")
+	}
+	if _, ok := presets[in.DestinationPreset]; !ok {
+		var ids []string
+		for id := range presets {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		return inputErr("destination_preset", "choose one of the destinations offered: %s", strings.Join(ids, ", "))
+	}
+	for _, d := range []struct{ field, v string }{{"options.since", in.Options.Since}, {"options.before", in.Options.Before}} {
+		if d.v != "" {
+			if _, err := time.Parse("2006-01-02", d.v); err != nil {
+				return inputErr(d.field, "use a date like 2024-01-31")
+			}
+		}
+	}
+	return nil
+}
+
+// CreateProject creates a project for an owner.
+func (s *Service) CreateProject(ctx context.Context, ownerID string, in ProjectInput) (Project, error) {
+	if err := in.validate(s.presets); err != nil {
+		return Project{}, err
+	}
+	if err := validateRules(in.Options); err != nil {
+		return Project{}, err
+	}
+	opts, _ := json.Marshal(in.Options)
+	p := Project{ID: newID(), Name: in.Name, Source: in.Source, DestinationPreset: in.DestinationPreset, Options: in.Options,
+		State: "active", CreatedAt: time.Unix(now(), 0), ownerID: ownerID}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO projects (id, owner_id, name, source_type, source_host, source_port, source_security,
+			source_insecure, source_plaintext, destination_preset, options, state, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		p.ID, ownerID, p.Name, p.Source.Type, p.Source.Host, p.Source.Port, p.Source.Security, b2i(p.Source.Insecure),
+		b2i(p.Source.AllowPlaintext), p.DestinationPreset, string(opts), p.State, p.CreatedAt.Unix())
+	if err != nil {
+		return p, fmt.Errorf("create project: %w", err)
+	}
+	s.attachPreset(&p)
+	return p, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *Service) attachPreset(p *Project) {
+	if pr, ok := s.presets[p.DestinationPreset]; ok {
+		p.Destination = &pr
+	}
+}
+
+const projectCols = `id, owner_id, name, source_type, source_host, source_port, source_security, source_insecure, source_plaintext,
+	destination_preset, options, state, created_at, finished_at`
+
+func scanProject(row interface{ Scan(...any) error }) (Project, error) {
+	var p Project
+	var ins, plain int
+	var opts string
+	var created, finished int64
+	err := row.Scan(&p.ID, &p.ownerID, &p.Name, &p.Source.Type, &p.Source.Host, &p.Source.Port, &p.Source.Security, &ins, &plain,
+		&p.DestinationPreset, &opts, &p.State, &created, &finished)
+	if err != nil {
+		return p, err
+	}
+	p.Source.Insecure, p.Source.AllowPlaintext = ins != 0, plain != 0
+	_ = json.Unmarshal([]byte(opts), &p.Options)
+	p.CreatedAt = time.Unix(created, 0)
+	if finished != 0 {
+		p.FinishedAt = time.Unix(finished, 0)
+	}
+	return p, nil
+}
+
+// Project returns an owner's project; another owner's is ErrNotFound.
+func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Project, error) {
+	p, err := scanProject(s.db.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE id = $1 AND owner_id = $2`, projectID, ownerID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, ErrNotFound
+	}
+	if err != nil {
+		return p, fmt.Errorf("read project: %w", err)
+	}
+	s.attachPreset(&p)
+	p.Mailboxes, err = s.statusCounts(ctx, p.ID)
+	return p, err
+}
+
+// Projects lists an owner's projects, newest first.
+func (s *Service) Projects(ctx context.Context, ownerID string) ([]Project, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+projectCols+` FROM projects WHERE owner_id = $1 ORDER BY created_at DESC, id`, ownerID)
+	if err != nil {
+		return nil, fmt.Errorf("list projects: %w", err)
+	}
+	var out []Project
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list projects: %w", err)
+		}
+		s.attachPreset(&p)
+		out = append(out, p)
+	}
+	rows.Close()
+	for i := range out {
+		if out[i].Mailboxes, err = s.statusCounts(ctx, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, rows.Err()
+}
+
+func (s *Service) statusCounts(ctx context.Context, projectID string) (map[Status]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM mailboxes WHERE project_id = $1 GROUP BY status`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("count mailboxes: %w", err)
+	}
+	defer rows.Close()
+	out := map[Status]int{}
+	for rows.Next() {
+		var st Status
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// projectForWrite checks ownership and that the project is not finished.
+func (s *Service) projectForWrite(ctx context.Context, ownerID, projectID string) (Project, error) {
+	p, err := s.Project(ctx, ownerID, projectID)
+	if err != nil {
+		return p, err
+	}
+	if p.State == "finished" {
+		return p, &InputError{Message: "this project is finished and read-only; start a new migration to move more mail"}
+	}
+	return p, nil
+}
+
+// StatusCollector exports mailboxes by status (the jobs' states as users
+// see them) as a gauge computed from the database at scrape time, so every
+// process reports the same numbers.
+func (s *Service) StatusCollector() prometheus.Collector {
+	return &statusCollector{s: s, desc: prometheus.NewDesc("mailferry_mailboxes", "Mailboxes by status.", []string{"status"}, nil)}
+}
+
+type statusCollector struct {
+	s    *Service
+	desc *prometheus.Desc
+}
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	rows, err := c.s.db.Query(`SELECT status, COUNT(*) FROM mailboxes GROUP BY status`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n float64
+		if rows.Scan(&st, &n) == nil {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, st)
+		}
+	}
+}

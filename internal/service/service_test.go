@@ -1,0 +1,130 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/secrets"
+	"github.com/mailferry/mailferry/internal/store"
+)
+
+func newService(t *testing.T) *Service {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	box, err := secrets.NewBox(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(st.DB(), box, []Preset{{ID: "dest", Name: "Dest", Endpoint: Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
+}
+
+// Leases give a mailbox to one worker at a time and hand it over only
+// after the holder stopped renewing.
+func TestLeases(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	ok, err := s.AcquireLease(ctx, "mailbox:1", "a", 200*time.Millisecond)
+	if err != nil || !ok {
+		t.Fatalf("first acquire: %v %v", ok, err)
+	}
+	if ok, _ := s.AcquireLease(ctx, "mailbox:1", "b", time.Second); ok {
+		t.Fatal("a second holder got a live lease")
+	}
+	if ok, _ := s.AcquireLease(ctx, "mailbox:1", "a", 200*time.Millisecond); !ok {
+		t.Fatal("the holder could not renew")
+	}
+	time.Sleep(250 * time.Millisecond)
+	if ok, _ := s.AcquireLease(ctx, "mailbox:1", "b", time.Second); !ok {
+		t.Fatal("an expired lease was not handed over")
+	}
+	if err := s.ReleaseLease(ctx, "mailbox:1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.AcquireLease(ctx, "mailbox:1", "c", time.Second); ok {
+		t.Fatal("a release by a former holder freed someone else's lease")
+	}
+}
+
+// Projects, mailboxes and their passwords: ownership, validation,
+// duplicates, sealing, and erasure on Finish.
+func TestProjectsAndMailboxes(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	alice, _ := s.EnsureOwner(ctx, "Alice@Example.com")
+	bob, _ := s.EnsureOwner(ctx, "bob@example.com")
+	if again, _ := s.EnsureOwner(ctx, "alice@example.com"); again.ID != alice.ID {
+		t.Fatal("the same email must be the same owner")
+	}
+	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Host: "mail.old.example"}, DestinationPreset: "nope"}); err == nil {
+		t.Error("an unknown preset must be refused")
+	}
+	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "pop3", Host: "h"}, DestinationPreset: "dest"}); err == nil ||
+		!strings.Contains(err.Error(), "coming soon") {
+		t.Errorf("POP3 must say coming soon: %v", err)
+	}
+	p, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "Acme", Source: Endpoint{Host: "mail.old.example", Security: "starttls"}, DestinationPreset: "dest"})
+	if err != nil || p.Source.Port != 143 {
+		t.Fatalf("create: %v, port %d (STARTTLS defaults to 143)", err, p.Source.Port)
+	}
+	if _, err := s.Project(ctx, bob.ID, p.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another owner must get not found, got %v", err)
+	}
+	in := MailboxInput{SourceEmail: "a@old.example", SourcePassword: "S3cret-one", DestEmail: "a@new.example", DestPassword: "S3cret-two"}
+	ms, err := s.AddMailboxes(ctx, alice.ID, p.ID, []MailboxInput{in})
+	if err != nil || len(ms) != 1 || ms[0].SourceLogin != "a@old.example" {
+		t.Fatalf("add: %v %+v", err, ms)
+	}
+	if _, err := s.AddMailboxes(ctx, alice.ID, p.ID, []MailboxInput{in}); !errors.Is(err, ErrConflict) {
+		t.Errorf("duplicate pair: %v", err)
+	}
+	if _, err := s.AddMailboxes(ctx, bob.ID, p.ID, []MailboxInput{in}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("adding to another owner's project: %v", err)
+	}
+	var sealed string
+	if err := s.db.QueryRow(`SELECT source_secret FROM mailboxes WHERE id = $1`, ms[0].ID).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	if sealed == "" || strings.Contains(sealed, "S3cret") {
+		t.Fatalf("password stored in clear: %q", sealed)
+	}
+	pass, _ := s.StartPass(ctx, alice.ID, p.ID, PassInput{Kind: PassFull})
+	_ = pass // no queue configured: refused
+	w, err := s.LoadWork(ctx, "missing", ms[0].ID)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("LoadWork of a missing pass: %v %+v", err, w)
+	}
+	// The worker sees the passwords; the API never does.
+	s.SetQueue(nopQueue{})
+	ps, err := s.StartPass(ctx, alice.ID, p.ID, PassInput{Kind: PassTrial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err = s.LoadWork(ctx, ps.ID, ms[0].ID)
+	if err != nil || w.SourcePassword != "S3cret-one" || w.DestPassword != "S3cret-two" {
+		t.Fatalf("LoadWork: %v", err)
+	}
+	if err := s.FinishMailboxPass(ctx, ps.ID, ms[0].ID, Outcome{Status: StatusReady}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FinishProject(ctx, alice.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.QueryRow(`SELECT source_secret || dest_secret FROM mailboxes WHERE id = $1`, ms[0].ID).Scan(&sealed); err != nil || sealed != "" {
+		t.Errorf("Finish left passwords: %q %v", sealed, err)
+	}
+	if _, err := s.StartPass(ctx, alice.ID, p.ID, PassInput{Kind: PassDelta}); err == nil {
+		t.Error("a finished project must be read-only")
+	}
+}
+
+type nopQueue struct{}
+
+func (nopQueue) Enqueue(context.Context, string, string) (int64, error) { return 1, nil }
+func (nopQueue) Cancel(context.Context, int64) error                    { return nil }
