@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -128,3 +129,58 @@ type nopQueue struct{}
 
 func (nopQueue) Enqueue(context.Context, string, string) (int64, error) { return 1, nil }
 func (nopQueue) Cancel(context.Context, int64) error                    { return nil }
+
+func TestLoginLinks(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	tok, err := s.RequestLogin(ctx, "new.user@example.com", "10.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := s.ConsumeLogin(ctx, tok)
+	if err != nil || sess.Owner.Email != "new.user@example.com" || sess.CSRF == "" {
+		t.Fatalf("consume: %v %+v", err, sess)
+	}
+	if _, err := s.ConsumeLogin(ctx, tok); !errors.Is(err, ErrNotFound) {
+		t.Error("a login link must work only once")
+	}
+	got, err := s.SessionByID(ctx, sess.ID)
+	if err != nil || got.Owner.ID != sess.Owner.ID || got.CSRF != sess.CSRF {
+		t.Fatalf("session: %v", err)
+	}
+	var stored string
+	_ = s.db.QueryRow(`SELECT token_hash FROM login_tokens`).Scan(&stored)
+	if stored == tok || strings.Contains(stored, tok) {
+		t.Error("the login token is stored in clear")
+	}
+	if err := s.Logout(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SessionByID(ctx, sess.ID); !errors.Is(err, ErrNotFound) {
+		t.Error("logout must end the session")
+	}
+	// Expired links do not work.
+	tok, _ = s.RequestLogin(ctx, "late@example.com", "10.0.0.2")
+	_, _ = s.db.Exec(`UPDATE login_tokens SET expires_at = 1`)
+	if _, err := s.ConsumeLogin(ctx, tok); !errors.Is(err, ErrNotFound) {
+		t.Error("an expired link must not log in")
+	}
+	// Rate limits per address and per IP.
+	for i := 0; i < 4; i++ {
+		if _, err := s.RequestLogin(ctx, "flood@example.com", fmt.Sprintf("10.1.0.%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.RequestLogin(ctx, "flood@example.com", "10.1.0.9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RequestLogin(ctx, "flood@example.com", "10.1.0.10"); !errors.Is(err, ErrRateLimited) {
+		t.Errorf("sixth link for one address within an hour: %v", err)
+	}
+	for i := 0; i < 20; i++ {
+		_, _ = s.RequestLogin(ctx, fmt.Sprintf("u%d@example.com", i), "10.9.9.9")
+	}
+	if _, err := s.RequestLogin(ctx, "another@example.com", "10.9.9.9"); !errors.Is(err, ErrRateLimited) {
+		t.Errorf("too many links from one IP: %v", err)
+	}
+}

@@ -43,7 +43,12 @@ func StartMemServer(t testing.TB) *MemServer {
 			t.Logf("memory IMAP server: %v", err)
 		}
 	}()
-	t.Cleanup(func() { _ = srv.Close() })
+	// Closing the listener too unblocks Serve even if Close ran before
+	// Serve registered it.
+	t.Cleanup(func() {
+		_ = srv.Close()
+		_ = ln.Close()
+	})
 	return &MemServer{Addr: ln.Addr().String(), mem: mem}
 }
 

@@ -1,0 +1,125 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Login-link settings, after the seed: a single-use link that expires.
+const (
+	LoginLinkTTL = 15 * time.Minute
+	SessionTTL   = 12 * time.Hour
+	// At most this many links per address and per client IP an hour.
+	loginPerAddress = 5
+	loginPerIP      = 20
+)
+
+// ErrRateLimited means too many login links were asked for.
+var ErrRateLimited = errors.New("too many login requests; wait a while and try again")
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// RequestLogin creates a login token for email and returns it, for the
+// caller to mail as a link. It answers the same way whether or not the
+// address is known (an unknown one becomes a new owner on first login),
+// so the page cannot be used to find out who has an account. Requests
+// are limited per address and per client IP.
+func (s *Service) RequestLogin(ctx context.Context, email, clientIP string) (string, error) {
+	addr, err := cleanEmail("email", email)
+	if err != nil {
+		return "", err
+	}
+	t := time.Now()
+	hourAgo := t.Add(-time.Hour).Unix()
+	for _, b := range []struct {
+		bucket string
+		limit  int
+	}{{"addr:" + addr, loginPerAddress}, {"ip:" + clientIP, loginPerIP}} {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_requests WHERE bucket = $1 AND at > $2`, b.bucket, hourAgo).Scan(&n); err != nil {
+			return "", err
+		}
+		if n >= b.limit {
+			return "", ErrRateLimited
+		}
+	}
+	for _, bucket := range []string{"addr:" + addr, "ip:" + clientIP} {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO login_requests (bucket, at) VALUES ($1, $2)`, bucket, t.Unix()); err != nil {
+			return "", err
+		}
+	}
+	_, _ = s.db.ExecContext(ctx, `DELETE FROM login_requests WHERE at < $1`, hourAgo)
+	token := randomToken(32)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO login_tokens (token_hash, email, expires_at) VALUES ($1, $2, $3)`,
+		hashToken(token), addr, t.Add(LoginLinkTTL).Unix()); err != nil {
+		return "", fmt.Errorf("store login token: %w", err)
+	}
+	return token, nil
+}
+
+// Session is a logged-in browser.
+type Session struct {
+	ID    string // the cookie value; only its hash is stored
+	Owner Owner
+	CSRF  string // token every state-changing form must carry
+}
+
+// ConsumeLogin turns a login token into a session, once. Expired, used
+// or unknown tokens are ErrNotFound.
+func (s *Service) ConsumeLogin(ctx context.Context, token string) (Session, error) {
+	t := time.Now().Unix()
+	var email string
+	err := s.db.QueryRowContext(ctx, `SELECT email FROM login_tokens WHERE token_hash = $1 AND used_at = 0 AND expires_at > $2`,
+		hashToken(token), t).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	// Marking it used is the single-use guarantee: only one request can
+	// flip used_at from 0.
+	res, err := s.db.ExecContext(ctx, `UPDATE login_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at = 0`, t, hashToken(token))
+	if err != nil {
+		return Session{}, err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return Session{}, ErrNotFound
+	}
+	owner, err := s.EnsureOwner(ctx, email)
+	if err != nil {
+		return Session{}, err
+	}
+	sess := Session{ID: randomToken(32), Owner: owner, CSRF: randomToken(24)}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id_hash, owner_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		hashToken(sess.ID), owner.ID, sess.CSRF, t, time.Now().Add(SessionTTL).Unix()); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
+}
+
+// SessionByID authenticates a session cookie.
+func (s *Service) SessionByID(ctx context.Context, id string) (Session, error) {
+	sess := Session{ID: id}
+	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.email, x.csrf FROM sessions x JOIN owners o ON o.id = x.owner_id
+		WHERE x.id_hash = $1 AND x.expires_at > $2`, hashToken(id), time.Now().Unix()).Scan(&sess.Owner.ID, &sess.Owner.Email, &sess.CSRF)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sess, ErrNotFound
+	}
+	return sess, err
+}
+
+// Logout ends a session.
+func (s *Service) Logout(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = $1`, hashToken(id))
+	return err
+}
