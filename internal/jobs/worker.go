@@ -88,28 +88,32 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 	if st, _ := r.Service.PassState(ctx, a.PassID); st == "stopping" || st == "stopped" {
 		return r.Service.FinishMailboxPass(ctx, a.PassID, a.MailboxID, service.Outcome{Status: service.StatusStopped, Detail: "stopped"})
 	}
-	// One worker per mailbox, a bounded number per source host.
+	// One worker per mailbox, a bounded number per source host. The
+	// holder names the job, not just the process: two jobs of one
+	// process (a stopped pass still winding down and the next one) must
+	// not share a mailbox either.
+	holder := fmt.Sprintf("%s/job:%d", r.Holder, job.ID)
 	mbLease := "mailbox:" + a.MailboxID
-	ok, err := r.Service.AcquireLease(ctx, mbLease, r.Holder, r.leaseTTL())
+	ok, err := r.Service.AcquireLease(ctx, mbLease, holder, r.leaseTTL())
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return river.JobSnooze(5 * time.Second)
 	}
-	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), mbLease, r.Holder) //nolint:errcheck // expires anyway
-	hostLease, err := r.hostSlot(ctx, work.Project.Source.Host)
+	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), mbLease, holder) //nolint:errcheck // expires anyway
+	hostLease, err := r.hostSlot(ctx, work.Project.Source.Host, holder)
 	if err != nil {
 		return err
 	}
 	if hostLease == "" {
 		return river.JobSnooze(5 * time.Second)
 	}
-	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), hostLease, r.Holder) //nolint:errcheck // expires anyway
+	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), hostLease, holder) //nolint:errcheck // expires anyway
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go r.renew(ctx, cancel, mbLease, hostLease)
+	go r.renew(ctx, cancel, holder, mbLease, hostLease)
 
 	st := service.StatusMigrating
 	if !work.Pass.Kind.Copies() {
@@ -144,14 +148,14 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 	return nil
 }
 
-func (r *Runner) hostSlot(ctx context.Context, host string) (string, error) {
+func (r *Runner) hostSlot(ctx context.Context, host, holder string) (string, error) {
 	limit := r.HostLimit
 	if limit <= 0 {
 		limit = 5
 	}
 	for i := 0; i < limit; i++ {
 		res := fmt.Sprintf("host:%s:%d", strings.ToLower(host), i)
-		ok, err := r.Service.AcquireLease(ctx, res, r.Holder, r.leaseTTL())
+		ok, err := r.Service.AcquireLease(ctx, res, holder, r.leaseTTL())
 		if err != nil {
 			return "", err
 		}
@@ -164,7 +168,7 @@ func (r *Runner) hostSlot(ctx context.Context, host string) (string, error) {
 
 // renew keeps the leases alive; losing one (another process took over
 // after a long stall) stops the work rather than risk two writers.
-func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, leases ...string) {
+func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, holder string, leases ...string) {
 	t := time.NewTicker(r.leaseTTL() / 3)
 	defer t.Stop()
 	for {
@@ -173,7 +177,7 @@ func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, leas
 			return
 		case <-t.C:
 			for _, l := range leases {
-				ok, err := r.Service.AcquireLease(ctx, l, r.Holder, r.leaseTTL())
+				ok, err := r.Service.AcquireLease(ctx, l, holder, r.leaseTTL())
 				if err == nil && !ok {
 					cancel(fmt.Errorf("lost lease %s", l))
 					return

@@ -315,9 +315,13 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 		return nil, uncertain(classify(err, op))
 	}
 	// The session goes back to the pool while the answer is pending: the
-	// next Append may use it, which is what pipelines the writes.
+	// next Append may use it, which is what pipelines the writes. The
+	// cancellation guard ends here: once the message is sent, its answer
+	// is awaited even by a cancelled run (see rawPending.Wait), bounded
+	// by go-imap's own response timeout.
+	stop()
 	c.release(s)
-	return &pendingAppend{c: c, s: s, cmd: cmd, stop: stop, op: op}, nil
+	return &pendingAppend{c: c, s: s, cmd: cmd, stop: func() bool { return true }, op: op}, nil
 }
 
 func (p *pendingAppend) Wait() (connector.AppendResult, error) {
@@ -382,7 +386,11 @@ func (c *Conn) appendPipelined(ctx context.Context, f connector.Folder, req conn
 
 // appendAnswerTimeout bounds the wait for one APPEND's answer; a server
 // that says nothing for this long is treated as a dropped connection.
-const appendAnswerTimeout = 5 * time.Minute
+// cancelGrace is how long a cancelled run still waits for answers.
+const (
+	appendAnswerTimeout = 5 * time.Minute
+	cancelGrace         = 30 * time.Second
+)
 
 type rawPending struct {
 	c   *Conn
@@ -403,8 +411,19 @@ func (p *rawPending) Wait() (connector.AppendResult, error) {
 		p.a.fail(errors.New("no answer from the server"))
 		<-p.b.done
 	case <-p.ctx.Done():
-		p.a.fail(p.ctx.Err())
-		<-p.b.done
+		// Cancelled: the message is on the wire and the server will
+		// answer. Waiting for that answer (briefly) turns "unknown" into
+		// a recorded result and, above all, means nothing of ours is
+		// still on its way to the server when the next run indexes the
+		// destination: a late arrival there would be copied twice.
+		grace := time.NewTimer(cancelGrace)
+		defer grace.Stop()
+		select {
+		case <-p.b.done:
+		case <-grace.C:
+			p.a.fail(p.ctx.Err())
+			<-p.b.done
+		}
 	}
 	err := p.b.err
 	if err == nil {

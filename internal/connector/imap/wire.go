@@ -460,9 +460,11 @@ func (a *appendConn) close() {
 	_, _ = a.bw.WriteString("Z LOGOUT\r\n")
 	_ = a.bw.Flush()
 	a.wmu.Unlock()
+	// LOGOUT is answered after every earlier command: once it is, the
+	// server holds nothing of ours that could still be stored later.
 	select {
 	case <-a.done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(cancelGrace):
 	}
 	a.fail(net.ErrClosed)
 }
