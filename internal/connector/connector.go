@@ -143,6 +143,9 @@ type Conn interface {
 	// Status reports a folder's counters without listing its messages
 	// (one STATUS command on IMAP). Size is 0 when the server cannot tell.
 	Status(ctx context.Context, f Folder) (FolderStatus, error)
+	// Statuses is Status for many folders at once; connectors pipeline
+	// it where the protocol allows. errs[i] belongs to folders[i].
+	Statuses(ctx context.Context, folders []Folder) (sts []FolderStatus, errs []error)
 	// Quota reports the mailbox quota; ok is false when unknown.
 	Quota(ctx context.Context) (q Quota, ok bool, err error)
 	// Close logs out every session. It is safe to call more than once.

@@ -148,7 +148,9 @@ type run struct {
 	failures []Failure
 	folders  []*FolderResult
 	ledgers  map[string]*ledger
-	eventMu  sync.Mutex
+	// ledgerLocks serialise creating a destination folder's ledger.
+	ledgerLocks map[string]*sync.Mutex
+	eventMu     sync.Mutex
 }
 
 // Run copies every selected folder from src to dst. It returns an error
@@ -157,7 +159,7 @@ type run struct {
 // The Result is returned in both cases.
 func Run(ctx context.Context, src connector.Source, dst connector.Destination, opts Options) (*Result, error) {
 	opts.defaults(src, dst)
-	r := &run{src: src, dst: dst, opts: opts, ledgers: make(map[string]*ledger),
+	r := &run{src: src, dst: dst, opts: opts, ledgers: make(map[string]*ledger), ledgerLocks: make(map[string]*sync.Mutex),
 		sp: spool.New(opts.SpoolDir, opts.SpoolMemory)}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)
@@ -166,14 +168,8 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	if err != nil {
 		return r.result(), err
 	}
-	r.statuses = make(map[string]connector.FolderStatus, len(plans))
-	for _, p := range plans {
-		if st, err := src.Status(r.ctx, p.Source); err == nil {
-			r.statuses[p.Source.Path.Key()] = st
-			opts.Stats.AddTotal(int64(st.Messages), st.Size)
-		} else if connector.KindOf(err).Fatal() {
-			return r.result(), fmt.Errorf("source: %w", err)
-		}
+	if err := r.readStatuses(plans); err != nil {
+		return r.result(), err
 	}
 	if opts.State != nil && !opts.DryRun {
 		r.rec = newRecorder(opts.State, opts.Pair)
@@ -229,7 +225,13 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 func (r *run) result() *Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &Result{DryRun: r.opts.DryRun, Folders: r.folders, Failures: append([]Failure(nil), r.failures...), Stats: r.opts.Stats.Snapshot()}
+	var folders []*FolderResult
+	for _, f := range r.folders {
+		if f != nil { // folders never reached when a run stops early
+			folders = append(folders, f)
+		}
+	}
+	return &Result{DryRun: r.opts.DryRun, Folders: folders, Failures: append([]Failure(nil), r.failures...), Stats: r.opts.Stats.Snapshot()}
 }
 
 // stop ends the run for a mailbox-wide reason.
@@ -290,50 +292,80 @@ func (r *run) retry(op func() error) error {
 
 // plan prepares each folder in turn and feeds its messages to the
 // fetchers. It runs ahead of the transfer by at most a few units.
+// plannerCount folders are prepared at once: listing one folder and
+// indexing another's destination overlap their round trips, while the
+// transfer of earlier folders goes on.
+const plannerCount = 3
+
+// plan prepares folders and feeds their messages to the fetchers. It runs
+// ahead of the transfer by at most a few units.
 func (r *run) plan(plans []FolderPlan) {
-	for _, p := range plans {
+	r.mu.Lock()
+	r.folders = make([]*FolderResult, len(plans))
+	r.mu.Unlock()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(plannerCount, len(plans)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r.planFolder(i, plans[i])
+			}
+		}()
+	}
+	for i := range plans {
 		if r.ctx.Err() != nil {
-			return
+			break
 		}
-		fs := &folderState{plan: p, res: &FolderResult{Source: p.Source.Path.String(), Dest: p.Dest.Path.String(), Why: p.Why}}
-		r.mu.Lock()
-		r.folders = append(r.folders, fs.res)
-		r.mu.Unlock()
-		r.opts.Stats.SetFolder(fs.res.Source)
-		r.emit(Event{Type: "folder_start", Folder: fs.res})
-		fs.open.Add(1)
-		if err := r.chooseMode(fs); err != nil {
-			r.stop(err)
-			fs.open.Done()
-			return
+		select {
+		case next <- i:
+		case <-r.ctx.Done():
 		}
-		if fs.mode == modeUnchanged {
-			fs.res.Unchanged = true
-			fs.res.Listed = int64(fs.status.Messages)
-			r.opts.Stats.AddTotal(-int64(fs.status.Messages), -fs.status.Size)
-			fs.open.Done()
-			r.finishers.Add(1)
-			go r.finishFolder(fs)
-			continue
-		}
-		err := r.prepare(fs)
-		if err == nil {
-			err = r.reconcileOld(fs)
-		}
-		if err != nil {
-			if connector.KindOf(err).Fatal() || connector.KindOf(err) == connector.KindQuota {
-				r.stop(err)
-				return
-			}
-			if r.ctx.Err() != nil {
-				return
-			}
-			r.fail(fs, connector.Message{}, err)
-		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+func (r *run) planFolder(i int, p FolderPlan) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	fs := &folderState{plan: p, res: &FolderResult{Source: p.Source.Path.String(), Dest: p.Dest.Path.String(), Why: p.Why}}
+	r.mu.Lock()
+	r.folders[i] = fs.res
+	r.mu.Unlock()
+	r.opts.Stats.SetFolder(fs.res.Source)
+	r.emit(Event{Type: "folder_start", Folder: fs.res})
+	fs.open.Add(1)
+	if err := r.chooseMode(fs); err != nil {
+		r.stop(err)
+		fs.open.Done()
+		return
+	}
+	if fs.mode == modeUnchanged {
+		fs.res.Unchanged = true
+		fs.res.Listed = int64(fs.status.Messages)
+		r.opts.Stats.AddTotal(-int64(fs.status.Messages), -fs.status.Size)
 		fs.open.Done()
 		r.finishers.Add(1)
 		go r.finishFolder(fs)
+		return
 	}
+	err := r.prepare(fs)
+	if err == nil {
+		err = r.reconcileOld(fs)
+	}
+	if err != nil {
+		if connector.KindOf(err).Fatal() || connector.KindOf(err) == connector.KindQuota {
+			r.stop(err)
+		} else if r.ctx.Err() == nil {
+			r.fail(fs, connector.Message{}, err)
+		}
+	}
+	fs.open.Done()
+	r.finishers.Add(1)
+	go r.finishFolder(fs)
 }
 
 func (r *run) finishFolder(fs *folderState) {
@@ -454,8 +486,23 @@ func (r *run) wanted(m connector.Message) bool {
 // indexing the destination folder the first time it is needed.
 func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 	key := fs.plan.Dest.Path.Canonical().Key()
+	// Folders are planned in parallel; two that share a destination must
+	// share one ledger, so its creation is serialised per destination.
 	r.mu.Lock()
+	lock, ok := r.ledgerLocks[key]
+	if !ok {
+		lock = &sync.Mutex{}
+		r.ledgerLocks[key] = lock
+	}
 	led := r.ledgers[key]
+	r.mu.Unlock()
+	if led != nil {
+		return led, nil
+	}
+	lock.Lock()
+	defer lock.Unlock()
+	r.mu.Lock()
+	led = r.ledgers[key]
 	r.mu.Unlock()
 	if led != nil {
 		return led, nil
@@ -914,4 +961,25 @@ func (r *run) saveFolder(fs *folderState) {
 	if err := r.opts.State.SaveFolder(context.Background(), r.opts.Pair, st); err != nil {
 		r.stop(err)
 	}
+}
+
+// readStatuses asks the source for every folder's STATUS in one
+// pipelined batch.
+func (r *run) readStatuses(plans []FolderPlan) error {
+	r.statuses = make(map[string]connector.FolderStatus, len(plans))
+	folders := make([]connector.Folder, len(plans))
+	for i, p := range plans {
+		folders[i] = p.Source
+	}
+	sts, errs := r.src.Statuses(r.ctx, folders)
+	for i, p := range plans {
+		switch err := errs[i]; {
+		case err == nil:
+			r.statuses[p.Source.Path.Key()] = sts[i]
+			r.opts.Stats.AddTotal(int64(sts[i].Messages), sts[i].Size)
+		case connector.KindOf(err).Fatal():
+			return fmt.Errorf("source: %w", err)
+		}
+	}
+	return nil
 }

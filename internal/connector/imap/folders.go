@@ -228,25 +228,46 @@ func (c *Conn) Quota(ctx context.Context) (connector.Quota, bool, error) {
 // 6.3.10), adding SIZE (RFC 8438) and HIGHESTMODSEQ (RFC 7162) where the
 // server has them.
 func (c *Conn) Status(ctx context.Context, f connector.Folder) (connector.FolderStatus, error) {
+	sts, errs := c.Statuses(ctx, []connector.Folder{f})
+	return sts[0], errs[0]
+}
+
+// Statuses implements connector.Conn: all STATUS commands go out on one
+// session before any answer is read, so a delta pass over many folders
+// costs one round trip, not one per folder.
+func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder) ([]connector.FolderStatus, []error) {
+	sts := make([]connector.FolderStatus, len(folders))
+	errs := make([]error, len(folders))
 	s, err := c.acquire(ctx)
 	if err != nil {
-		return connector.FolderStatus{}, err
+		for i := range errs {
+			errs[i] = err
+		}
+		return sts, errs
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
 	opts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
 		HighestModSeq: c.feats.CondStore, Size: c.caps.Has(imap.CapStatusSize)}
-	data, err := s.c.Status(f.Name, opts).Wait()
-	if err != nil {
-		s.fail(err)
-		return connector.FolderStatus{}, classify(err, fmt.Sprintf("status of folder %q", f.Name))
+	cmds := make([]*imapclient.StatusCommand, len(folders))
+	for i, f := range folders {
+		cmds[i] = s.c.Status(f.Name, opts)
 	}
-	st := connector.FolderStatus{UIDNext: uint32(data.UIDNext), UIDValidity: data.UIDValidity, HighestModSeq: data.HighestModSeq}
-	if data.NumMessages != nil {
-		st.Messages = *data.NumMessages
+	for i, cmd := range cmds {
+		data, err := cmd.Wait()
+		if err != nil {
+			s.fail(err)
+			errs[i] = classify(err, fmt.Sprintf("status of folder %q", folders[i].Name))
+			continue
+		}
+		st := connector.FolderStatus{UIDNext: uint32(data.UIDNext), UIDValidity: data.UIDValidity, HighestModSeq: data.HighestModSeq}
+		if data.NumMessages != nil {
+			st.Messages = *data.NumMessages
+		}
+		if data.Size != nil {
+			st.Size = *data.Size
+		}
+		sts[i] = st
 	}
-	if data.Size != nil {
-		st.Size = *data.Size
-	}
-	return st, nil
+	return sts, errs
 }
