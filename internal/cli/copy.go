@@ -86,7 +86,7 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.jsonOut, "json", false, "print machine-readable JSON events, one per line")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar even on a terminal")
 	fs.BoolVar(&f.logSubjects, "log-subjects", false, "show subjects of failed messages (private: off by default)")
-	fs.IntVar(&f.connections, "connections", 4, "connections per server (1-16)")
+	fs.IntVar(&f.connections, "connections", 6, "connections per server (1-16); given explicitly it is pinned, otherwise the most Mailferry adapts up to")
 	fs.IntVar(&f.pipeline, "pipeline", 32, "appends awaiting answers per connection")
 	fs.IntVar(&f.batch, "batch", 64, "messages per pipelined FETCH")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
@@ -128,6 +128,11 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 		return ExitUsage
 	}
 	srcCfg, dstCfg, opts, err := f.build(env)
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "connections" {
+			opts.PinStreams = true
+		}
+	})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
 		return ExitUsage

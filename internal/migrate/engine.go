@@ -26,9 +26,12 @@ type Options struct {
 	IncludeDeleted bool      // copy messages flagged \Deleted too
 	DryRun         bool      // plan and count only
 
-	// Streams is the number of parallel fetch/append streams; by default
-	// the smaller of the two connectors' connection caps.
-	Streams int
+	// Streams caps the parallel fetch/append streams; by default the
+	// smaller of the two connectors' connection caps. Unless PinStreams
+	// is set, the engine starts with four and adapts between one and the
+	// cap (see governor).
+	Streams    int
+	PinStreams bool
 	// FetchBatch and FetchBatchBytes bound one pipelined FETCH.
 	FetchBatch      int
 	FetchBatchBytes int64
@@ -143,6 +146,7 @@ type run struct {
 
 	rec      *recorder
 	statuses map[string]connector.FolderStatus
+	gov      *governor
 
 	mu       sync.Mutex
 	failures []Failure
@@ -176,6 +180,8 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	}
 
 	n := opts.Streams
+	r.gov = newGovernor(4, n, opts.PinStreams)
+	go r.gov.run(r.ctx, opts.Stats, time.Second)
 	r.units = make(chan unit, n)
 	r.appends = make(chan *item, n*2)
 	r.answers = make(chan pending, n*opts.PipelineDepth)
@@ -562,7 +568,13 @@ func (r *run) fetcher() {
 			u.fs.open.Add(-len(u.msgs))
 			continue
 		}
+		if !r.gov.acquire(r.ctx) {
+			u.fs.dropped.Add(int64(len(u.msgs)))
+			u.fs.open.Add(-len(u.msgs))
+			continue
+		}
 		r.fetchUnit(u)
+		r.gov.release()
 	}
 }
 

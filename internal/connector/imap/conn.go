@@ -369,7 +369,10 @@ func (c *Conn) acquireAppender(ctx context.Context) (*appendConn, error) {
 				best = a
 			}
 		}
-		if (best == nil || best.inflight > 0) && len(live)+c.dialing < c.cfg.MaxConnections {
+		// Deeper pipelines before more connections: a new connection
+		// costs a login and counts against the provider's limit, while
+		// a pipelined one is nearly free.
+		if (best == nil || best.inflight >= appendersBusy) && len(live)+c.dialing < c.cfg.MaxConnections {
 			c.dialing++
 			c.mu.Unlock()
 			a, err := c.dialAppend(ctx)
@@ -401,6 +404,10 @@ func (c *Conn) acquireAppender(ctx context.Context) (*appendConn, error) {
 		}
 	}
 }
+
+// appendersBusy is the number of unanswered appends on the least busy
+// append connection above which another connection is opened.
+const appendersBusy = 32
 
 func (c *Conn) releaseAppender(a *appendConn) {
 	c.mu.Lock()
