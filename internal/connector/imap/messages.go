@@ -357,7 +357,7 @@ func uncertain(err error) error {
 // appendPipelined sends the APPEND on an appendConn without waiting for
 // anything; the answer is read by that connection's reader.
 func (c *Conn) appendPipelined(ctx context.Context, f connector.Folder, req connector.AppendRequest, op string) (connector.PendingAppend, error) {
-	a, err := c.acquireAppender(ctx)
+	a, err := c.acquireAppender(ctx, f.Name)
 	if err != nil {
 		return nil, err
 	}
