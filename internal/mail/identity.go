@@ -34,7 +34,9 @@ type Headers struct {
 // fail: whatever could be read is returned, because an identity must exist
 // for every message, including ones no parser accepts.
 func ParseHeaders(block []byte) Headers {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(block)))
+	// A reader sized to the block: the default 4 KiB buffer per listed
+	// message was the largest allocation of a whole copy.
+	h, err := textproto.ReadHeader(bufio.NewReaderSize(bytes.NewReader(block), max(len(block), 16)))
 	if err != nil && h.Len() == 0 {
 		return Headers{}
 	}
@@ -111,7 +113,11 @@ func normaliseMessageID(s string) string {
 // server re-formatting the header (time-zone name, spacing) does not
 // change the identity; an unparseable one is compared as text.
 func normaliseDate(s string) string {
-	if t, err := mail.ParseDate(strings.TrimSpace(s)); err == nil {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	if t, err := mail.ParseDate(s); err == nil {
 		return strconv.FormatInt(t.Unix(), 10)
 	}
 	return normaliseText(s)
