@@ -311,7 +311,11 @@ func (r *run) plan(plans []FolderPlan) {
 	r.mu.Unlock()
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < min(plannerCount, len(plans)); w++ {
+	// Planners hold a source session while listing and block when the
+	// fetchers are busy; at least one session must stay free for the
+	// fetchers, or neither side could move.
+	planners := max(1, min(plannerCount, r.src.Features().MaxConnections-1, len(plans)))
+	for w := 0; w < planners; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -397,20 +401,47 @@ func (r *run) prepare(fs *folderState) error {
 		last = fs.known.Watermark
 	}
 	var u unit
+	// A listing holds a source session while it runs. With a single
+	// session allowed, blocking on the fetchers from inside the listing
+	// would wait for a session that can only be freed by the listing
+	// itself, so then the folder's units are held back until the
+	// listing is over (memory grows with the folder; only in that
+	// configuration).
+	holdBack := r.src.Features().MaxConnections <= 1
+	var held []unit
+	send := func(u unit) bool {
+		fs.open.Add(len(u.msgs))
+		select {
+		case r.units <- u:
+			return true
+		case <-r.ctx.Done():
+			fs.open.Add(-len(u.msgs))
+			return false
+		}
+	}
 	flush := func() bool {
 		if len(u.msgs) == 0 {
 			return true
 		}
-		fs.open.Add(len(u.msgs))
-		select {
-		case r.units <- u:
-		case <-r.ctx.Done():
-			fs.open.Add(-len(u.msgs))
+		if holdBack {
+			held = append(held, u)
+		} else if !send(u) {
 			return false
 		}
 		u = unit{}
 		return true
 	}
+	defer func() {
+		for i, h := range held {
+			if !send(h) {
+				// Never queued: the watermark must not pass them.
+				for _, rest := range held[i:] {
+					fs.dropped.Add(int64(len(rest.msgs)))
+				}
+				return
+			}
+		}
+	}()
 	var batchBytes int64
 	return r.retry(func() error {
 		st, err := r.src.List(r.ctx, fs.plan.Source, connector.ListOptions{MinUID: last + 1}, func(ms []connector.Message) error {

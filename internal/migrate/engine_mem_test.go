@@ -207,3 +207,45 @@ func TestFlagSyncWithoutCondstore(t *testing.T) {
 		t.Errorf("destination flags %s, want \\Answered Later", got)
 	}
 }
+
+// One connection per side must still make progress: listings may not
+// hold the only session while waiting for the fetchers that need it.
+func TestSingleConnectionPerSide(t *testing.T) {
+	srv := testenv.StartMemServer(t)
+	srv.AddUser(t, "src", "pw")
+	srv.AddUser(t, "dst", "pw")
+	c, err := imapclient.DialInsecure(srv.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("src", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"A", "B", "C"} {
+		if err := c.Create(f, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 300; i++ {
+		appendRaw(t, c, []string{"INBOX", "A", "B", "C"}[i%4], msg(i), nil, time.Date(2015, 1, 1, 0, 0, i%60, 0, time.UTC))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	scfg, dcfg := memConfig(t, srv.Addr, "src"), memConfig(t, srv.Addr, "dst")
+	scfg.MaxConnections, dcfg.MaxConnections = 1, 1
+	src, err := imapconn.Open(ctx, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := imapconn.Open(ctx, dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	res, err := migrate.Run(ctx, src, dst, migrate.Options{FetchBatch: 5})
+	if err != nil || res.Stats.Copied != 300 {
+		t.Fatalf("one connection per side: %v, copied %d", err, res.Stats.Copied)
+	}
+}
