@@ -39,14 +39,19 @@ Destination presets come from --presets FILE (JSON, see README) or
 --preset 'Name=imaps://host[:port]' flags; without either, a built-in
 "Rackspace Email" preset is offered.
 
-Email (pass reports): --smtp-host etc.; without SMTP, mail is written to
-the log and to the outbox folder in the data directory.
+Email (pass reports and portal login links): --smtp-host etc.; without
+SMTP, mail is written to the log and to the outbox folder in the data
+directory.
+
+The portal (http://LISTEN/) shows the user agreement of --agreement-file,
+else a built-in one.
 
 Flags:
 `
 
 type serveFlags struct {
 	listen, dataDir, presetsFile, baseURL    string
+	agreementFile                            string
 	presets                                  []string
 	smtpHost, smtpUser, smtpFrom, smtpSec    string
 	smtpPassFile                             string
@@ -64,6 +69,7 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	fs.StringVar(&f.presetsFile, "presets", "", "JSON file of destination presets")
 	fs.Func("preset", "destination preset 'Name=imaps://host[:port]' (repeatable; ?insecure=1&allow_plaintext=1 for test servers)", appendTo(&f.presets))
 	fs.StringVar(&f.baseURL, "base-url", "", "public URL of this service, for links in emails (default http://LISTEN)")
+	fs.StringVar(&f.agreementFile, "agreement-file", "", "text file with the user agreement shown on the portal's login page (blank lines separate paragraphs)")
 	fs.StringVar(&f.smtpHost, "smtp-host", "", "SMTP server for outgoing mail (none: log and outbox)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 0, "SMTP port (default 587, or 465 with --smtp-security tls)")
 	fs.StringVar(&f.smtpUser, "smtp-user", "", "SMTP user name")
@@ -108,6 +114,14 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var agreement string
+	if f.agreementFile != "" {
+		b, err := os.ReadFile(f.agreementFile)
+		if err != nil {
+			return fmt.Errorf("agreement file: %w", err)
+		}
+		agreement = string(b)
+	}
 	svc, st, err := openService(ctx, env, dir, presets, log)
 	if err != nil {
 		return err
@@ -134,19 +148,23 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	svc.SetNotifier(func(ctx context.Context, to, subject, text string) error {
+	send := func(ctx context.Context, to, subject, text string) error {
 		err := sender.Send(ctx, notify.Message{To: to, Subject: subject, Text: text})
 		if err != nil {
 			log.Error("notification not sent", "to", to, "error", err)
 		}
 		return err
-	}, base)
+	}
+	svc.SetNotifier(send, base)
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another mailferry running? choose another address with --listen)", f.listen, err)
 	}
-	srv := &http.Server{Handler: web.New(svc, log, reg), ReadHeaderTimeout: 10 * time.Second}
+	handler := web.New(svc, log, reg)
+	// The portal mails login links with the same sender as pass reports.
+	handler.SetPortal(web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	if !f.apiOnly {
 		n, err := q.Recover(ctx, svc)
 		if err != nil {

@@ -22,6 +22,8 @@ type Server struct {
 	log *slog.Logger
 	reg *prometheus.Registry
 	mux *http.ServeMux
+	// portal is the self-service web portal (portal.go).
+	portal *portal
 }
 
 // New builds the handler tree.
@@ -93,6 +95,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/projects/{project}/passes", a(s.startPass))
 	m.HandleFunc("GET /api/projects/{project}/passes/{pass}", a(s.getPass))
 	m.HandleFunc("POST /api/projects/{project}/passes/{pass}/stop", a(s.stopPass))
+	s.portalRoutes()
 }
 
 type authedHandler func(http.ResponseWriter, *http.Request, service.Owner)

@@ -1,0 +1,52 @@
+package service
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// ValidateMailbox checks one mailbox pair as a user typed it into the
+// portal's table and returns every problem, one per field (source_email,
+// destination_email, source_password, destination_password), so that a
+// row can show them all at once. It does not change in; AddMailboxes
+// checks again. No message quotes a password.
+func ValidateMailbox(in MailboxInput) []*InputError {
+	var out []*InputError
+	add := func(err error) {
+		if ie, ok := err.(*InputError); ok {
+			out = append(out, ie)
+		}
+	}
+	if strings.TrimSpace(in.SourceEmail) == "" {
+		add(inputErr("source_email", "enter the email address of the source mailbox"))
+	} else if _, err := cleanEmail("source_email", in.SourceEmail); err != nil {
+		add(err)
+	}
+	if in.SourcePassword == "" {
+		add(inputErr("source_password", "enter the password of the source mailbox"))
+	}
+	if strings.TrimSpace(in.DestEmail) == "" {
+		add(inputErr("destination_email", "enter the email address of the destination mailbox"))
+	} else if _, err := cleanEmail("destination_email", in.DestEmail); err != nil {
+		add(err)
+	}
+	if in.DestPassword == "" {
+		add(inputErr("destination_password", "enter the password of the destination mailbox"))
+	}
+	return out
+}
+
+// LoginTokenValid reports whether a login token can still be used,
+// without using it: the portal shows a friendly page for an expired or
+// used link before anyone presses "Log in". Only ConsumeLogin turns a
+// token into a session.
+func (s *Service) LoginTokenValid(ctx context.Context, token string) (bool, error) {
+	if token == "" {
+		return false, nil
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_tokens WHERE token_hash = $1 AND used_at = 0 AND expires_at > $2`,
+		hashToken(token), time.Now().Unix()).Scan(&n)
+	return n > 0, err
+}
