@@ -5,6 +5,7 @@
 package accounting
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,4 +142,19 @@ func (s *Stats) Snapshot() Snapshot {
 		snap.ETA = perMsg * time.Duration(snap.TotalMsgs-done)
 	}
 	return snap
+}
+
+// HumanBytes formats a byte count for people (SI units: 1 kB = 1000 B),
+// the same way in the CLI, the portal and emails.
+func HumanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }

@@ -28,3 +28,11 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("ETA %v, want about 24s", snap.ETA)
 	}
 }
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 kB", 1_500_000: "1.5 MB", 40 << 20: "41.9 MB", 3e12: "3.0 TB"} {
+		if got := HumanBytes(n); got != want {
+			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

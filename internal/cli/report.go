@@ -219,18 +219,7 @@ func progressLine(s accounting.Snapshot) string {
 	return fmt.Sprintf("%d/%d messages, %s, %.1f msgs/s, folder %s", s.Done(), s.TotalMsgs, humanBytes(s.CopiedBytes), s.MsgsPerSec, s.Folder)
 }
 
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+func humanBytes(n int64) string { return accounting.HumanBytes(n) }
 
 func truncate(s string, n int) string {
 	r := []rune(s)

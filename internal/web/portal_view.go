@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/service"
 )
 
@@ -75,18 +76,7 @@ var templateFuncs = template.FuncMap{
 	"count": func(counts map[service.Status]int, name string) int { return counts[service.Status(name)] },
 }
 
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+func humanBytes(n int64) string { return accounting.HumanBytes(n) }
 
 func percent(done, total int64) int {
 	if total <= 0 {

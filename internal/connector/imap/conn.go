@@ -116,20 +116,21 @@ func (c *Conn) Close() error {
 
 func (c *Conn) server() string { return c.cfg.Addr() }
 
+// dialTCP opens the TCP connection, through Config.Dial when set.
+func (c *Conn) dialTCP(ctx context.Context) (net.Conn, error) {
+	if c.cfg.Dial != nil {
+		return c.cfg.Dial("tcp", c.server())
+	}
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	return d.DialContext(ctx, "tcp", c.server())
+}
+
 // dial opens and authenticates one session.
 func (c *Conn) dial(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	op := "connect to " + c.server()
-
-	var raw net.Conn
-	var err error
-	if c.cfg.Dial != nil {
-		raw, err = c.cfg.Dial("tcp", c.server())
-	} else {
-		d := net.Dialer{KeepAlive: 30 * time.Second}
-		raw, err = d.DialContext(ctx, "tcp", c.server())
-	}
+	raw, err := c.dialTCP(ctx)
 	if err != nil {
 		return nil, classify(err, op)
 	}

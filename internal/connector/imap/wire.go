@@ -85,14 +85,7 @@ func (c *Conn) dialAppend(ctx context.Context) (*appendConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	op := "connect to " + c.server()
-	var raw net.Conn
-	var err error
-	if c.cfg.Dial != nil {
-		raw, err = c.cfg.Dial("tcp", c.server())
-	} else {
-		d := net.Dialer{KeepAlive: 30 * time.Second}
-		raw, err = d.DialContext(ctx, "tcp", c.server())
-	}
+	raw, err := c.dialTCP(ctx)
 	if err != nil {
 		return nil, reconnectError(classify(err, op))
 	}
