@@ -339,7 +339,7 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject FROM failed_items
 		WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.id DESC LIMIT 1)
+			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
 		ORDER BY folder, uid`, mailboxID)
 	if err != nil {
 		return nil, err

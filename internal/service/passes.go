@@ -80,8 +80,8 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 	if !cutoff.IsZero() {
 		cut = cutoff.Unix()
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO passes (id, project_id, kind, state, cutoff, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		p.ID, projectID, p.Kind, p.State, cut, p.CreatedAt.Unix()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO passes (id, project_id, kind, state, cutoff, created_at, created_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		p.ID, projectID, p.Kind, p.State, cut, p.CreatedAt.Unix(), time.Now().UnixNano()); err != nil {
 		return p, fmt.Errorf("create pass: %w", err)
 	}
 	for _, m := range chosen {
@@ -210,7 +210,7 @@ func scanMailboxPass(row interface{ Scan(...any) error }) (MailboxPass, error) {
 
 func (s *Service) lastPass(ctx context.Context, mailboxID string) (*MailboxPass, error) {
 	m, err := scanMailboxPass(s.db.QueryRowContext(ctx, `SELECT `+mailboxPassCols+` FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-		WHERE mp.mailbox_id = $1 ORDER BY p.created_at DESC, p.id DESC LIMIT 1`, mailboxID))
+		WHERE mp.mailbox_id = $1 ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1`, mailboxID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -272,7 +272,7 @@ func (s *Service) Passes(ctx context.Context, ownerID, projectID string) ([]Pass
 		return nil, err
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, project_id, kind, state, cutoff, created_at, finished_at FROM passes
-		WHERE project_id = $1 ORDER BY created_at DESC, id DESC`, projectID)
+		WHERE project_id = $1 ORDER BY created_at DESC, created_ns DESC, id DESC`, projectID)
 	if err != nil {
 		return nil, err
 	}

@@ -114,6 +114,17 @@ func TestProjectsAndMailboxes(t *testing.T) {
 	if err := s.FinishMailboxPass(ctx, ps.ID, ms[0].ID, Outcome{Status: StatusReady}); err != nil {
 		t.Fatal(err)
 	}
+	// A second pass within the same second is the mailbox's last pass.
+	ps2, err := s.StartPass(ctx, alice.ID, p.ID, PassInput{Kind: PassVerify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Mailbox(ctx, alice.ID, p.ID, ms[0].ID); m.LastPass == nil || m.LastPass.PassID != ps2.ID {
+		t.Fatalf("last pass is not the one started last: %+v", m.LastPass)
+	}
+	if err := s.FinishMailboxPass(ctx, ps2.ID, ms[0].ID, Outcome{Status: StatusReady}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.FinishProject(ctx, alice.ID, p.ID); err != nil {
 		t.Fatal(err)
 	}
