@@ -363,6 +363,9 @@ func TestFiltersMappingsAndDates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(res.Failures) != 0 || res.Stats.Copied != 4 {
+		t.Errorf("copied %d, failures %+v; want 4 copied", res.Stats.Copied, res.Failures)
+	}
 	got := dump(t, dst, "dave")
 	if _, ok := got["Spam"]; ok {
 		t.Error("excluded folder Spam was created")

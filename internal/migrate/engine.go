@@ -298,10 +298,12 @@ func (r *run) retry(op func() error) error {
 
 // plan prepares each folder in turn and feeds its messages to the
 // fetchers. It runs ahead of the transfer by at most a few units.
-// plannerCount folders are prepared at once: listing one folder and
-// indexing another's destination overlap their round trips, while the
-// transfer of earlier folders goes on.
-const plannerCount = 3
+// plannerCount folders are prepared at once. Preparing several at once
+// overlaps their round trips, but a full-suite run once ended with one
+// folder's messages missing from the destination while three planners
+// ran, not yet explained; until it is, folders are prepared one at a
+// time (the transfer of earlier folders still overlaps).
+const plannerCount = 1
 
 // plan prepares folders and feeds their messages to the fetchers. It runs
 // ahead of the transfer by at most a few units.
