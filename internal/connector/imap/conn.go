@@ -38,6 +38,7 @@ type Conn struct {
 	appenders   []*appendConn
 	dialing     int
 	affinity    map[string]*appendConn // folder name -> its append connection
+	createMu    sync.Mutex             // serialises CreateFolder
 }
 
 var (

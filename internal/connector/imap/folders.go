@@ -163,6 +163,12 @@ func (c *Conn) CreateFolder(ctx context.Context, p mail.Path) (connector.Folder,
 	if p.IsInbox() {
 		return f, nil
 	}
+	// One CREATE sequence at a time per mailbox: with several sessions
+	// creating folders at once, Dovecot 2.3 was seen to leave a new folder
+	// out of later LIST answers (its mailbox list index), which made the
+	// folder and its mail invisible to clients.
+	c.createMu.Lock()
+	defer c.createMu.Unlock()
 	s, err := c.acquire(ctx)
 	if err != nil {
 		return f, err
