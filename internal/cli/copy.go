@@ -207,26 +207,8 @@ func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Optio
 		c.AllowPlaintext = f.allowPlaintext
 		c.MaxConnections = f.connections
 	}
-	for _, e := range f.include {
-		re, err := migrate.ParseFilter(e)
-		if err != nil {
-			return src, dst, opts, err
-		}
-		opts.Rules.Include = append(opts.Rules.Include, re)
-	}
-	for _, e := range f.exclude {
-		re, err := migrate.ParseFilter(e)
-		if err != nil {
-			return src, dst, opts, err
-		}
-		opts.Rules.Exclude = append(opts.Rules.Exclude, re)
-	}
-	for _, m := range f.mappings {
-		mp, err := migrate.ParseMapping(m)
-		if err != nil {
-			return src, dst, opts, err
-		}
-		opts.Rules.Mappings = append(opts.Rules.Mappings, mp)
+	if opts.Rules, err = migrate.ParseRules(f.include, f.exclude, f.mappings); err != nil {
+		return
 	}
 	if opts.Since, err = parseDate("--since", f.since); err != nil {
 		return

@@ -342,26 +342,9 @@ func progressOf(s accounting.Snapshot) service.Progress {
 
 func engineOptions(w service.Work) (migrate.Options, error) {
 	var o migrate.Options
-	for _, e := range w.Project.Options.Include {
-		re, err := migrate.ParseFilter(e)
-		if err != nil {
-			return o, err
-		}
-		o.Rules.Include = append(o.Rules.Include, re)
-	}
-	for _, e := range w.Project.Options.Exclude {
-		re, err := migrate.ParseFilter(e)
-		if err != nil {
-			return o, err
-		}
-		o.Rules.Exclude = append(o.Rules.Exclude, re)
-	}
-	for _, m := range w.Project.Options.Mappings {
-		mp, err := migrate.ParseMapping(m)
-		if err != nil {
-			return o, err
-		}
-		o.Rules.Mappings = append(o.Rules.Mappings, mp)
+	var err error
+	if o.Rules, err = migrate.ParseRules(w.Project.Options.Include, w.Project.Options.Exclude, w.Project.Options.Mappings); err != nil {
+		return o, err
 	}
 	if d := w.Project.Options.Since; d != "" {
 		o.Since, _ = time.Parse("2006-01-02", d)

@@ -91,3 +91,32 @@ func (r Rules) Map(p mail.Path) (mail.Path, bool) {
 	}
 	return nil, false
 }
+
+// ParseRules compiles the user's include and exclude filters and mapping
+// rules, as the CLI flags, the service's project options and the portal
+// give them.
+func ParseRules(include, exclude, mappings []string) (Rules, error) {
+	var r Rules
+	for _, e := range include {
+		re, err := ParseFilter(e)
+		if err != nil {
+			return r, err
+		}
+		r.Include = append(r.Include, re)
+	}
+	for _, e := range exclude {
+		re, err := ParseFilter(e)
+		if err != nil {
+			return r, err
+		}
+		r.Exclude = append(r.Exclude, re)
+	}
+	for _, m := range mappings {
+		mp, err := ParseMapping(m)
+		if err != nil {
+			return r, err
+		}
+		r.Mappings = append(r.Mappings, mp)
+	}
+	return r, nil
+}

@@ -14,15 +14,8 @@ import (
 )
 
 func validateRules(o Options) error {
-	for _, e := range append(append([]string(nil), o.Include...), o.Exclude...) {
-		if _, err := migrate.ParseFilter(e); err != nil {
-			return inputErr("options", "%v", err)
-		}
-	}
-	for _, m := range o.Mappings {
-		if _, err := migrate.ParseMapping(m); err != nil {
-			return inputErr("options.mappings", "%v", err)
-		}
+	if _, err := migrate.ParseRules(o.Include, o.Exclude, o.Mappings); err != nil {
+		return inputErr("options", "%v", err)
 	}
 	return nil
 }
