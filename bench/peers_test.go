@@ -33,8 +33,8 @@ func TestPeers(t *testing.T) {
 	started := time.Now()
 
 	out("# Mailferry vs peers")
-	out("settings: MAILFERRY_BENCH_RUNS=%d MAILFERRY_BENCH_RTTS=%s MAILFERRY_BENCH_SCALE=%g MAILFERRY_BENCH_PEERS=%s",
-		cfg.runs, joinInts(cfg.rtts), cfg.scale, strings.Join(cfg.peers, ","))
+	out("settings: MAILFERRY_BENCH_RUNS=%d MAILFERRY_BENCH_RTTS=%s MAILFERRY_BENCH_SCALE=%g MAILFERRY_BENCH_PEERS=%s MAILFERRY_BENCH_STORE=%s",
+		cfg.runs, joinInts(cfg.rtts), cfg.scale, strings.Join(cfg.peers, ","), cfg.store)
 	out("machine: %d CPUs, %s", runtime.NumCPU(), machineInfo())
 	mf := "built from this checkout, " + gitDescribe()
 	if bin := os.Getenv("MAILFERRY_BENCH_BIN"); bin != "" {
@@ -57,8 +57,8 @@ func TestPeers(t *testing.T) {
 
 	const password = "bench-Secret-1"
 	const srcUser = "source"
-	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
-	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	src := testenv.StartDovecot(t, cfg.dovecotOptions())
+	dst := testenv.StartDovecot(t, cfg.dovecotOptions())
 	src.AddUser(t, srcUser, password)
 
 	ds := planDataset(cfg.scale)
@@ -149,11 +149,37 @@ type benchConfig struct {
 	rtts  []int
 	scale float64
 	peers []string
+	// store is where both Dovecot instances keep their mail: "tmpfs"
+	// (/dev/shm) or "disk" (os.TempDir()).
+	store string
+}
+
+// dovecotOptions places an instance according to MAILFERRY_BENCH_STORE.
+// On tmpfs the tools are compared rather than the disk: on this ext4 disk
+// creating files got several times slower in the minutes after a run's
+// destination was deleted (the kernel scans past recently freed inodes in
+// ext4_create), which charged one tool for the files of the one before.
+func (c benchConfig) dovecotOptions() testenv.DovecotOptions {
+	o := testenv.DovecotOptions{Layout: testenv.LayoutSlash}
+	if c.store == "tmpfs" {
+		o.ParentDir = "/dev/shm"
+	}
+	return o
 }
 
 func readBenchConfig(t *testing.T) benchConfig {
 	t.Helper()
-	cfg := benchConfig{runs: 3, rtts: []int{0, 20, 50}, scale: 1, peers: []string{"mailferry", "mbsync", "dsync"}}
+	cfg := benchConfig{runs: 3, rtts: []int{0, 20, 50}, scale: 1, peers: []string{"mailferry", "mbsync", "dsync"}, store: "tmpfs"}
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		cfg.store = "disk"
+	}
+	switch v := os.Getenv("MAILFERRY_BENCH_STORE"); v {
+	case "":
+	case "tmpfs", "disk":
+		cfg.store = v
+	default:
+		t.Fatalf("MAILFERRY_BENCH_STORE=%q: want tmpfs or disk", v)
+	}
 	if v := os.Getenv("MAILFERRY_BENCH_RUNS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -91,6 +91,9 @@ type DovecotOptions struct {
 	// QuotaBytes, if > 0, gives every user a storage quota of that many
 	// bytes, reported by GETQUOTAROOT (in KiB, rounded up, as IMAP does).
 	QuotaBytes int64
+	// ParentDir is where the instance's directory (configuration, logs,
+	// mail) is created; "" means os.TempDir(). Benchmarks put it on tmpfs.
+	ParentDir string
 	// CondStore has no effect: Dovecot always supports CONDSTORE (and
 	// QRESYNC). It documents that a test relies on it.
 	CondStore bool
@@ -195,7 +198,7 @@ func newDovecot(t testing.TB, opts DovecotOptions) (d *Dovecot, bin string, id i
 		t.Fatalf("testenv: MaxMailSize %d does not fit APPENDLIMIT's 32 bits", opts.MaxMailSize)
 	}
 
-	dir, err := os.MkdirTemp("", "mfdc")
+	dir, err := os.MkdirTemp(opts.ParentDir, "mfdc")
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
