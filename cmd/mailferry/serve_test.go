@@ -404,8 +404,10 @@ func TestServiceEndToEnd(t *testing.T) {
 	sameMailbox(t, src, dst, "eve")
 
 	// Stop a pass midway: the mailbox ends Stopped, and the next pass
-	// resumes without duplicates.
-	seedSized(t, src, "cat", 3000, 300, 20000)
+	// resumes without duplicates. A Stop still delivers the appends
+	// already on the wire (up to the engine's 8 MiB WireBytes), so the
+	// pass carries more than that: 1,000 messages of 20 KB at 2 MB/s.
+	seedSized(t, src, "cat", 3000, 1000, 20000)
 	proxy.LimitBandwidth(t, 2000)
 	api(t, base, token, "POST", pp+"/passes", "application/json", jsonBody(map[string]any{"kind": "delta", "mailbox_ids": []string{ids["cat"]}}), &p)
 	waitCopied(t, base, token, pp, p.ID, 5)
@@ -413,7 +415,7 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Fatalf("stop: %d", code)
 	}
 	p = waitPass(t, base, token, project.ID, p.ID, time.Minute)
-	if p.State != "stopped" || p.Mailboxes[0].Status != "stopped" || p.Mailboxes[0].Copied >= 300 {
+	if p.State != "stopped" || p.Mailboxes[0].Status != "stopped" || p.Mailboxes[0].Copied >= 1000 {
 		t.Errorf("after Stop: pass %s, mailbox %s, %d copied", p.State, p.Mailboxes[0].Status, p.Mailboxes[0].Copied)
 	}
 

@@ -87,7 +87,7 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar even on a terminal")
 	fs.BoolVar(&f.logSubjects, "log-subjects", false, "show subjects of failed messages (private: off by default)")
 	fs.IntVar(&f.connections, "connections", 6, "connections per server (1-16); given explicitly it is pinned, otherwise the most Mailferry adapts up to")
-	fs.IntVar(&f.pipeline, "pipeline", 32, "appends awaiting answers per connection")
+	fs.IntVar(&f.pipeline, "pipeline", 128, "appends awaiting answers per connection")
 	fs.IntVar(&f.batch, "batch", 64, "messages per pipelined FETCH")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "where the sync state is kept (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
@@ -158,18 +158,28 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 		}
 	}
 
+	// Both logins at once: each is several round trips.
+	var dst *imapconn.Conn
+	var dstErr error
+	dstOpened := make(chan struct{})
+	go func() {
+		defer close(dstOpened)
+		dst, dstErr = imapconn.Open(ctx, dstCfg)
+	}()
 	src, err := imapconn.Open(ctx, srcCfg)
+	<-dstOpened
+	if dst != nil {
+		defer dst.Close()
+	}
 	if err != nil {
 		out.fatal("source", err)
 		return ExitStopped
 	}
 	defer src.Close()
-	dst, err := imapconn.Open(ctx, dstCfg)
-	if err != nil {
-		out.fatal("destination", err)
+	if dstErr != nil {
+		out.fatal("destination", dstErr)
 		return ExitStopped
 	}
-	defer dst.Close()
 
 	out.start(opts.Stats)
 	res, runErr := migrate.Run(ctx, src, dst, opts)

@@ -17,6 +17,7 @@ import (
 	"github.com/mailferry/mailferry/internal/pacer"
 	"github.com/mailferry/mailferry/internal/spool"
 	"github.com/mailferry/mailferry/internal/store"
+	"golang.org/x/sync/semaphore"
 )
 
 // Options tune a run. The zero value is a sensible default.
@@ -38,6 +39,12 @@ type Options struct {
 	// PipelineDepth is how many appends per stream may await their
 	// answers at once.
 	PipelineDepth int
+	// WireBytes bounds the bytes of appends sent but not yet answered,
+	// across all streams (default 8 MiB). A Stop waits for those
+	// answers, so this is also what a Stop may still deliver: on a slow
+	// link it keeps Stop prompt, on a fast one it is well above what a
+	// round trip holds.
+	WireBytes int64
 
 	Backoff     pacer.Backoff
 	SpoolDir    string
@@ -82,7 +89,14 @@ func (o *Options) defaults(src, dst connector.Conn) {
 		o.FetchBatchBytes = 8 << 20
 	}
 	if o.PipelineDepth <= 0 {
-		o.PipelineDepth = 32
+		// Appends whose answers are awaited, per stream. MULTIAPPEND
+		// answers a whole batch at once, a round trip after its last
+		// message, so at 20 ms RTT 32 per stream capped the transfer at
+		// about 3,800 messages/s; the spool bounds the memory they hold.
+		o.PipelineDepth = 128
+	}
+	if o.WireBytes <= 0 {
+		o.WireBytes = 8 << 20
 	}
 	if o.SpoolMemory <= 0 {
 		o.SpoolMemory = 32 << 20
@@ -124,8 +138,9 @@ type item struct {
 }
 
 type pending struct {
-	it *item
-	pa connector.PendingAppend
+	it   *item
+	pa   connector.PendingAppend
+	held int64 // of run.wire
 }
 
 type run struct {
@@ -147,6 +162,7 @@ type run struct {
 	rec      *recorder
 	statuses map[string]connector.FolderStatus
 	gov      *governor
+	wire     *semaphore.Weighted // bytes of unanswered appends
 
 	mu       sync.Mutex
 	failures []Failure
@@ -155,6 +171,19 @@ type run struct {
 	// ledgerLocks serialise creating a destination folder's ledger.
 	ledgerLocks map[string]*sync.Mutex
 	eventMu     sync.Mutex
+	warm        sync.Once
+}
+
+// warmUp has the connectors open the sessions the transfer will use while
+// the first folders are still being prepared. It waits for the first
+// folder with work, so an unchanged mailbox costs no extra logins.
+func (r *run) warmUp() {
+	if w, ok := r.src.(connector.Warmer); ok {
+		w.Warm(r.opts.Streams)
+	}
+	if w, ok := r.dst.(connector.Warmer); ok {
+		w.Warm(2)
+	}
 }
 
 // Run copies every selected folder from src to dst. It returns an error
@@ -164,7 +193,7 @@ type run struct {
 func Run(ctx context.Context, src connector.Source, dst connector.Destination, opts Options) (*Result, error) {
 	opts.defaults(src, dst)
 	r := &run{src: src, dst: dst, opts: opts, ledgers: make(map[string]*ledger), ledgerLocks: make(map[string]*sync.Mutex),
-		sp: spool.New(opts.SpoolDir, opts.SpoolMemory)}
+		sp: spool.New(opts.SpoolDir, opts.SpoolMemory), wire: semaphore.NewWeighted(opts.WireBytes)}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)
 
@@ -296,16 +325,13 @@ func (r *run) retry(op func() error) error {
 	}
 }
 
-// plan prepares each folder in turn and feeds its messages to the
-// fetchers. It runs ahead of the transfer by at most a few units.
-// plannerCount folders are prepared at once. Preparing several at once
-// overlaps their round trips, but with three planners a folder created
-// concurrently with others was occasionally missing from Dovecot's later
-// LIST answers (1 in 6 stress runs). Serialising CREATE (see
-// imap.Conn.CreateFolder) made 15 stress runs pass, but until the cause
-// is understood folders are prepared one at a time; the transfer of
-// earlier folders still overlaps.
-const plannerCount = 1
+// plannerCount folders are prepared at once, which overlaps their round
+// trips (create, open, list: a few per folder, so at 20 ms RTT a 20-folder
+// mailbox spent over a second on them one folder at a time). Folder
+// creation itself stays serial per destination (imap.Conn.CreateFolder):
+// with several sessions creating folders at once, Dovecot 2.3 was seen
+// to leave a new folder out of later LIST answers.
+const plannerCount = 4
 
 // plan prepares folders and feeds their messages to the fetchers. It runs
 // ahead of the transfer by at most a few units.
@@ -356,6 +382,9 @@ func (r *run) planFolder(i int, p FolderPlan) {
 		r.stop(err)
 		fs.open.Done()
 		return
+	}
+	if fs.mode != modeUnchanged {
+		r.warm.Do(r.warmUp)
 	}
 	if fs.mode == modeUnchanged {
 		fs.res.Unchanged = true
@@ -712,6 +741,11 @@ func (r *run) appender() {
 			r.drop(it)
 			continue
 		}
+		held := min(it.buf.Size(), r.opts.WireBytes)
+		if err := r.wire.Acquire(r.ctx, held); err != nil {
+			r.drop(it)
+			continue
+		}
 		led := it.fs.led
 		led.appends.RLock()
 		req := connector.AppendRequest{
@@ -724,10 +758,11 @@ func (r *run) appender() {
 		pa, err := r.dst.Append(r.ctx, led.dest, req)
 		if err != nil {
 			led.appends.RUnlock()
+			r.wire.Release(held)
 			r.settle(it, connector.AppendResult{}, err)
 			continue
 		}
-		r.answers <- pending{it: it, pa: pa}
+		r.answers <- pending{it: it, pa: pa, held: held}
 	}
 }
 
@@ -736,6 +771,7 @@ func (r *run) waiter() {
 	for p := range r.answers {
 		res, err := p.pa.Wait()
 		p.it.fs.led.appends.RUnlock()
+		r.wire.Release(p.held)
 		r.settle(p.it, res, err)
 	}
 }

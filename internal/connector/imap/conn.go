@@ -44,6 +44,7 @@ type Conn struct {
 var (
 	_ connector.Source      = (*Conn)(nil)
 	_ connector.Destination = (*Conn)(nil)
+	_ connector.Warmer      = (*Conn)(nil)
 )
 
 // session is one logged-in IMAP connection.
@@ -91,6 +92,51 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	c.open = 1
 	c.idle = append(c.idle, s)
 	return c, nil
+}
+
+// Warm implements connector.Warmer: it dials sessions in the background
+// until n are open (never more than MaxConnections). For a destination
+// with LITERAL+ it also opens the first append connection.
+func (c *Conn) Warm(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for ; c.open < min(n, c.cfg.MaxConnections); c.open++ {
+		go c.warmSession()
+	}
+	if c.literalPlus && len(c.appenders)+c.dialing == 0 && c.cfg.MaxConnections > 0 {
+		c.dialing++
+		go c.warmAppender()
+	}
+}
+
+func (c *Conn) warmSession() {
+	s, err := c.dial(context.Background())
+	if err != nil {
+		c.mu.Lock()
+		c.open--
+		c.mu.Unlock()
+		c.signal()
+		return
+	}
+	c.release(s) // into the pool, or closed if the Conn closed meanwhile
+}
+
+func (c *Conn) warmAppender() {
+	a, err := c.dialAppend(context.Background())
+	c.mu.Lock()
+	c.dialing--
+	if err != nil || c.closed {
+		c.mu.Unlock()
+		if err == nil {
+			a.close()
+		}
+		return
+	}
+	c.appenders = append(c.appenders, a)
+	c.mu.Unlock()
 }
 
 // Features implements connector.Conn.
@@ -221,6 +267,12 @@ func (c *Conn) login(client *imapclient.Client) error {
 
 // acquire takes an idle session or dials a new one, up to the cap.
 func (c *Conn) acquire(ctx context.Context) (*session, error) {
+	return c.acquireIn(ctx, "")
+}
+
+// acquireIn is acquire preferring an idle session that already has folder
+// selected (read-only), which saves the SELECT round trip.
+func (c *Conn) acquireIn(ctx context.Context, folder string) (*session, error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -228,11 +280,13 @@ func (c *Conn) acquire(ctx context.Context) (*session, error) {
 			return nil, errors.New("imap: connection closed")
 		}
 		for len(c.idle) > 0 {
-			// Prefer the session with the fewest answers pending, so
-			// pipelines stay balanced across connections.
+			// Prefer the session with the folder open, then the one
+			// with the fewest answers pending, so pipelines stay
+			// balanced across connections.
 			best := 0
 			for i, s := range c.idle {
-				if s.inflight.Load() < c.idle[best].inflight.Load() {
+				si, sb := s.selected == folder && folder != "", c.idle[best].selected == folder && folder != ""
+				if si && !sb || si == sb && s.inflight.Load() < c.idle[best].inflight.Load() {
 					best = i
 				}
 			}
@@ -327,10 +381,22 @@ func (s *session) guard(ctx context.Context) func() bool {
 // SELECT (which reports PERMANENTFLAGS); otherwise EXAMINE, so that
 // reading never changes the source.
 func (c *Conn) selectFolder(s *session, name string, writable bool) (*imap.SelectData, error) {
-	opts := &imap.SelectOptions{ReadOnly: !writable, CondStore: c.feats.CondStore}
-	data, err := s.c.Select(name, opts).Wait()
+	return c.selected(s, c.startSelect(s, name, writable), name, writable)
+}
+
+// startSelect sends SELECT (or EXAMINE) without waiting, so the command
+// that needs it can follow in the same round trip: the server runs them
+// in order, and if the SELECT fails no mailbox is selected, so the
+// follower fails too rather than run in another folder (RFC 3501 6.3.1).
+func (c *Conn) startSelect(s *session, name string, writable bool) *imapclient.SelectCommand {
+	s.selected = "" // unknown until the answer
+	return s.c.Select(name, &imap.SelectOptions{ReadOnly: !writable, CondStore: c.feats.CondStore})
+}
+
+// selected waits for a SELECT sent by startSelect.
+func (c *Conn) selected(s *session, cmd *imapclient.SelectCommand, name string, writable bool) (*imap.SelectData, error) {
+	data, err := cmd.Wait()
 	if err != nil {
-		s.selected = ""
 		s.fail(err)
 		return nil, classify(err, fmt.Sprintf("open folder %q", name))
 	}

@@ -175,22 +175,35 @@ func (c *Conn) CreateFolder(ctx context.Context, p mail.Path) (connector.Folder,
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
-	// Parents first: RFC 3501 only says servers SHOULD create them.
+	// Parents first: RFC 3501 only says servers SHOULD create them. The
+	// commands are pipelined (one round trip for the whole chain): the
+	// server runs them in order, and a parent that fails for a reason
+	// other than existing already is reported before its children.
+	type step struct {
+		name string
+		cmd  *imapclient.Command
+	}
+	var steps []step
 	for i := 1; i <= len(p); i++ {
 		if i == 1 && p[0] == mail.InboxName && len(p) > 1 {
 			continue
 		}
 		name := c.ns.nameOf(p[:i])
-		if err := s.c.Create(name, nil).Wait(); err != nil && !alreadyExists(err) {
+		steps = append(steps, step{name, s.c.Create(name, nil)})
+	}
+	sub := s.c.Subscribe(f.Name)
+	var first error
+	for _, st := range steps {
+		if err := st.cmd.Wait(); err != nil && !alreadyExists(err) && first == nil {
+			first = classify(err, fmt.Sprintf("create folder %q", st.name))
 			s.fail(err)
-			return f, classify(err, fmt.Sprintf("create folder %q", name))
 		}
 	}
-	if err := s.c.Subscribe(f.Name).Wait(); err != nil {
+	if err := sub.Wait(); err != nil && first == nil {
+		first = classify(err, fmt.Sprintf("subscribe folder %q", f.Name))
 		s.fail(err)
-		return f, classify(err, fmt.Sprintf("subscribe folder %q", f.Name))
 	}
-	return f, nil
+	return f, first
 }
 
 func alreadyExists(err error) bool {

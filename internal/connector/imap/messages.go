@@ -37,26 +37,10 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
-	sel, err := c.selectFolder(s, f.Name, opts.ForAppend)
-	if err != nil {
-		return st, err
-	}
-	st = connector.FolderStatus{
-		UIDValidity:   sel.UIDValidity,
-		UIDNext:       uint32(sel.UIDNext),
-		Messages:      sel.NumMessages,
-		HighestModSeq: sel.HighestModSeq,
-	}
-	for _, fl := range sel.PermanentFlags {
-		if fl == imap.FlagWildcard {
-			st.AcceptAnyKeyword = true
-		} else {
-			st.PermanentFlags = append(st.PermanentFlags, string(fl))
-		}
-	}
-	if sel.NumMessages == 0 || (opts.MinUID > 0 && opts.MinUID >= st.UIDNext && st.UIDNext > 0) {
-		return st, nil
-	}
+	// SELECT and the listing FETCH travel together (one round trip); the
+	// FETCH is sent before we know whether the folder is empty, and its
+	// answer is then ignored.
+	selCmd := c.startSelect(s, f.Name, opts.ForAppend)
 	batch := opts.Batch
 	if batch <= 0 {
 		batch = defaultListBatch
@@ -76,6 +60,38 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		fo.ChangedSince = opts.ChangedSince
 	}
 	cmd := s.c.Fetch(set, fo)
+	sel, err := c.selected(s, selCmd, f.Name, opts.ForAppend)
+	if err != nil {
+		_ = cmd.Close()
+		return st, err
+	}
+	st = connector.FolderStatus{
+		UIDValidity:   sel.UIDValidity,
+		UIDNext:       uint32(sel.UIDNext),
+		Messages:      sel.NumMessages,
+		HighestModSeq: sel.HighestModSeq,
+	}
+	for _, fl := range sel.PermanentFlags {
+		if fl == imap.FlagWildcard {
+			st.AcceptAnyKeyword = true
+		} else {
+			st.PermanentFlags = append(st.PermanentFlags, string(fl))
+		}
+	}
+	if sel.NumMessages == 0 || (opts.MinUID > 0 && opts.MinUID >= st.UIDNext && st.UIDNext > 0) {
+		// Nothing to list. Some servers answer a FETCH of "1:*" in an
+		// empty folder with NO or BAD; that is not a failure here.
+		for cmd.Next() != nil {
+		}
+		if err := cmd.Close(); err != nil {
+			var ie *imap.Error
+			if !errors.As(err, &ie) {
+				s.fail(err)
+				return st, classify(err, fmt.Sprintf("list messages in %q", f.Name))
+			}
+		}
+		return st, nil
+	}
 	buf := make([]connector.Message, 0, batch)
 	var fnErr error
 	for {
@@ -163,16 +179,15 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 	if len(msgs) == 0 {
 		return nil
 	}
-	s, err := c.acquire(ctx)
+	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return err
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	var sel *imapclient.SelectCommand
 	if s.selected != f.Name {
-		if _, err := c.selectFolder(s, f.Name, false); err != nil {
-			return err
-		}
+		sel = c.startSelect(s, f.Name, false)
 	}
 	want := make(map[uint32]connector.Message, len(msgs))
 	var set imap.UIDSet
@@ -184,6 +199,12 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
+	if sel != nil {
+		if _, err := c.selected(s, sel, f.Name, false); err != nil {
+			_ = cmd.Close() // fails too: no mailbox is selected
+			return err
+		}
+	}
 	var fnErr error
 	for {
 		md := cmd.Next()
@@ -426,9 +447,15 @@ func (p *rawPending) Wait() (connector.AppendResult, error) {
 		}
 	}
 	err := p.b.err
+	// final is published under the connection's mutex: a failed
+	// connection wakes waiters while the idle timer may still be ending
+	// the batch.
+	p.a.mu.Lock()
+	final := p.b.final
+	p.a.mu.Unlock()
 	if err == nil {
 		res := connector.AppendResult{UIDValidity: p.b.valid}
-		if p.idx < len(p.b.uids) && len(p.b.uids) == p.b.final {
+		if p.idx < len(p.b.uids) && len(p.b.uids) == final {
 			res.UID = p.b.uids[p.idx]
 		}
 		return res, nil
@@ -436,11 +463,11 @@ func (p *rawPending) Wait() (connector.AppendResult, error) {
 	var ie *imap.Error
 	if errors.As(err, &ie) {
 		e := classifyAppendNo(ie, p.op)
-		if p.b.final > 1 {
+		if final > 1 {
 			// MULTIAPPEND is all or nothing (RFC 3502): the refusal may
 			// be for a neighbour. Retrying alone finds the real culprit.
 			e.(*connector.Error).Kind = connector.KindTransient
-			e.(*connector.Error).Op += " (in a batch of " + strconv.Itoa(p.b.final) + ", retrying alone)"
+			e.(*connector.Error).Op += " (in a batch of " + strconv.Itoa(final) + ", retrying alone)"
 		}
 		return connector.AppendResult{}, e
 	}

@@ -59,7 +59,7 @@ type appendConn struct {
 // lost command puts in doubt.
 const (
 	batchMaxMessages = 64
-	batchMaxBytes    = 8 << 20
+	batchMaxBytes    = 2 << 20
 	batchIdle        = 2 * time.Millisecond
 )
 
