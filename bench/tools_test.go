@@ -42,7 +42,7 @@ var peers = map[string]peer{
 	"mailferry": {
 		name:    "mailferry",
 		command: mailferryCommand,
-		note:    "mailferry copy, default settings (4 connections per server), state in a fresh --data-dir",
+		note:    "mailferry copy, default settings (adapts up to 6 connections per server), state in a fresh --data-dir",
 	},
 	"mbsync": {
 		name:      "mbsync",

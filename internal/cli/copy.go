@@ -158,28 +158,17 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 		}
 	}
 
-	// Both logins at once: each is several round trips.
-	var dst *imapconn.Conn
-	var dstErr error
-	dstOpened := make(chan struct{})
-	go func() {
-		defer close(dstOpened)
-		dst, dstErr = imapconn.Open(ctx, dstCfg)
-	}()
-	src, err := imapconn.Open(ctx, srcCfg)
-	<-dstOpened
-	if dst != nil {
-		defer dst.Close()
-	}
-	if err != nil {
-		out.fatal("source", err)
+	src, dst, srcErr, dstErr := imapconn.OpenBoth(ctx, srcCfg, dstCfg)
+	if srcErr != nil {
+		out.fatal("source", srcErr)
 		return ExitStopped
 	}
-	defer src.Close()
 	if dstErr != nil {
 		out.fatal("destination", dstErr)
 		return ExitStopped
 	}
+	defer src.Close()
+	defer dst.Close()
 
 	out.start(opts.Stats)
 	res, runErr := migrate.Run(ctx, src, dst, opts)

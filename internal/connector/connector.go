@@ -154,11 +154,12 @@ type Conn interface {
 
 // Warmer is implemented by connectors whose sessions cost round trips to
 // open. Warm starts opening sessions in the background, up to n in all,
-// and returns at once; failures are silent (the pool dials on demand as
-// before). Callers use it so that logins overlap the folder discovery
-// rather than follow it: at 20 ms RTT an IMAP login is about 4 round trips.
+// and, when appends is set, what appending needs; it returns at once and
+// failures are silent (the pool dials on demand as before). Callers use it
+// so that logins overlap the folder discovery rather than follow it: at
+// 20 ms RTT an IMAP login is about four round trips.
 type Warmer interface {
-	Warm(n int)
+	Warm(n int, appends bool)
 }
 
 // Source is a connector that can read messages.

@@ -213,15 +213,14 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	if err != nil {
 		return service.Outcome{Status: service.StatusFailed, Class: service.ClassConfig, Error: err.Error()}
 	}
-	src, err := imapconn.Open(ctx, scfg)
-	if err != nil {
-		return failed(w, service.SideSource, err)
+	src, dst, srcErr, dstErr := imapconn.OpenBoth(ctx, scfg, dcfg)
+	if srcErr != nil {
+		return failed(w, service.SideSource, srcErr)
+	}
+	if dstErr != nil {
+		return failed(w, service.SideDestination, dstErr)
 	}
 	defer src.Close()
-	dst, err := imapconn.Open(ctx, dcfg)
-	if err != nil {
-		return failed(w, service.SideDestination, err)
-	}
 	defer dst.Close()
 	if w.Pass.Kind == service.PassVerify {
 		return service.Outcome{Status: service.StatusReady, Detail: "both mailboxes accept the login"}

@@ -179,10 +179,12 @@ type run struct {
 // folder with work, so an unchanged mailbox costs no extra logins.
 func (r *run) warmUp() {
 	if w, ok := r.src.(connector.Warmer); ok {
-		w.Warm(r.opts.Streams)
+		w.Warm(r.opts.Streams, false)
 	}
 	if w, ok := r.dst.(connector.Warmer); ok {
-		w.Warm(2)
+		// One session for folder work next to the first one; the rest
+		// of the cap is left to append connections.
+		w.Warm(2, true)
 	}
 }
 

@@ -10,12 +10,20 @@ import (
 // bodies are not parsed, so a body line that looks like a completion
 // would be counted too: good enough for measuring how the number of
 // commands grows, which is what it is for.
+// It also tracks how many of its connections are open at once.
 type CommandCounter struct {
-	n atomic.Int64
+	n                 atomic.Int64
+	open, peak, dials atomic.Int64
 }
+
+// Dials returns the number of connections opened.
+func (c *CommandCounter) Dials() int64 { return c.dials.Load() }
 
 // Commands returns the number counted so far.
 func (c *CommandCounter) Commands() int64 { return c.n.Load() }
+
+// PeakConnections returns the most connections that were open at once.
+func (c *CommandCounter) PeakConnections() int64 { return c.peak.Load() }
 
 // Dial is a drop-in for the connector's Config.Dial.
 func (c *CommandCounter) Dial(network, addr string) (net.Conn, error) {
@@ -23,15 +31,31 @@ func (c *CommandCounter) Dial(network, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.dials.Add(1)
+	n := c.open.Add(1)
+	for {
+		p := c.peak.Load()
+		if n <= p || c.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
 	return &countingConn{Conn: conn, c: c}, nil
 }
 
 type countingConn struct {
 	net.Conn
-	c *CommandCounter
+	c      *CommandCounter
+	closed atomic.Bool
 	// Line scanner state, kept across reads: 0 line start, 1 tag
 	// letter seen, 2 in the tag's digits, 3 rest of the line.
 	state int
+}
+
+func (cc *countingConn) Close() error {
+	if !cc.closed.Swap(true) {
+		cc.c.open.Add(-1)
+	}
+	return cc.Conn.Close()
 }
 
 func (cc *countingConn) Read(b []byte) (int, error) {

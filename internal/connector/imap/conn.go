@@ -32,9 +32,10 @@ type Conn struct {
 	closed bool
 
 	// literalPlus servers get appends through appendConns (see wire.go);
-	// they have their own cap of MaxConnections, next to the sessions
-	// used for listing, which a destination rarely needs more than one of.
+	// they share MaxConnections with the sessions used for listing (see
+	// sessionCap), of which a destination rarely needs more than two.
 	literalPlus bool
+	appending   bool // appends are expected: one slot is kept for them
 	appenders   []*appendConn
 	dialing     int
 	affinity    map[string]*appendConn // folder name -> its append connection
@@ -88,25 +89,28 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	if limit, ok := c.caps.AppendLimit(); ok && limit != nil {
 		c.feats.MaxMessageSize = int64(*limit)
 	}
-	c.literalPlus = c.caps.Has(imap.CapLiteralPlus)
+	// With a single connection allowed, appends share it (go-imap's
+	// APPEND) rather than open a second one.
+	c.literalPlus = c.caps.Has(imap.CapLiteralPlus) && cfg.MaxConnections >= 2
 	c.open = 1
 	c.idle = append(c.idle, s)
 	return c, nil
 }
 
 // Warm implements connector.Warmer: it dials sessions in the background
-// until n are open (never more than MaxConnections). For a destination
-// with LITERAL+ it also opens the first append connection.
-func (c *Conn) Warm(n int) {
+// until n are open (within MaxConnections), and with appends on a server
+// with LITERAL+ the first append connection.
+func (c *Conn) Warm(n int, appends bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	for ; c.open < min(n, c.cfg.MaxConnections); c.open++ {
+	c.appending = c.appending || appends
+	for ; c.open < min(n, c.sessionCap()); c.open++ {
 		go c.warmSession()
 	}
-	if c.literalPlus && len(c.appenders)+c.dialing == 0 && c.cfg.MaxConnections > 0 {
+	if appends && c.literalPlus && len(c.appenders)+c.dialing == 0 {
 		c.dialing++
 		go c.warmAppender()
 	}
@@ -137,6 +141,28 @@ func (c *Conn) warmAppender() {
 	}
 	c.appenders = append(c.appenders, a)
 	c.mu.Unlock()
+}
+
+// OpenBoth opens a source and a destination at the same time, since each
+// login is several round trips. When either fails, the other is closed
+// and both connections are nil; the errors say which side failed.
+func OpenBoth(ctx context.Context, srcCfg, dstCfg Config) (src, dst *Conn, srcErr, dstErr error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dst, dstErr = Open(ctx, dstCfg)
+	}()
+	src, srcErr = Open(ctx, srcCfg)
+	<-done
+	if srcErr != nil || dstErr != nil {
+		for _, c := range []*Conn{src, dst} {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+		return nil, nil, srcErr, dstErr
+	}
+	return src, dst, nil, nil
 }
 
 // Features implements connector.Conn.
@@ -302,7 +328,7 @@ func (c *Conn) acquireIn(ctx context.Context, folder string) (*session, error) {
 			c.mu.Unlock()
 			return s, nil
 		}
-		if c.open < c.cfg.MaxConnections {
+		if c.open < c.sessionCap() {
 			c.open++
 			c.mu.Unlock()
 			s, err := c.dial(ctx)
@@ -431,6 +457,7 @@ func (c *Conn) acquireAppender(ctx context.Context, folder string) (*appendConn,
 			c.mu.Unlock()
 			return nil, errors.New("imap: connection closed")
 		}
+		c.appending = true
 		live := c.appenders[:0]
 		for _, a := range c.appenders {
 			if !a.broken() {
@@ -452,7 +479,7 @@ func (c *Conn) acquireAppender(ctx context.Context, folder string) (*appendConn,
 		// Deeper pipelines before more connections: a new connection
 		// costs a login and counts against the provider's limit, while
 		// a pipelined one is nearly free.
-		if (best == nil || best.inflight >= appendersBusy) && len(live)+c.dialing < c.cfg.MaxConnections {
+		if (best == nil || best.inflight >= appendersBusy) && len(live)+c.dialing < c.appenderCap() {
 			c.dialing++
 			c.mu.Unlock()
 			a, err := c.dialAppend(ctx)
@@ -485,6 +512,22 @@ func (c *Conn) acquireAppender(ctx context.Context, folder string) (*appendConn,
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// MaxConnections bounds sessions and append connections together, since
+// a provider's per-user limit counts both; each kind may always have one.
+// Caller holds c.mu.
+func (c *Conn) sessionCap() int {
+	appends := len(c.appenders) + c.dialing
+	if c.appending && c.literalPlus {
+		appends = max(appends, 1)
+	}
+	return max(1, c.cfg.MaxConnections-appends)
+}
+
+// appenderCap is sessionCap's counterpart. Caller holds c.mu.
+func (c *Conn) appenderCap() int {
+	return max(1, c.cfg.MaxConnections-c.open)
 }
 
 // setAffinity remembers which connection takes a folder's appends.
