@@ -96,3 +96,44 @@ func TestStoreRoundTrip(t *testing.T) {
 		t.Fatalf("pairs %+v %v", pairs, err)
 	}
 }
+
+// TestRecordManyRowsAndRepeats covers Record's multi-row statements: more
+// rows than one statement carries, and the same message twice in one call
+// (the later entry wins, as it would row by row).
+func TestRecordManyRowsAndRepeats(t *testing.T) {
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Pair(ctx, "p", "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	var recs []MessageRecord
+	for uid := uint32(1); uid <= 3*recordChunk+5; uid++ {
+		recs = append(recs, MessageRecord{SrcPath: "INBOX", SrcUIDValidity: 1, SrcUID: uid, Identity: "i", State: StateIntent})
+	}
+	// UID 7 again, settled, in the same call.
+	recs = append(recs, MessageRecord{SrcPath: "INBOX", SrcUIDValidity: 1, SrcUID: 7, Identity: "i", State: StateCopied, DstUID: 70, Flags: `\Seen`})
+	if err := s.Record(ctx, "p", recs); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.CountStates(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[StateIntent] != 3*recordChunk+4 || counts[StateCopied] != 1 {
+		t.Fatalf("states after one call: %v", counts)
+	}
+	un, err := s.Unsettled(ctx, "p", "INBOX", 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := un[7]; r.State != StateCopied || r.DstUID != 70 || r.Flags != `\Seen` {
+		t.Errorf("UID 7: %+v", r)
+	}
+	if r := un[3*recordChunk+5]; r.State != StateIntent {
+		t.Errorf("last UID: %+v", r)
+	}
+}
