@@ -1,17 +1,17 @@
 // Package spool holds message bodies between the source read and the
 // destination write, so that a slow or failing side never stalls or
-// corrupts the other. Small bodies live in pooled memory under a global
-// byte budget; large ones, or any body when the budget is spent, go to a
-// temporary file. Peak memory therefore depends on the budget, never on
-// message or mailbox size.
+// corrupts the other. Bodies up to 1 MiB live in memory under a global
+// byte budget, in fixed 8 KiB chunks that are reused; larger ones, or any
+// body when the budget is spent, go to a temporary file. Peak memory
+// therefore depends on the budget, never on message or mailbox size, and
+// no allocation grows with a message: once the chunks a run needs exist,
+// copying more messages allocates no body memory at all.
 package spool
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"sync"
 
@@ -22,34 +22,33 @@ import (
 type Spool struct {
 	dir       string
 	threshold int64
-	budget    int64
 	mem       *semaphore.Weighted
-	pools     [maxClass + 1]sync.Pool
+
+	mu   sync.Mutex
+	free [][]byte // chunks returned by Release, reused before new ones
 }
 
 const (
-	minClass = 12 // 4 KiB
-	maxClass = 20 // 1 MiB: the largest body kept in memory
+	chunkSize = 8 << 10
+	maxMemory = 1 << 20 // the largest body kept in memory
 )
 
 // New returns a spool that keeps up to budget bytes of bodies in memory,
 // each at most 1 MiB; the rest is written to temporary files in dir ("" is
 // the system default).
 func New(dir string, budget int64) *Spool {
-	if budget < 1<<maxClass {
-		budget = 1 << maxClass
-	}
-	return &Spool{dir: dir, threshold: 1 << maxClass, budget: budget, mem: semaphore.NewWeighted(budget)}
+	budget = max(budget, maxMemory)
+	return &Spool{dir: dir, threshold: maxMemory, mem: semaphore.NewWeighted(budget)}
 }
 
 // Buffer is one spooled body. Open may be called many times (a retried
 // APPEND re-reads it); Release must be called once when done.
 type Buffer struct {
-	s    *Spool
-	size int64
-	mem  []byte
-	held int64
-	file *os.File
+	s      *Spool
+	size   int64
+	chunks [][]byte // in memory: full chunks, the last one partly used
+	held   int64
+	file   *os.File
 }
 
 // Size returns the number of bytes held.
@@ -60,7 +59,7 @@ func (b *Buffer) Open() io.Reader {
 	if b.file != nil {
 		return io.NewSectionReader(b.file, 0, b.size)
 	}
-	return bytes.NewReader(b.mem[:b.size])
+	return &chunkReader{chunks: b.chunks, left: b.size}
 }
 
 // Release frees memory or deletes the temporary file.
@@ -71,13 +70,69 @@ func (b *Buffer) Release() {
 		_ = os.Remove(name)
 		b.file = nil
 	}
-	if b.mem != nil {
-		c := class(int64(cap(b.mem)))
-		b.s.pools[c].Put(b.mem[:0])
-		b.mem = nil
+	if b.held > 0 {
+		b.s.mu.Lock()
+		b.s.free = append(b.s.free, b.chunks...)
+		b.s.mu.Unlock()
+		b.chunks = nil
 		b.s.mem.Release(b.held)
 		b.held = 0
 	}
+}
+
+// chunks takes n chunks from the free list, making the ones missing.
+func (s *Spool) chunks(n int) [][]byte {
+	out := make([][]byte, n)
+	s.mu.Lock()
+	k := min(n, len(s.free))
+	copy(out, s.free[len(s.free)-k:])
+	clear(s.free[len(s.free)-k:])
+	s.free = s.free[:len(s.free)-k]
+	s.mu.Unlock()
+	for i := k; i < n; i++ {
+		out[i] = make([]byte, chunkSize)
+	}
+	return out
+}
+
+// chunkReader reads a body held in chunks.
+type chunkReader struct {
+	chunks [][]byte
+	off    int   // offset in chunks[0]
+	left   int64 // bytes not yet read
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	c := r.chunks[0][r.off:min(int64(len(r.chunks[0])), int64(r.off)+r.left)]
+	n := copy(p, c)
+	r.off += n
+	r.left -= int64(n)
+	if r.off == len(r.chunks[0]) {
+		r.chunks, r.off = r.chunks[1:], 0
+	}
+	return n, nil
+}
+
+// WriteTo lets io.Copy hand whole chunks to the writer.
+func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.left > 0 {
+		c := r.chunks[0][r.off:min(int64(len(r.chunks[0])), int64(r.off)+r.left)]
+		n, err := w.Write(c)
+		total += int64(n)
+		r.off += n
+		r.left -= int64(n)
+		if r.off == len(r.chunks[0]) {
+			r.chunks, r.off = r.chunks[1:], 0
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // Read copies exactly size bytes from r into a new Buffer. A short read is
@@ -89,20 +144,21 @@ func (s *Spool) Read(ctx context.Context, r io.Reader, size int64) (*Buffer, err
 	}
 	b := &Buffer{s: s, size: size}
 	if size <= s.threshold {
-		c := class(size)
-		want := int64(1) << c
+		n := int((size + chunkSize - 1) / chunkSize)
+		want := int64(n) * chunkSize
 		// TryAcquire keeps readers from queueing behind the budget: when
 		// memory is spent the body goes to disk instead of waiting.
 		if s.mem.TryAcquire(want) {
 			b.held = want
-			buf, _ := s.pools[c].Get().([]byte)
-			if buf == nil {
-				buf = make([]byte, 0, want)
-			}
-			b.mem = buf[:size]
-			if _, err := io.ReadFull(r, b.mem); err != nil {
-				b.Release()
-				return nil, fmt.Errorf("spool: read body: %w", shortRead(err))
+			b.chunks = s.chunks(n)
+			rest := size
+			for _, c := range b.chunks {
+				k := min(rest, chunkSize)
+				if _, err := io.ReadFull(r, c[:k]); err != nil {
+					b.Release()
+					return nil, fmt.Errorf("spool: read body: %w", shortRead(err))
+				}
+				rest -= k
 			}
 			return b, nil
 		}
@@ -128,15 +184,4 @@ func shortRead(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-func class(n int64) int {
-	if n <= 1<<minClass {
-		return minClass
-	}
-	c := bits.Len64(uint64(n - 1))
-	if c > maxClass {
-		c = maxClass
-	}
-	return c
 }

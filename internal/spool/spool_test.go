@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -63,6 +64,49 @@ func TestSpoolShortRead(t *testing.T) {
 	for _, size := range []int64{10, 2 << 20} {
 		if _, err := s.Read(context.Background(), bytes.NewReader(make([]byte, 5)), size); err == nil {
 			t.Errorf("size %d: a short body must be an error", size)
+		}
+	}
+}
+
+// TestSpoolReusesChunks checks that once its chunks exist, spooling more
+// bodies allocates no body memory: only small bookkeeping, the same for a
+// 4 KB and a 1 MB body.
+func TestSpoolReusesChunks(t *testing.T) {
+	s := New(t.TempDir(), 4<<20)
+	ctx := context.Background()
+	for _, size := range []int{4 << 10, 1 << 20} {
+		data := make([]byte, size)
+		_, _ = rand.Read(data)
+		r := bytes.NewReader(data)
+		spool := func() {
+			r.Reset(data)
+			b, err := s.Read(ctx, r, int64(size))
+			if err != nil || b.file != nil {
+				t.Fatalf("size %d: %v (on disk: %v)", size, err, b != nil && b.file != nil)
+			}
+			var got bytes.Buffer
+			if _, err := io.Copy(&got, b.Open()); err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("size %d: read back %d bytes, %v", size, got.Len(), err)
+			}
+			b.Release()
+		}
+		spool() // makes the chunks
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const rounds = 20
+		for range rounds {
+			r.Reset(data)
+			b, err := s.Read(ctx, r, int64(size))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Release()
+		}
+		runtime.ReadMemStats(&after)
+		if per := (after.TotalAlloc - before.TotalAlloc) / rounds; per > 4<<10 {
+			t.Errorf("size %d: %d bytes allocated per body once warm", size, per)
+		} else {
+			t.Logf("size %d: %d bytes allocated per body once warm", size, per)
 		}
 	}
 }
