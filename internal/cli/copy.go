@@ -65,6 +65,7 @@ type copyFlags struct {
 	spoolDir                     string
 	dataDir                      string
 	fullRescan, deleteMissing    bool
+	cpuProfile, memProfile       string
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
@@ -92,6 +93,8 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "where the sync state is kept (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
 	fs.BoolVar(&f.fullRescan, "full-rescan", false, "check every message against the destination instead of trusting the saved state")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile (pprof) of the run to this file")
 	fs.BoolVar(&f.deleteMissing, "delete-missing", false, "delete from the destination the copies this tool made of messages since deleted on the source (never other mail)")
 }
 
@@ -170,8 +173,16 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 	defer src.Close()
 	defer dst.Close()
 
+	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
+		return ExitUsage
+	}
 	out.start(opts.Stats)
 	res, runErr := migrate.Run(ctx, src, dst, opts)
+	if err := stopProfiles(); err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
+	}
 	out.stop()
 	out.summary(res)
 	switch {

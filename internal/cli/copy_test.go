@@ -187,9 +187,17 @@ func TestStatusAfterCopy(t *testing.T) {
 	if r := runCLI(t, env, "status"); r.code != ExitUsage || !strings.Contains(r.stderr, "nothing has been copied") {
 		t.Errorf("status before any copy: exit %d, %q", r.code, r.stderr)
 	}
-	r := runCLI(t, env, "copy", "--from", imapURL(src), "--from-user", "sam", "--to", imapURL(dst), "--to-user", "sam", "--allow-plaintext")
+	cpu, mem := filepath.Join(t.TempDir(), "cpu.pprof"), filepath.Join(t.TempDir(), "mem.pprof")
+	r := runCLI(t, env, "copy", "--from", imapURL(src), "--from-user", "sam", "--to", imapURL(dst), "--to-user", "sam", "--allow-plaintext",
+		"--cpuprofile", cpu, "--memprofile", mem)
 	if r.code != ExitOK {
 		t.Fatalf("copy: exit %d %s", r.code, r.stderr)
+	}
+	for _, f := range []string{cpu, mem} {
+		// pprof files are gzip-compressed protocol buffers.
+		if b, err := os.ReadFile(f); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("profile %s: %v, %d bytes", f, err, len(b))
+		}
 	}
 	r = runCLI(t, env, "status")
 	if r.code != ExitOK {
