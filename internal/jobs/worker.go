@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -102,12 +103,12 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 		return river.JobSnooze(5 * time.Second)
 	}
 	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), mbLease, holder) //nolint:errcheck // expires anyway
-	hostLease, err := r.hostSlot(ctx, work.Project.Source.Host, holder)
+	hostLease, err := r.waitHostSlot(ctx, work.Project.Source.Host, holder)
 	if err != nil {
 		return err
 	}
 	if hostLease == "" {
-		return river.JobSnooze(5 * time.Second)
+		return river.JobSnooze(time.Second)
 	}
 	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), hostLease, holder) //nolint:errcheck // expires anyway
 
@@ -147,6 +148,34 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 	}
 	return nil
 }
+
+// waitHostSlot waits a while for one of the source host's slots. Waiting
+// here rather than snoozing the job for seconds lets the next mailbox
+// start as soon as one finishes: with 20 mailboxes on one host and 5
+// slots, 5-second snoozes made the passes take twice as long as the
+// copying. After hostWait the job is snoozed (an empty lease) so that a
+// long queue does not hold every worker.
+func (r *Runner) waitHostSlot(ctx context.Context, host, holder string) (string, error) {
+	deadline := time.Now().Add(hostWait)
+	for {
+		lease, err := r.hostSlot(ctx, host, holder)
+		if err != nil || lease != "" || time.Now().After(deadline) {
+			return lease, err
+		}
+		// Jitter keeps waiting jobs from polling in step.
+		wait := hostPoll + time.Duration(rand.Int64N(int64(hostPoll)))
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+const (
+	hostWait = 30 * time.Second
+	hostPoll = 100 * time.Millisecond
+)
 
 func (r *Runner) hostSlot(ctx context.Context, host, holder string) (string, error) {
 	limit := r.HostLimit
