@@ -47,7 +47,7 @@ func TestFleet(t *testing.T) {
 	out("# Many mailboxes at once")
 	out("settings: MAILFERRY_BENCH_MAILBOXES=%d MAILFERRY_BENCH_PER_MAILBOX=%d MAILFERRY_BENCH_RUNS=%d MAILFERRY_BENCH_STORE=%s MAILFERRY_BENCH_SERVE_ARGS=%q",
 		count, per, cfg.runs, cfg.store, strings.Join(serveArgs, " "))
-	out("machine: %s, load average %s", machineInfo(), loadAvg())
+	out("machine: %s", machineInfo())
 
 	const password = "bench-Secret-1"
 	src := testenv.StartDovecot(t, cfg.dovecotOptions())
@@ -77,6 +77,7 @@ func TestFleet(t *testing.T) {
 	var bin string
 	if slices.Contains(cfg.peers, "mailferry") {
 		bin = buildMailferry(t)
+		out("mailferry serve defaults: %s", serveDefaults(bin, "workers", "host-limit", "connections"))
 	}
 	type fleetRun struct {
 		wall           time.Duration
@@ -170,6 +171,21 @@ func TestFleet(t *testing.T) {
 		"  wall is from starting the pass to every mailbox done; RSS and CPU are the serve process's (it also serves the API).\n"+
 		"- mbsync: %d processes started together, one per mailbox, configured as in TestPeers; wall is until the last exits.\n"+
 		"total time %v", serveNote(serveArgs), count, count, time.Since(started).Round(time.Second))
+}
+
+// serveDefaults reads the named flags' defaults from `serve -h`.
+func serveDefaults(bin string, names ...string) string {
+	help, _ := exec.Command(bin, "serve", "-h").CombinedOutput()
+	lines := strings.Split(string(help), "\n")
+	var out []string
+	for i, l := range lines {
+		for _, n := range names {
+			if strings.Fields(l+" x")[0] == "-"+n && i+1 < len(lines) {
+				out = append(out, "--"+n+": "+strings.TrimSpace(lines[i+1]))
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func serveNote(args []string) string {
