@@ -180,7 +180,7 @@ func serveDefaults(bin string, names ...string) string {
 	var out []string
 	for i, l := range lines {
 		for _, n := range names {
-			if strings.Fields(l+" x")[0] == "-"+n && i+1 < len(lines) {
+			if strings.Fields(l + " x")[0] == "-"+n && i+1 < len(lines) {
 				out = append(out, "--"+n+": "+strings.TrimSpace(lines[i+1]))
 			}
 		}
