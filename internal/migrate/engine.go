@@ -39,6 +39,13 @@ type Options struct {
 	// PipelineDepth is how many appends per stream may await their
 	// answers at once.
 	PipelineDepth int
+	// SettleDelay is how long after an APPEND's answer was lost (the
+	// connection dropped) the destination is checked for the message
+	// before it is sent again (default 1s). A server may still be storing
+	// what it received before the drop; looking too early saw nothing and
+	// sent a second copy (TestDroppedConnectionsNeverDuplicate, once in
+	// CI under load).
+	SettleDelay time.Duration
 	// WireBytes bounds the bytes of appends sent but not yet answered,
 	// across all streams (default 8 MiB). A Stop waits for those
 	// answers, so this is also what a Stop may still deliver: on a slow
@@ -95,6 +102,9 @@ func (o *Options) defaults(src, dst connector.Conn) {
 		// about 3,800 messages/s; the spool bounds the memory they hold.
 		o.PipelineDepth = 128
 	}
+	if o.SettleDelay <= 0 {
+		o.SettleDelay = time.Second
+	}
 	if o.WireBytes <= 0 {
 		o.WireBytes = 8 << 20
 	}
@@ -135,6 +145,7 @@ type item struct {
 	msg     connector.Message
 	buf     *spool.Buffer
 	attempt int
+	lostAt  time.Time // when its APPEND's answer was lost
 }
 
 type pending struct {
@@ -798,6 +809,7 @@ func (r *run) settle(it *item, res connector.AppendResult, err error) {
 		// queue never blocks, because the reconciler waits for this very
 		// goroutine to release other appends' locks.
 		r.opts.Stats.Uncertain()
+		it.lostAt = time.Now()
 		r.uncertain.push(it)
 	default:
 		k := connector.KindOf(err)
@@ -864,6 +876,15 @@ func (r *run) reconciler() {
 		if r.ctx.Err() != nil {
 			r.drop(it)
 			continue
+		}
+		// The server may still be storing what it received before the
+		// connection dropped (its process finishes the command, then
+		// notices the drop), so look only once that has had time.
+		if d := time.Until(it.lostAt.Add(r.opts.SettleDelay)); d > 0 {
+			if pacer.Sleep(r.ctx, d) != nil {
+				r.drop(it)
+				continue
+			}
 		}
 		led := it.fs.led
 		led.appends.Lock()
