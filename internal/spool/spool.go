@@ -102,17 +102,26 @@ type chunkReader struct {
 	left   int64 // bytes not yet read
 }
 
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if r.left == 0 {
-		return 0, io.EOF
-	}
-	c := r.chunks[0][r.off:min(int64(len(r.chunks[0])), int64(r.off)+r.left)]
-	n := copy(p, c)
+// current is the unread part of the first chunk.
+func (r *chunkReader) current() []byte {
+	return r.chunks[0][r.off:min(int64(len(r.chunks[0])), int64(r.off)+r.left)]
+}
+
+// advance marks n bytes of the current chunk read.
+func (r *chunkReader) advance(n int) {
 	r.off += n
 	r.left -= int64(n)
 	if r.off == len(r.chunks[0]) {
 		r.chunks, r.off = r.chunks[1:], 0
 	}
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.current())
+	r.advance(n)
 	return n, nil
 }
 
@@ -120,14 +129,9 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for r.left > 0 {
-		c := r.chunks[0][r.off:min(int64(len(r.chunks[0])), int64(r.off)+r.left)]
-		n, err := w.Write(c)
+		n, err := w.Write(r.current())
 		total += int64(n)
-		r.off += n
-		r.left -= int64(n)
-		if r.off == len(r.chunks[0]) {
-			r.chunks, r.off = r.chunks[1:], 0
-		}
+		r.advance(n)
 		if err != nil {
 			return total, err
 		}

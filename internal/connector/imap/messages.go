@@ -81,8 +81,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	if sel.NumMessages == 0 || (opts.MinUID > 0 && opts.MinUID >= st.UIDNext && st.UIDNext > 0) {
 		// Nothing to list. Some servers answer a FETCH of "1:*" in an
 		// empty folder with NO or BAD; that is not a failure here.
-		for cmd.Next() != nil {
-		}
+		// (Close drains whatever was returned.)
 		if err := cmd.Close(); err != nil {
 			var ie *imap.Error
 			if !errors.As(err, &ie) {
