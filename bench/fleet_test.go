@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -255,26 +254,7 @@ func fleetServe(t *testing.T, bin string, extra []string, srcHost string, srcPor
 		}
 	}
 	call := func(method, path, ctype string, body []byte, outv any) int {
-		req, err := http.NewRequestWithContext(context.Background(), method, base+path, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		if ctype != "" {
-			req.Header.Set("Content-Type", ctype)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		if outv != nil {
-			if err := json.Unmarshal(data, outv); err != nil {
-				t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
-			}
-		}
-		return resp.StatusCode
+		return testenv.API(t, base, token, method, path, ctype, body, outv)
 	}
 	var presets []struct{ ID string }
 	call("GET", "/api/presets", "", nil, &presets)

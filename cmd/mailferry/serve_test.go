@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -90,32 +89,7 @@ func (s *server) stop() {
 // api does one request and decodes the JSON answer into out (if given).
 func api(t *testing.T, base, token, method, path, contentType string, body []byte, out any) int {
 	t.Helper()
-	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			if s, ok := out.(*string); ok {
-				*s = string(data)
-			} else {
-				t.Fatalf("%s %s: status %d, not JSON: %s", method, path, resp.StatusCode, data)
-			}
-		}
-	}
-	return resp.StatusCode
+	return testenv.API(t, base, token, method, path, contentType, body, out)
 }
 
 func jsonBody(v any) []byte {
