@@ -137,7 +137,7 @@ func (s *Server) handleListFolders(c *reqCtx) *graphError {
 		if q.top == 0 {
 			nq.Set("$top", strconv.Itoa(size))
 		}
-		o.set("@odata.nextLink", c.s.URL+c.r.URL.Path+"?"+nq.Encode())
+		o.set("@odata.nextLink", c.s.URL+c.r.URL.Path+"?"+encodeQuery(nq))
 	}
 	vals := make([]obj, 0, to-from)
 	for _, f := range all[from:to] {

@@ -259,7 +259,7 @@ func (s *Server) handleListMessages(c *reqCtx) *graphError {
 		}
 		nq.Set("$skip", strconv.Itoa(to))
 		nq.Set("$top", strconv.Itoa(size))
-		o.set("@odata.nextLink", c.s.URL+c.r.URL.Path+"?"+nq.Encode())
+		o.set("@odata.nextLink", c.s.URL+c.r.URL.Path+"?"+encodeQuery(nq))
 	}
 	vals := []obj{}
 	for _, m := range all[from:to] {

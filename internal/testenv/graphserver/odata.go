@@ -247,3 +247,9 @@ func parseQuery(q url.Values, allowed string, props []string, typ string) (*quer
 	}
 	return out, nil
 }
+
+// encodeQuery encodes like url.Values.Encode but keeps '$' in option
+// names literal, as Graph's own @odata.nextLink URLs do.
+func encodeQuery(v url.Values) string {
+	return strings.ReplaceAll(v.Encode(), "%24", "$")
+}
