@@ -274,7 +274,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
-	h.Set("OData-Version", "4.0")
+	h["OData-Version"] = []string{"4.0"} // as Graph spells it, not Go's canonical Odata-Version
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

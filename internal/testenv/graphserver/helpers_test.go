@@ -165,3 +165,16 @@ func mustStatus(t *testing.T, resp *http.Response, body []byte, status int) {
 }
 
 const sampleMIME = "From: Dana Swope <danas@contoso.com>\r\nTo: Alice <alice@contoso.onmicrosoft.com>\r\nSubject: Holiday hours update\r\nDate: Mon, 4 Sep 2017 10:00:00 +0000\r\nMessage-ID: <4aade2547798441eab5188a7a2436bc1@contoso.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"us-ascii\"\r\n\r\nThe office closes at noon.\r\n"
+
+func readAll(t *testing.T, resp *http.Response, err error) []byte {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
