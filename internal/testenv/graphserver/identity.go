@@ -639,6 +639,13 @@ type IMAPAuthError struct {
 
 func (e *IMAPAuthError) Error() string { return "imap token refused: " + e.Reason }
 
+// ChallengeStatus and ChallengeScope let xoauth2imap build its error
+// challenge without importing this package.
+func (e *IMAPAuthError) ChallengeStatus() string { return e.Status }
+
+// ChallengeScope is the scope for the XOAUTH2 error challenge.
+func (e *IMAPAuthError) ChallengeScope() string { return e.Scope }
+
 // CheckIMAPToken verifies an access token presented in an IMAP XOAUTH2
 // login for user: a Microsoft app-only token for
 // https://outlook.office365.com with IMAP.AccessAsApp and the mailbox
