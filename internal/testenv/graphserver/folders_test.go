@@ -161,3 +161,20 @@ func TestCreateFoldersIsStrict(t *testing.T) {
 		t.Fatalf("RequestCount(create folder) = %d, want 5", n)
 	}
 }
+
+func TestDelegatedTokenReachesOnlyItsOwnMailbox(t *testing.T) {
+	e := setup(t, nil)
+	e.srv.AddApp(tenantID, "native-app")
+	rt := e.srv.MintRefreshToken("native-app", alice, "https://graph.microsoft.com/Mail.ReadWrite", "offline_access")
+	status, m := postForm(t, e, e.srv.TokenURL(tenantID), map[string][]string{"client_id": {"native-app"}, "grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	if status != 200 {
+		t.Fatalf("refresh: %d %v", status, m)
+	}
+	tok := m["access_token"].(string)
+	resp, b := e.doToken(t, tok, "GET", "/v1.0/me/mailFolders/inbox", "", nil)
+	mustStatus(t, resp, b, 200)
+	resp, b = e.doToken(t, tok, "POST", "/v1.0/me/mailFolders", "application/json", []byte(`{"displayName":"Mine"}`))
+	mustStatus(t, resp, b, 201)
+	resp, b = e.doToken(t, tok, "GET", "/v1.0/users/"+bob+"/mailFolders", "", nil)
+	wantError(t, resp, b, 403, "ErrorAccessDenied")
+}

@@ -66,6 +66,8 @@ func setup(t *testing.T, opts *graphserver.Options, roles ...string) *env {
 	srv.AddMailbox(tenantID, alice)
 	srv.AddMailbox(tenantID, bob)
 	e := &env{srv: srv, hc: srv.Client()}
+	// A request the server wrongly holds fails the test instead of hanging it.
+	e.hc.Timeout = 20 * time.Second
 	e.token = e.graphToken(t)
 	return e
 }
