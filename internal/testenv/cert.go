@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// WriteSelfSignedCert is writeSelfSignedCert for the in-process test
+// servers in subpackages (internal/testenv/ewsserver).
+func WriteSelfSignedCert(dir string) (*x509.CertPool, error) { return writeSelfSignedCert(dir) }
+
 // writeSelfSignedCert writes cert.pem and key.pem into dir and returns a pool
 // that trusts exactly that certificate. It is generated per instance so no
 // key material is checked in and no test can accidentally trust another
