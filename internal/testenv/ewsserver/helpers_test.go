@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -185,3 +186,5 @@ func testdata(t *testing.T, name string, kv ...string) string {
 }
 
 func attr(n *node, name string) string { v, _ := n.attr(name); return v }
+
+func fixedNow() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) }

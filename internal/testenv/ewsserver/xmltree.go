@@ -42,7 +42,12 @@ func (n *node) String() string { return n.qname() }
 
 // qname names the element the way .NET's schema validator does in its
 // messages: 'namespace:Local'.
-func (n *node) qname() string { return n.ns + ":" + n.local }
+func (n *node) qname() string {
+	if n.ns == "" {
+		return n.local + "' (in no namespace; EWS elements are in '" + nsMessages + "' and '" + nsTypes + "')"
+	}
+	return n.ns + ":" + n.local
+}
 
 // attr returns the value of an unqualified attribute.
 func (n *node) attr(name string) (string, bool) {
