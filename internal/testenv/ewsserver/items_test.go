@@ -40,9 +40,9 @@ func TestCreateItemDraftState(t *testing.T) {
 	// Bytes a MIME parser would normalise: bare LF, trailing spaces, no final newline.
 	raw := "Subject: odd  \nX-Test: a\r\n\r\nbody\r\nno newline at end"
 	cases := []struct {
-		name       string
-		props      string
-		flags      int32
+		name        string
+		props       string
+		flags       int32
 		read, draft bool
 	}{
 		{"no flags", "", msgFlagUnsent | msgFlagRead, true, true},
@@ -169,9 +169,9 @@ func TestNotImplementedIsRefused(t *testing.T) {
 	for name, doc := range map[string]string{
 		"Subject on CreateItem": testdata(t, "createitem-mime.xml", "MIME", b64(testMIME), "PROPS", "")[0:0] +
 			soap("", `<m:CreateItem MessageDisposition="SaveOnly"><m:Items><t:Message><t:MimeContent>`+b64(testMIME)+`</t:MimeContent><t:Subject>x</t:Subject></t:Message></m:Items></m:CreateItem>`),
-		"operation": soap("", `<m:MoveItem><m:ToFolderId><t:DistinguishedFolderId Id="inbox"/></m:ToFolderId><m:ItemIds><t:ItemId Id="x"/></m:ItemIds></m:MoveItem>`),
+		"operation":   soap("", `<m:MoveItem><m:ToFolderId><t:DistinguishedFolderId Id="inbox"/></m:ToFolderId><m:ItemIds><t:ItemId Id="x"/></m:ItemIds></m:MoveItem>`),
 		"Restriction": soap("", `<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:Restriction/><m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds></m:FindItem>`),
-		"FieldURI": soap("", `<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="folder:PermissionSet"/></t:AdditionalProperties></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>`),
+		"FieldURI":    soap("", `<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="folder:PermissionSet"/></t:AdditionalProperties></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>`),
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := post(t, s, alice, alicePW, doc)
@@ -248,7 +248,9 @@ type recordingTB struct {
 	errors []string
 }
 
-func (r *recordingTB) Errorf(format string, args ...any) { r.errors = append(r.errors, fmt.Sprintf(format, args...)) }
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, args...))
+}
 
 // UpdateItem sets the read flag and the follow-up flag; the change key
 // rules of ItemId (AutoResolve needs one, NeverOverwrite refuses a stale
