@@ -2,6 +2,7 @@ package ewsserver
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -280,6 +281,21 @@ func TestConcurrencyLimit(t *testing.T) {
 			t.Fatal("requests never arrived")
 		}
 		time.Sleep(time.Millisecond)
+	}
+	// Bounded, so that a broken limit fails instead of hanging on Block.
+	req, _ := http.NewRequest("POST", s.URL(), strings.NewReader(getFolderDoc()))
+	req.Header.Set("Content-Type", "text/xml")
+	req.SetBasicAuth(alice, alicePW)
+	c := client(s)
+	c.Timeout = 5 * time.Second
+	res, err := c.Do(req)
+	if err != nil {
+		release()
+		t.Fatalf("request over the limit was not refused: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 500 {
+		t.Fatalf("over the limit: HTTP %d", res.StatusCode)
 	}
 	wantFault(t, post(t, s, alice, alicePW, getFolderDoc()), "ErrorExceededConnectionCount")
 	// Another account has its own budget.
