@@ -1,7 +1,6 @@
 package ewsserver
 
 import (
-	"encoding/xml"
 	"fmt"
 	"strconv"
 	"strings"
@@ -343,5 +342,3 @@ func textType(name string, check func(string) error, attrs ...attrDecl) *ctype {
 }
 
 var laxType = &ctype{name: "any", lax: true}
-
-var _ = xml.Attr{}

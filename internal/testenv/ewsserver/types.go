@@ -11,7 +11,6 @@ import (
 // It is built per Server (buildSchema) so that no package-level mutable
 // state exists; building it takes microseconds.
 type schema struct {
-	envelope *ctype
 	header   map[string]*elem // t: header elements by local name
 	ops      map[string]*elem // m: operation elements by local name
 	knownOps map[string]bool  // every operation messages.xsd declares
