@@ -25,7 +25,7 @@ import (
 // whose LAN Manager authentication level refuses LM and NTLMv1. The MIC
 // and session keys are not checked: nothing is signed or sealed over HTTP.
 
-var ntlmSignature = []byte("NTLMSSP\x00")
+const ntlmSignature = "NTLMSSP\x00"
 
 // NegotiateFlags ([MS-NLMP] 2.2.2.5).
 const (
@@ -54,7 +54,7 @@ const (
 type ntlmMessage []byte
 
 func (m ntlmMessage) kind() (uint32, bool) {
-	if len(m) < 12 || !bytes.Equal(m[:8], ntlmSignature) {
+	if len(m) < 12 || string(m[:8]) != ntlmSignature {
 		return 0, false
 	}
 	return binary.LittleEndian.Uint32(m[8:12]), true

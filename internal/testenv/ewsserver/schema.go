@@ -304,7 +304,7 @@ func mEl(name string, typ *ctype) *elem { return &elem{ns: nsMessages, name: nam
 func ni(ns string, names ...string) []*elem {
 	out := make([]*elem, len(names))
 	for i, n := range names {
-		out[i] = &elem{ns: ns, name: n, typ: laxType, notImpl: true}
+		out[i] = &elem{ns: ns, name: n, typ: laxType(), notImpl: true}
 	}
 	return out
 }
@@ -341,4 +341,5 @@ func textType(name string, check func(string) error, attrs ...attrDecl) *ctype {
 	return &ctype{name: name, text: check, attrs: attrs}
 }
 
-var laxType = &ctype{name: "any", lax: true}
+// laxType accepts any content (xs:any processContents="lax").
+func laxType() *ctype { return &ctype{name: "any", lax: true} }

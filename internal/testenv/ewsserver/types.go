@@ -302,7 +302,7 @@ func buildSchema() *schema {
 		"RequestServerVersion":  tEl("RequestServerVersion", &ctype{name: "RequestServerVersion", anyAttrNS: soapAttrs, attrs: []attrDecl{{"Version", true, enum(strings.Fields(exchangeVersions)...)}}}),
 		"ExchangeImpersonation": tEl("ExchangeImpersonation", &ctype{name: "t:ExchangeImpersonationType", anyAttrNS: soapAttrs, seq: seq(one(tEl("ConnectingSID", connectingSID)))}),
 		"MailboxCulture":        tEl("MailboxCulture", &ctype{name: "t:MailboxCultureType", anyAttrNS: soapAttrs, text: nonEmpty}),
-		"TimeZoneContext":       tEl("TimeZoneContext", laxType),
+		"TimeZoneContext":       tEl("TimeZoneContext", laxType()),
 		"DateTimePrecision":     tEl("DateTimePrecision", textType("t:DateTimePrecisionType", enum("Seconds", "Milliseconds"))),
 	}
 	for _, e := range ni(nsTypes, "ManagementRole", "SerializedSecurityContext", "OpenAsAdminOrSystemService", "SharingSecurity", "ProxySecurityContext", "ProxySuggesterSid", "ProxyPartnerToken") {
