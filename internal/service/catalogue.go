@@ -120,6 +120,7 @@ func SolveFor(c ErrorClass, side Side) Solution {
 			Steps: []string{
 				"Check the port entered for {server}: IMAP uses 993 with SSL/TLS or 143 without it. Your provider's help pages list the right one.",
 				"If {server} is in your office or run by your IT company, ask them to allow connections from the migration service to that port through the firewall.",
+				"Enter the server's public name or address: the migration service does not connect to addresses inside a private network (such as 192.168.x.x or 10.x.x.x) unless its operator allows them.",
 				"The server may have been down for a moment: wait a few minutes and run the trial migration again.",
 			},
 		}
