@@ -225,7 +225,10 @@ func TestServiceEndToEnd(t *testing.T) {
 	srv := &server{t: t, bin: bin, env: env, url: base, log: &syncBuffer{}, args: []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--preset", "Test Destination=imap://" + proxy.Addr + "?allow_plaintext=1",
 		"--smtp-host", smtp.Host, "--smtp-port", fmt.Sprint(smtp.Port), "--smtp-security", "none",
-		"--lease-ttl", "2s", "--rescue-after", "3s", "--connections", "2"}}
+		"--lease-ttl", "2s", "--rescue-after", "3s", "--connections", "2",
+		// The source Dovecot is on loopback, which API users may not
+		// reach by default (TestOutboundPolicy).
+		"--allow-net", "127.0.0.0/8"}}
 	srv.start()
 	defer func() {
 		srv.stop()

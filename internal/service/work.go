@@ -26,7 +26,8 @@ type Work struct {
 }
 
 // LoadWork reads a job's work; ErrNotFound when the pass or mailbox is
-// gone (e.g. deleted), which ends the job.
+// gone (e.g. deleted), which ends the job, and ErrSecretKey when the
+// stored passwords cannot be decrypted, which fails it.
 func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work, error) {
 	var w Work
 	var err error

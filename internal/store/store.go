@@ -57,6 +57,9 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("state: create data directory: %w", err)
 	}
 	path := filepath.Join(dir, dbFile)
+	if err := PrivateSQLite(path); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
 	// WAL keeps readers off the writer's back, and a committed
 	// transaction survives a crash of the process; synchronous=NORMAL is
 	// crash-safe in WAL mode (only a power loss may drop the very last
