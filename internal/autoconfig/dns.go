@@ -34,8 +34,8 @@ const ednsSize = 1232
 // query asks for name/qtype and returns the answer records of that type
 // whose owner is name or a name it is a CNAME for. An empty answer is no
 // error; NXDOMAIN is errNoSuchName.
-func (r *resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+func (r *resolver) query(parent context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	ctx, cancel := context.WithTimeout(parent, r.timeout)
 	defer cancel()
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
@@ -51,7 +51,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) ([]dns.
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("no answer from the DNS server within %s", r.timeout)
+			return nil, timeoutError(parent)
 		}
 		return nil, fmt.Errorf("DNS server %s: %w", r.server, err)
 	}

@@ -16,6 +16,9 @@ import (
 )
 
 var (
+	// errBudget: the lookup's own time ran out while the request was
+	// under way (as opposed to the request's timeout).
+	errBudget            = errors.New("the lookup's time limit was reached")
 	errTooLarge          = errors.New("answer too large")
 	errInsecureRedirect  = errors.New("redirect to a plain http address")
 	errTooManyRedirects  = errors.New("too many redirects")
@@ -81,8 +84,8 @@ type fetched struct {
 // [MS-OXDSCLI] section 3.1.5.2), a 303 turns into a GET. The whole
 // exchange, redirects included, must finish within the fetcher's timeout,
 // and a body longer than maxBody is refused with errTooLarge.
-func (f *fetcher) fetch(ctx context.Context, method, rawURL string, body []byte, contentType string) (*fetched, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+func (f *fetcher) fetch(parent context.Context, method, rawURL string, body []byte, contentType string) (*fetched, error) {
+	ctx, cancel := context.WithTimeout(parent, f.timeout)
 	defer cancel()
 	target, err := url.Parse(rawURL)
 	if err != nil {
@@ -106,7 +109,7 @@ func (f *fetcher) fetch(ctx context.Context, method, rawURL string, body []byte,
 		resp, err := f.client.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, context.DeadlineExceeded
+				return nil, timeoutError(parent)
 			}
 			return nil, err
 		}
@@ -137,7 +140,7 @@ func (f *fetcher) fetch(ctx context.Context, method, rawURL string, body []byte,
 		resp.Body.Close()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, context.DeadlineExceeded
+				return nil, timeoutError(parent)
 			}
 			return nil, fmt.Errorf("reading the answer: %w", err)
 		}
@@ -146,6 +149,15 @@ func (f *fetcher) fetch(ctx context.Context, method, rawURL string, body []byte,
 		}
 		return &fetched{Status: resp.StatusCode, Header: resp.Header, Body: data, URL: target.String(), Plaintext: plaintext}, nil
 	}
+}
+
+// timeoutError says whose time ran out: the lookup's (parent is done) or
+// the request's own.
+func timeoutError(parent context.Context) error {
+	if parent.Err() != nil {
+		return errBudget
+	}
+	return context.DeadlineExceeded
 }
 
 // drain reads a little of a body so the connection can be reused, then
@@ -159,7 +171,7 @@ func drain(rc io.ReadCloser) {
 // what the operator's log gets, and whether it is worth a warning. A name
 // that does not exist and a closed port are the common "nothing
 // published here" and only informational.
-func describe(err error, timeout time.Duration, maxBody int64) (text string, level Level, detail string) {
+func describe(err error, opts *Options) (text string, level Level, detail string) {
 	detail = err.Error()
 	var dnsErr *net.DNSError
 	var certErr *tls.CertificateVerificationError
@@ -167,8 +179,10 @@ func describe(err error, timeout time.Duration, maxBody int64) (text string, lev
 	var unknownCA x509.UnknownAuthorityError
 	var invalidCert x509.CertificateInvalidError
 	switch {
+	case errors.Is(err, errBudget):
+		return fmt.Sprintf("no complete answer within the lookup's time limit (%s)", opts.Timeout), LevelWarning, detail
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("no answer within %s", timeout), LevelWarning, detail
+		return fmt.Sprintf("no answer within %s", opts.RequestTimeout), LevelWarning, detail
 	case errors.Is(err, context.Canceled):
 		return "the lookup was cancelled", LevelInfo, detail
 	case errors.Is(err, errNoSuchName), errors.As(err, &dnsErr) && dnsErr.IsNotFound:
@@ -178,7 +192,7 @@ func describe(err error, timeout time.Duration, maxBody int64) (text string, lev
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "not published (nothing answers there)", LevelInfo, detail
 	case errors.Is(err, errTooLarge):
-		return fmt.Sprintf("the answer is larger than %d KiB and was not read", maxBody>>10), LevelWarning, detail
+		return fmt.Sprintf("the answer is larger than %d KiB and was not read", opts.MaxBody>>10), LevelWarning, detail
 	case errors.Is(err, errInsecureRedirect):
 		return "it redirects to a plain http:// address, which is not followed", LevelWarning, detail
 	case errors.Is(err, errTooManyRedirects):

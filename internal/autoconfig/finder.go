@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -153,17 +154,23 @@ func (f *Finder) Lookup(ctx context.Context, address string) (*Result, error) {
 	reports := make(chan report, 4*len(tasks))
 	for i, t := range tasks {
 		go func() {
-			t.run(mctx, func(rep report) {
+			// Once a report could not be delivered in time, nothing more
+			// is sent, not even "done": the collector then names the
+			// task as unfinished instead of losing its findings quietly.
+			var late atomic.Bool
+			send := func(rep report) {
+				if late.Load() {
+					return
+				}
 				rep.task = i
 				select {
 				case reports <- rep:
 				case <-mctx.Done():
+					late.Store(true)
 				}
-			})
-			select {
-			case reports <- report{task: i, done: true}:
-			case <-mctx.Done():
 			}
+			t.run(mctx, send)
+			send(report{done: true})
 		}()
 	}
 	perTask := make([][]Note, len(tasks))
@@ -311,7 +318,7 @@ func (r *run) note(m Method, where string, level Level, text, detail string) Not
 }
 
 func (r *run) errNote(m Method, where string, err error) Note {
-	text, level, detail := describe(err, r.f.opts.RequestTimeout, r.f.opts.MaxBody)
+	text, level, detail := describe(err, &r.f.opts)
 	return r.note(m, where, level, text, detail)
 }
 
