@@ -88,6 +88,10 @@ func (r *resolver) query(parent context.Context, name string, qtype uint16) ([]d
 	return out, nil
 }
 
+// maxRecords bounds the SRV and MX records used from one answer; real
+// domains publish a handful.
+const maxRecords = 16
+
 // srvRecord is one SRV answer (RFC 2782).
 type srvRecord struct {
 	Target   string // without the trailing dot, lower case
@@ -117,7 +121,11 @@ func (r *resolver) lookupSRV(ctx context.Context, name string, pick func(n int) 
 		}
 		recs = append(recs, srvRecord{Target: target, Port: int(s.Port), Priority: int(s.Priority), Weight: int(s.Weight)})
 	}
-	return orderSRV(recs, pick), len(recs) == 0 && dots > 0, nil
+	ordered := orderSRV(recs, pick)
+	if len(ordered) > maxRecords {
+		ordered = ordered[:maxRecords]
+	}
+	return ordered, len(recs) == 0 && dots > 0, nil
 }
 
 // orderSRV orders records as RFC 2782 ("Usage rules") tells clients to:
@@ -186,6 +194,9 @@ func (r *resolver) lookupMX(ctx context.Context, domain string) (hosts []mxHost,
 		}
 	}
 	slices.SortStableFunc(hosts, func(a, b mxHost) int { return a.Preference - b.Preference })
+	if len(hosts) > maxRecords {
+		hosts = hosts[:maxRecords]
+	}
 	return hosts, null && len(hosts) == 0, nil
 }
 

@@ -133,8 +133,8 @@ func (f *Finder) Lookup(ctx context.Context, address string) (*Result, error) {
 	defer cancel()
 	// The methods get the budget less a reserve for checking the hosts
 	// they found.
-	reserve := min(f.opts.Timeout/5, 600*time.Millisecond)
-	deadline, _ := ctx.Deadline()
+	deadline, _ := ctx.Deadline() // the earlier of ours and the caller's
+	reserve := min(time.Until(deadline)/5, 600*time.Millisecond)
 	mctx, mcancel := context.WithDeadline(ctx, deadline.Add(-reserve))
 	defer mcancel()
 

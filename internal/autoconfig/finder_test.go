@@ -324,6 +324,22 @@ func TestLookupAutodiscoverNeedsCredentials(t *testing.T) {
 	}
 }
 
+// A login prompt at the domain's own web site is weaker evidence than
+// one at autodiscover.<domain>, and the note says so.
+func TestLookupAutodiscoverAtTheRootDomainIsOnlyAMaybe(t *testing.T) {
+	e := newEnv(t)
+	e.web.handle("example.com", "POST /autodiscover/autodiscover.xml", func(rw http.ResponseWriter, r *http.Request) {
+		rw.WriteHeader(http.StatusUnauthorized)
+	})
+	e.dns.add(t, publicA("example.com"))
+	res := e.lookup(t, e.options(), "kim@example.com")
+	mustNote(t, res, "https://example.com/autodiscover/autodiscover.xml", "it may be Exchange Autodiscover (needs the user's credentials)")
+	c := mustCandidate(t, res, ProtocolEWS, "example.com", 443)
+	if c.Confidence != ConfidenceLow {
+		t.Errorf("candidate %+v", c)
+	}
+}
+
 func TestLookupAutodiscoverSRVRecord(t *testing.T) {
 	e := newEnv(t)
 	e.dns.add(t, "_autodiscover._tcp.example.org. 300 IN SRV 0 0 443 exchange.hoster.test.", publicA("exchange.hoster.test"))
@@ -501,22 +517,30 @@ func TestLookupNeverBlocksOnAStuckDial(t *testing.T) {
 	}
 }
 
-// The caller's context ends the lookup early too.
+// The caller's context ends the lookup early too, and the time kept
+// for checking hosts is taken from what the caller left, so the quick
+// methods' findings still count.
 func TestLookupHonoursTheCallersContext(t *testing.T) {
 	e := newEnv(t)
 	e.web.hangDial("autoconfig.example.com:443")
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	e.dns.add(t, "_imaps._tcp.example.com. 300 IN SRV 0 1 993 imap.example.com.", publicA("imap.example.com"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	done := make(chan error, 1)
+	type answer struct {
+		res *Result
+		err error
+	}
+	done := make(chan answer, 1)
 	go func() {
-		_, err := e.finder(e.options()).Lookup(ctx, "sam@example.com")
-		done <- err
+		res, err := e.finder(e.options()).Lookup(ctx, "sam@example.com")
+		done <- answer{res, err}
 	}()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("err = %v", err)
+	case a := <-done:
+		if a.err != nil {
+			t.Fatalf("err = %v", a.err)
 		}
+		mustCandidate(t, a.res, ProtocolIMAP, "imap.example.com", 993)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Lookup did not return after its context ended")
 	}
