@@ -80,4 +80,20 @@
 //	}
 //
 // Result and its parts have JSON tags for the API.
+//
+// # Not done
+//
+//   - Autodiscover with the user's credentials: a Candidate with
+//     AutodiscoverURL set is where a later step can ask again once the
+//     user has typed the password. Neither SOAP Autodiscover, nor the
+//     JSON Autodiscover v2 of Exchange Online, nor the Active Directory
+//     (SCP) lookup, nor [MS-OXDISCO]'s redirect by plain HTTP GET.
+//   - Guessing by connecting to imap.<domain> or mail.<domain>
+//     (Thunderbird's last resort): it opens mail connections and takes
+//     seconds; the verify pass does that once the user confirms.
+//   - DNSSEC: SRV and MX answers are taken as the resolver gives them,
+//     which is why SRV findings still go to the user for confirmation.
+//   - Caching: each Lookup asks again; the portal may cache a Result per
+//     domain for a few minutes.
+//   - Outgoing (SMTP) servers, which a migration source does not need.
 package autoconfig
