@@ -1,0 +1,125 @@
+package gmailimap_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mailferry/mailferry/internal/testenv/gmailimap"
+)
+
+// TestLabelsAppearAsFolders seeds messages with labels and checks that
+// each label is a folder holding exactly its messages, with its own
+// UIDs, and that All Mail holds everything but Trash and Spam.
+func TestLabelsAppearAsFolders(t *testing.T) {
+	s := start(t, nil)
+	m1 := seed(t, s, gmailimap.Message{Raw: rawMsg("m1", "three labels"), Labels: []string{`\Inbox`, "Work", "Work/2024"}})
+	m2 := seed(t, s, gmailimap.Message{Raw: rawMsg("m2", "sent"), Labels: []string{`\Sent`}})
+	m3 := seed(t, s, gmailimap.Message{Raw: rawMsg("m3", "archived")})
+	m4 := seed(t, s, gmailimap.Message{Raw: rawMsg("m4", "starred"), Labels: []string{`\Inbox`, `\Important`}, Flags: []string{`\Flagged`, `\Seen`}})
+	m5 := seed(t, s, gmailimap.Message{Raw: rawMsg("m5", "trashed"), Labels: []string{`\Trash`}})
+	m6 := seed(t, s, gmailimap.Message{Raw: rawMsg("m6", "spam"), Labels: []string{`\Spam`}})
+
+	want := map[string][]uint64{
+		"INBOX":             {m1, m4},
+		"Work":              {m1},
+		"Work/2024":         {m1},
+		"[Gmail]/All Mail":  {m1, m2, m3, m4},
+		"[Gmail]/Sent Mail": {m2},
+		"[Gmail]/Starred":   {m4},
+		"[Gmail]/Important": {m4},
+		"[Gmail]/Trash":     {m5},
+		"[Gmail]/Spam":      {m6},
+		"[Gmail]/Drafts":    nil,
+	}
+	rc := login(t, s)
+	for name, ids := range want {
+		u := rc.ok(`SELECT "` + name + `"`)
+		if got := grep(u, " EXISTS"); len(got) != 1 || got[0] != "* "+itoa(len(ids))+" EXISTS" {
+			t.Errorf("%s: %q, want %d messages", name, got, len(ids))
+		}
+		f, ok := s.Folder(alice, name)
+		if !ok || len(f.Entries) != len(ids) {
+			t.Fatalf("%s: folder %+v", name, f)
+		}
+		for i, e := range f.Entries {
+			if e.MsgID != ids[i] {
+				t.Errorf("%s: entry %d is %d, want %d", name, i, e.MsgID, ids[i])
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		// The same message has the same X-GM-MSGID in every folder.
+		u = rc.ok("FETCH 1:* (X-GM-MSGID)")
+		for i, id := range ids {
+			if wantLine := "* " + itoa(i+1) + " FETCH (X-GM-MSGID " + utoa(id) + ")"; u[i] != wantLine {
+				t.Errorf("%s: %q, want %q", name, u[i], wantLine)
+			}
+		}
+	}
+	// m1 is in four folders with a UID of its own in each.
+	info, _ := s.Message(alice, m1)
+	if len(info.Folders) != 4 {
+		t.Fatalf("m1 folders %v", info.Folders)
+	}
+	uids := map[string]uint32{}
+	for f, uid := range info.Folders {
+		uids[f] = uid
+	}
+	if uids["INBOX"] != 1 || uids["[Gmail]/All Mail"] != 1 || uids["Work"] != 1 {
+		t.Errorf("UIDs %v", uids)
+	}
+	info4, _ := s.Message(alice, m4)
+	if info4.Folders["INBOX"] != 2 || info4.Folders["[Gmail]/All Mail"] != 4 || info4.Folders["[Gmail]/Starred"] != 1 {
+		t.Errorf("m4 UIDs %v", info4.Folders)
+	}
+	// Each folder has its own UIDVALIDITY.
+	seen := map[uint32]string{}
+	for _, f := range s.Folders(alice) {
+		if other, dup := seen[f.UIDValidity]; dup {
+			t.Errorf("%s and %s share UIDVALIDITY %d", f.Name, other, f.UIDValidity)
+		}
+		seen[f.UIDValidity] = f.Name
+	}
+}
+
+func itoa(n int) string { return utoa(uint64(n)) }
+
+func utoa(n uint64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+// TestListShowsSpecialUseAndChildren checks LIST against the transcript
+// on Google's extensions page, plus user labels with children.
+func TestListShowsSpecialUseAndChildren(t *testing.T) {
+	s := start(t, nil)
+	if err := s.CreateLabel(alice, "Work/2024"); err != nil {
+		t.Fatal(err)
+	}
+	rc := login(t, s)
+	got := rc.ok(`LIST "" "*"`)
+	want := []string{
+		`* LIST (\HasNoChildren) "/" "INBOX"`,
+		`* LIST (\HasChildren) "/" "Work"`,
+		`* LIST (\HasNoChildren) "/" "Work/2024"`,
+		`* LIST (\HasChildren \Noselect) "/" "[Gmail]"`,
+		`* LIST (\All \HasNoChildren) "/" "[Gmail]/All Mail"`,
+		`* LIST (\Drafts \HasNoChildren) "/" "[Gmail]/Drafts"`,
+		`* LIST (\HasNoChildren \Important) "/" "[Gmail]/Important"`,
+		`* LIST (\HasNoChildren \Sent) "/" "[Gmail]/Sent Mail"`,
+		`* LIST (\HasNoChildren \Junk) "/" "[Gmail]/Spam"`,
+		`* LIST (\Flagged \HasNoChildren) "/" "[Gmail]/Starred"`,
+		`* LIST (\HasNoChildren \Trash) "/" "[Gmail]/Trash"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("LIST:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
