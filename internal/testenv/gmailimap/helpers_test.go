@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/testenv/gmailimap"
@@ -186,4 +187,21 @@ func grep(lines []string, sub string) []string {
 		}
 	}
 	return out
+}
+
+// appendRaw appends raw with go-imap's client and returns APPENDUID.
+func appendRaw(t *testing.T, c *imapclient.Client, folder string, raw []byte, opts *imap.AppendOptions) *imap.AppendData {
+	t.Helper()
+	cmd := c.Append(folder, int64(len(raw)), opts)
+	if _, err := cmd.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("APPEND to %s: %v", folder, err)
+	}
+	return data
 }

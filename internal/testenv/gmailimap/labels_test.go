@@ -123,3 +123,114 @@ func TestListShowsSpecialUseAndChildren(t *testing.T) {
 		t.Fatalf("LIST:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestXGMLabelsValues checks FETCH X-GM-LABELS: system labels quoted as
+// Gmail sends them ("\\Inbox"), user labels as atoms or quoted strings
+// in modified UTF-7, and the selected folder's own label left out.
+func TestXGMLabelsValues(t *testing.T) {
+	s := start(t, nil)
+	id := seed(t, s, gmailimap.Message{Raw: rawMsg("l1", "labels"), Labels: []string{`\Inbox`, `\Important`, "Muy Importante", "foo", "Ärger"}, Flags: []string{`\Flagged`}})
+	rc := login(t, s)
+
+	rc.ok(`SELECT "[Gmail]/All Mail"`)
+	u := rc.ok("FETCH 1 (X-GM-LABELS X-GM-MSGID X-GM-THRID)")
+	want := `* 1 FETCH (X-GM-THRID ` + utoa(id) + ` X-GM-MSGID ` + utoa(id) + ` X-GM-LABELS ("\\Important" "\\Inbox" "\\Starred" "Muy Importante" foo &AMQ-rger))`
+	if len(u) != 1 || u[0] != want {
+		t.Fatalf("All Mail: %q\nwant %q", u, want)
+	}
+	rc.ok("SELECT INBOX")
+	if u := rc.ok("FETCH 1 (X-GM-LABELS)"); u[0] != `* 1 FETCH (X-GM-LABELS ("\\Important" "\\Starred" "Muy Importante" foo &AMQ-rger))` {
+		t.Fatalf("INBOX leaves out \\Inbox: %q", u)
+	}
+	rc.ok(`SELECT "&AMQ-rger"`)
+	if u := rc.ok("UID FETCH 1 (X-GM-LABELS)"); u[0] != `* 1 FETCH (X-GM-LABELS ("\\Important" "\\Inbox" "\\Starred" "Muy Importante" foo) UID 1)` {
+		t.Fatalf("label folder leaves out its label: %q", u)
+	}
+
+	// The documented style and the selected label, on request.
+	s2 := start(t, &gmailimap.Options{LabelStyle: gmailimap.LabelsAsDocumented, IncludeSelectedLabel: true})
+	seed(t, s2, gmailimap.Message{Raw: rawMsg("l2", "documented"), Labels: []string{`\Inbox`, `\Sent`, "foo"}})
+	rc2 := login(t, s2)
+	rc2.ok("SELECT INBOX")
+	if u := rc2.ok("FETCH 1 (X-GM-LABELS)"); u[0] != `* 1 FETCH (X-GM-LABELS (\Inbox \Sent foo))` {
+		t.Fatalf("documented style: %q", u)
+	}
+}
+
+// TestStoreXGMLabels follows the extensions page's STORE transcript and
+// checks that the label change moves the message between folders.
+func TestStoreXGMLabels(t *testing.T) {
+	s := start(t, nil)
+	id := seed(t, s, gmailimap.Message{Raw: rawMsg("s1", "store"), Labels: []string{`\Inbox`}})
+	rc := login(t, s)
+	rc.ok(`SELECT "[Gmail]/All Mail"`)
+	u := rc.ok("STORE 1 +X-GM-LABELS (foo)")
+	if len(u) != 1 || u[0] != `* 1 FETCH (X-GM-LABELS ("\\Inbox" foo))` {
+		t.Fatalf("+X-GM-LABELS: %q", u)
+	}
+	if f, ok := s.Folder(alice, "foo"); !ok || len(f.Entries) != 1 || f.Entries[0].MsgID != id {
+		t.Fatalf("label foo was not created with the message: %+v %v", f, ok)
+	}
+	// Flag-shaped and quoted system labels both work.
+	u = rc.ok(`UID STORE 1 -X-GM-LABELS (\Inbox)`)
+	if u[0] != `* 1 FETCH (X-GM-LABELS (foo) UID 1)` {
+		t.Fatalf("-X-GM-LABELS: %q", u)
+	}
+	if f, _ := s.Folder(alice, "INBOX"); len(f.Entries) != 0 {
+		t.Fatalf("still in INBOX: %+v", f)
+	}
+	rc.ok(`STORE 1 X-GM-LABELS ("\\Important" bar)`)
+	info, _ := s.Message(alice, id)
+	if strings.Join(info.Labels, " ") != `\Important bar` {
+		t.Fatalf("replace: %q", info.Labels)
+	}
+	if _, ok := info.Folders["foo"]; ok {
+		t.Fatalf("still in foo: %v", info.Folders)
+	}
+	// \Starred as a label is the \Flagged flag.
+	rc.ok(`STORE 1 +X-GM-LABELS.SILENT (\Starred)`)
+	u = rc.ok("FETCH 1 (FLAGS)")
+	if u[0] != `* 1 FETCH (FLAGS (\Flagged))` {
+		t.Fatalf("\\Starred: %q", u)
+	}
+	// SEARCH by label, as on the extensions page.
+	if u := rc.ok("SEARCH X-GM-LABELS bar"); u[0] != "* SEARCH 1" {
+		t.Fatalf("SEARCH X-GM-LABELS: %q", u)
+	}
+	// Inside the label folder, removing the label expunges the message
+	// from that folder's view.
+	rc.ok("SELECT bar")
+	u = rc.ok("UID STORE 1 -X-GM-LABELS (bar)")
+	if len(grep(u, "* 1 EXPUNGE")) != 1 {
+		t.Fatalf("no EXPUNGE after removing the selected label: %q", u)
+	}
+}
+
+// TestFlaggedIsStarred checks that Starred holds exactly the flagged
+// messages.
+func TestFlaggedIsStarred(t *testing.T) {
+	s := start(t, nil)
+	id := seed(t, s, gmailimap.Message{Raw: rawMsg("f1", "flag me"), Labels: []string{`\Inbox`}})
+	rc := login(t, s)
+	rc.ok("SELECT INBOX")
+	rc.ok(`STORE 1 +FLAGS (\Flagged)`)
+	info, _ := s.Message(alice, id)
+	if _, ok := info.Folders["[Gmail]/Starred"]; !ok {
+		t.Fatalf("flagged message not in Starred: %v", info.Folders)
+	}
+	rc.ok(`STORE 1 -FLAGS (\Flagged)`)
+	info, _ = s.Message(alice, id)
+	if _, ok := info.Folders["[Gmail]/Starred"]; ok {
+		t.Fatalf("unflagged message still in Starred: %v", info.Folders)
+	}
+	// COPY into Starred flags it; EXPUNGE there unflags it.
+	rc.ok(`COPY 1 "[Gmail]/Starred"`)
+	if info, _ = s.Message(alice, id); strings.Join(info.Flags, " ") != `\Flagged` {
+		t.Fatalf("COPY to Starred: flags %q", info.Flags)
+	}
+	rc.ok(`SELECT "[Gmail]/Starred"`)
+	rc.ok(`STORE 1 +FLAGS (\Deleted)`)
+	if info, _ = s.Message(alice, id); len(info.Flags) != 0 || info.Folders["INBOX"] == 0 {
+		t.Fatalf("after expunge from Starred: %+v", info)
+	}
+}
