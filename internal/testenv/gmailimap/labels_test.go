@@ -234,3 +234,58 @@ func TestFlaggedIsStarred(t *testing.T) {
 		t.Fatalf("after expunge from Starred: %+v", info)
 	}
 }
+
+// TestLabelFolderManagement checks CREATE, RENAME, DELETE, SUBSCRIBE and
+// LSUB on labels, and that system folders are protected.
+func TestLabelFolderManagement(t *testing.T) {
+	s := start(t, nil)
+	rc := login(t, s)
+	rc.ok("CREATE Clients/Acme/2024")
+	id := seed(t, s, gmailimap.Message{Raw: rawMsg("mg1", "acme"), Labels: []string{`\Inbox`, "Clients/Acme"}})
+	if u := rc.ok(`LIST "" Clients/%`); strings.Join(u, "|") != `* LIST (\HasChildren) "/" "Clients/Acme"` {
+		t.Fatalf("LIST with %%: %q", u)
+	}
+	rc.ok("RENAME Clients/Acme Customers/Acme")
+	info, _ := s.Message(alice, id)
+	if strings.Join(info.Labels, " ") != `\Inbox Customers/Acme` || info.Folders["Customers/Acme"] != 1 {
+		t.Fatalf("after RENAME: %+v", info)
+	}
+	if _, ok := s.Folder(alice, "Customers/Acme/2024"); !ok {
+		t.Fatal("RENAME did not move the child label")
+	}
+	rc.ok("UNSUBSCRIBE Customers/Acme/2024")
+	u := rc.ok(`LSUB "" Customers/*`)
+	if strings.Join(u, "|") != `* LSUB (\HasChildren) "/" "Customers/Acme"` {
+		t.Fatalf("LSUB: %q", u)
+	}
+	// DELETE removes the label, not the message; the child stays and
+	// its parent is listed as \Noselect.
+	rc.ok("DELETE Customers/Acme")
+	info, _ = s.Message(alice, id)
+	if strings.Join(info.Labels, " ") != `\Inbox` {
+		t.Fatalf("after DELETE: %q", info.Labels)
+	}
+	if u := rc.ok(`LIST "" Customers/*`); strings.Join(u, "|") != `* LIST (\HasChildren \Noselect) "/" "Customers/Acme"|* LIST (\HasNoChildren) "/" "Customers/Acme/2024"` {
+		t.Fatalf("LIST after DELETE: %q", u)
+	}
+	for cmd, want := range map[string]string{
+		`DELETE INBOX`:                     "NO [CANNOT] System folders cannot be deleted. (Failure)",
+		`RENAME "[Gmail]/Sent Mail" Sent`:  "NO [CANNOT] System folders cannot be renamed. (Failure)",
+		`CREATE "[Gmail]/Mine"`:            "NO [CANNOT] Folder name is reserved. (Failure)",
+		`CREATE Customers/Acme/2024`:       "NO [ALREADYEXISTS] Folder name conflicts with existing folder name. (Failure)",
+		`SELECT "[Gmail]"`:                 "NO [NONEXISTENT] Unknown Mailbox: [Gmail] (Failure)",
+		`STATUS Nope (MESSAGES)`:           "NO [NONEXISTENT] Unknown Mailbox: Nope (Failure)",
+		`RENAME Customers/Acme/2024 INBOX`: "NO [CANNOT] Folder name is reserved. (Failure)",
+	} {
+		if _, st := rc.do(cmd); st != want {
+			t.Errorf("%s: %q, want %q", cmd, st, want)
+		}
+	}
+	// A throttled account's answers say so.
+	if err := s.SetThrottled(alice, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := rc.do("NOOP"); st != "OK Success [THROTTLED]" {
+		t.Fatalf("throttled: %q", st)
+	}
+}

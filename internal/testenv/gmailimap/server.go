@@ -509,6 +509,20 @@ func (s *Server) Connections(user string) (now, peak int) {
 	return a.conns, a.peakConns
 }
 
+// SetThrottled marks (or unmarks) an account as throttled: its tagged
+// OK answers then end in " [THROTTLED]", as Gmail's do when it slows an
+// account down (captured in MailKit issue 1396). Nothing is slowed.
+func (s *Server) SetThrottled(user string, on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.account(user)
+	if err != nil {
+		return err
+	}
+	a.throttled = on
+	return nil
+}
+
 // Bye sends "* BYE text" on every connection of user (all connections
 // with user "") and closes them. It returns how many were closed.
 func (s *Server) Bye(user, text string) int {

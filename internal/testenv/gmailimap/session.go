@@ -313,9 +313,16 @@ func (c *session) run() {
 		if status == "" {
 			return // the command ended the connection (LOGOUT, I/O error)
 		}
-		if c.state == stateSelected && c.sel != nil {
+		if c.acct != nil {
 			c.s.mu.Lock()
-			c.syncSelected()
+			if c.state == stateSelected && c.sel != nil {
+				c.syncSelected()
+			}
+			if c.acct.throttled && strings.HasPrefix(status, "OK") {
+				// Gmail marks answers to a throttled account so
+				// (captured: "OK Success [THROTTLED]").
+				status += " [THROTTLED]"
+			}
 			c.s.mu.Unlock()
 		}
 		if c.dropAfter >= 0 {

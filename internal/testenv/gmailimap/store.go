@@ -147,6 +147,8 @@ type account struct {
 	conns     int
 	peakConns int
 	usage     map[string]*dayState
+	// throttled makes tagged OKs end in " [THROTTLED]".
+	throttled bool
 	// suspended is the day (DayZone date) on which the account went over
 	// a budget in OverLimitBye mode; logins are refused until it changes.
 	suspended string
