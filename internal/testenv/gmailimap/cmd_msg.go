@@ -11,13 +11,13 @@ const respTooBig = "BAD [TOOBIG] Message too large. https://support.google.com/m
 // resolve returns the indexes into the session's view of the messages a
 // sequence set names: by UID when uid is set (a range always includes
 // the highest UID, RFC 3501 section 9 "seq-range"), else by sequence
-// number. ok is false for a sequence number past the last message.
+// number. ok is false for a sequence number that names no message.
 func (c *session) resolve(set seqSet, uid bool) (idx []int, ok bool) {
 	view := c.sel.view
-	if len(view) == 0 {
-		return nil, true
-	}
 	if uid {
+		if len(view) == 0 {
+			return nil, true
+		}
 		maxUID := view[len(view)-1].uid
 		for i, e := range view {
 			if set.contains(e.uid, maxUID) {
@@ -26,9 +26,12 @@ func (c *session) resolve(set seqSet, uid bool) (idx []int, ok bool) {
 		}
 		return idx, true
 	}
+	// A sequence number must name a message; "*" names the last one, so
+	// it too is invalid in an empty folder (RFC 3501 section 9,
+	// seq-number).
 	n := uint32(len(view))
 	for _, r := range set {
-		if r.lo > n || r.hi > n {
+		if r.lo > n || r.hi > n || n == 0 {
 			return nil, false
 		}
 	}

@@ -147,6 +147,10 @@ func (c *session) fetchAtt() fetchAtt {
 		}
 		return fa
 	}
+	if name == "BODYSTRUCTURE" || name == "BINARY" || name == "BINARY.PEEK" || name == "BINARY.SIZE" {
+		c.p.fail("%s is not implemented by this test server", name)
+		return fetchAtt{}
+	}
 	c.p.fail("unknown fetch attribute %q", name)
 	return fetchAtt{}
 }

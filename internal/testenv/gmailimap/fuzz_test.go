@@ -21,36 +21,38 @@ func (f fuzzConn) Close() error                { return nil }
 // Seeds: the command examples of RFC 3501 section 6, of the extensions
 // RFCs the server implements, and of Google's IMAP extensions and
 // XOAUTH2 pages.
-var fuzzSeeds = []string{
-	"a001 LOGIN SMITH SESAME\r\n",
-	"A142 SELECT INBOX\r\nA654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])\r\n",
-	"A932 EXAMINE blurdybloop\r\nA003 CREATE owatagusiam/\r\nA004 CREATE owatagusiam/blurdybloop\r\n",
-	"A683 DELETE blurdybloop\r\nA682 LIST \"\" *\r\nA684 RENAME \"owatagusiam/blurdybloop\" \"owatagusiam/foo\"\r\n",
-	"A002 SUBSCRIBE #news.comp.mail.mime\r\nA003 UNSUBSCRIBE #news.comp.mail.mime\r\nA002 LSUB \"#news.\" \"comp.mail.*\"\r\n",
-	"A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n",
-	"A003 APPEND saved-messages (\\Seen) {65}\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\nSubject: afternoon\r\n\r\nhi\r\n\r\n",
-	"A004 APPEND INBOX (\\Flagged $Forwarded) \" 7-Feb-1994 21:52:25 -0800\" {4+}\r\nabcd\r\n",
-	"A142 SELECT INBOX\r\nFXXZ CHECK\r\nA341 CLOSE\r\n",
-	"A142 SELECT INBOX\r\nA003 STORE 2:4 +FLAGS (\\Deleted)\r\nA202 EXPUNGE\r\n",
-	"A142 SELECT INBOX\r\nA282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\nA283 SEARCH TEXT \"string not in mailbox\"\r\nA284 SEARCH CHARSET UTF-8 TEXT {6}\r\nXXXXXX\r\n",
-	"A142 SELECT INBOX\r\nA003 COPY 2:4 MEETING\r\nA999 UID FETCH 4827313:4828442 FLAGS\r\n",
-	"a002 NOOP\r\nA023 LOGOUT\r\n",
-	"a001 AUTHENTICATE XOAUTH2 dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==\r\n\r\n",
-	"a001 AUTHENTICATE PLAIN\r\nAGZ1enpAZ21haWwuY29tAHB3\r\n",
-	"a002 CAPABILITY\r\na003 ID (\"name\" \"clientname\" \"version\" \"1.2.3\" \"vendor\" \"companyname\" \"contact\" \"foo@example.com\")\r\n",
-	"a004 LIST \"\" \"*\"\r\na004 XLIST \"\" \"*\"\r\n",
-	"a1 SELECT \"[Gmail]/All Mail\"\r\na005 SEARCH X-GM-RAW \"has:attachment in:unread\"\r\na006 FETCH 1 (X-GM-MSGID)\r\na007 UID SEARCH X-GM-MSGID 1278455344230334865\r\n",
-	"a1 SELECT \"[Gmail]/All Mail\"\r\na008 FETCH 1:4 (X-GM-THRID)\r\na009 UID SEARCH X-GM-THRID 1266894439832287888\r\na010 FETCH 1:4 (X-GM-LABELS)\r\n",
-	"a1 SELECT INBOX\r\na011 STORE 1 +X-GM-LABELS (foo)\r\na012 SEARCH X-GM-LABELS foo\r\na013 STORE 1 X-GM-LABELS (\\Trash)\r\n",
-	"a SELECT INBOX (CONDSTORE)\r\na103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\ns100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n",
-	"a SELECT INBOX\r\nb UID MOVE 42:69 foo\r\nc MOVE 1 \"[Gmail]/Trash\"\r\n",
-	"a SELECT INBOX\r\nA282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\nb UID SEARCH RETURN () ALL\r\n",
-	"A01 LIST (SUBSCRIBED) \"\" \"*\" RETURN (CHILDREN)\r\nA02 LIST \"\" (\"INBOX\" \"Drafts\" \"Sent/%\") RETURN (SPECIAL-USE STATUS (MESSAGES))\r\n",
-	"A001 SELECT INBOX\r\nA002 IDLE\r\nDONE\r\n",
-	"a ENABLE CONDSTORE X-GOOD-IDEA\r\nb GETQUOTAROOT INBOX\r\nc GETQUOTA \"\"\r\nd NAMESPACE\r\n",
-	"a SELECT INBOX\r\nb FETCH 1 (BODY[]<0.10> RFC822.HEADER RFC822.TEXT RFC822 ENVELOPE INTERNALDATE RFC822.SIZE)\r\nc UID EXPUNGE 1:*\r\n",
-	"a APPEND INBOX {5000+}\r\n" + strings.Repeat("x", 5000) + "\r\nb NOOP\r\n",
-	"a LOGIN {5}\r\nalice {2}\r\npw\r\n",
+func fuzzSeeds() []string {
+	return []string{
+		"a001 LOGIN SMITH SESAME\r\n",
+		"A142 SELECT INBOX\r\nA654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])\r\n",
+		"A932 EXAMINE blurdybloop\r\nA003 CREATE owatagusiam/\r\nA004 CREATE owatagusiam/blurdybloop\r\n",
+		"A683 DELETE blurdybloop\r\nA682 LIST \"\" *\r\nA684 RENAME \"owatagusiam/blurdybloop\" \"owatagusiam/foo\"\r\n",
+		"A002 SUBSCRIBE #news.comp.mail.mime\r\nA003 UNSUBSCRIBE #news.comp.mail.mime\r\nA002 LSUB \"#news.\" \"comp.mail.*\"\r\n",
+		"A042 STATUS blurdybloop (UIDNEXT MESSAGES)\r\n",
+		"A003 APPEND saved-messages (\\Seen) {65}\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\nSubject: afternoon\r\n\r\nhi\r\n\r\n",
+		"A004 APPEND INBOX (\\Flagged $Forwarded) \" 7-Feb-1994 21:52:25 -0800\" {4+}\r\nabcd\r\n",
+		"A142 SELECT INBOX\r\nFXXZ CHECK\r\nA341 CLOSE\r\n",
+		"A142 SELECT INBOX\r\nA003 STORE 2:4 +FLAGS (\\Deleted)\r\nA202 EXPUNGE\r\n",
+		"A142 SELECT INBOX\r\nA282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\nA283 SEARCH TEXT \"string not in mailbox\"\r\nA284 SEARCH CHARSET UTF-8 TEXT {6}\r\nXXXXXX\r\n",
+		"A142 SELECT INBOX\r\nA003 COPY 2:4 MEETING\r\nA999 UID FETCH 4827313:4828442 FLAGS\r\n",
+		"a002 NOOP\r\nA023 LOGOUT\r\n",
+		"a001 AUTHENTICATE XOAUTH2 dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==\r\n\r\n",
+		"a001 AUTHENTICATE PLAIN\r\nAGZ1enpAZ21haWwuY29tAHB3\r\n",
+		"a002 CAPABILITY\r\na003 ID (\"name\" \"clientname\" \"version\" \"1.2.3\" \"vendor\" \"companyname\" \"contact\" \"foo@example.com\")\r\n",
+		"a004 LIST \"\" \"*\"\r\na004 XLIST \"\" \"*\"\r\n",
+		"a1 SELECT \"[Gmail]/All Mail\"\r\na005 SEARCH X-GM-RAW \"has:attachment in:unread\"\r\na006 FETCH 1 (X-GM-MSGID)\r\na007 UID SEARCH X-GM-MSGID 1278455344230334865\r\n",
+		"a1 SELECT \"[Gmail]/All Mail\"\r\na008 FETCH 1:4 (X-GM-THRID)\r\na009 UID SEARCH X-GM-THRID 1266894439832287888\r\na010 FETCH 1:4 (X-GM-LABELS)\r\n",
+		"a1 SELECT INBOX\r\na011 STORE 1 +X-GM-LABELS (foo)\r\na012 SEARCH X-GM-LABELS foo\r\na013 STORE 1 X-GM-LABELS (\\Trash)\r\n",
+		"a SELECT INBOX (CONDSTORE)\r\na103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\ns100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n",
+		"a SELECT INBOX\r\nb UID MOVE 42:69 foo\r\nc MOVE 1 \"[Gmail]/Trash\"\r\n",
+		"a SELECT INBOX\r\nA282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\nb UID SEARCH RETURN () ALL\r\n",
+		"A01 LIST (SUBSCRIBED) \"\" \"*\" RETURN (CHILDREN)\r\nA02 LIST \"\" (\"INBOX\" \"Drafts\" \"Sent/%\") RETURN (SPECIAL-USE STATUS (MESSAGES))\r\n",
+		"A001 SELECT INBOX\r\nA002 IDLE\r\nDONE\r\n",
+		"a ENABLE CONDSTORE X-GOOD-IDEA\r\nb GETQUOTAROOT INBOX\r\nc GETQUOTA \"\"\r\nd NAMESPACE\r\n",
+		"a SELECT INBOX\r\nb FETCH 1 (BODY[]<0.10> RFC822.HEADER RFC822.TEXT RFC822 ENVELOPE INTERNALDATE RFC822.SIZE)\r\nc UID EXPUNGE 1:*\r\n",
+		"a APPEND INBOX {5000+}\r\n" + strings.Repeat("x", 5000) + "\r\nb NOOP\r\n",
+		"a LOGIN {5}\r\nalice {2}\r\npw\r\n",
+	}
 }
 
 // FuzzSession runs arbitrary client input through a logged-in session
@@ -58,7 +60,7 @@ var fuzzSeeds = []string{
 // the store is still consistent: no command may panic, hang, or leave a
 // message in a folder it does not belong to.
 func FuzzSession(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range fuzzSeeds() {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

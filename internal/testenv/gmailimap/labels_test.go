@@ -289,3 +289,39 @@ func TestLabelFolderManagement(t *testing.T) {
 		t.Fatalf("throttled: %q", st)
 	}
 }
+
+// TestBadCommands checks that malformed input is answered and skipped,
+// literals included, and the session goes on.
+func TestBadCommands(t *testing.T) {
+	s := start(t, nil)
+	rc := login(t, s)
+	for cmd, want := range map[string]string{
+		"FROB":                         "BAD Unknown command",
+		"UID FROB 1":                   "BAD Unknown command",
+		"FETCH 1 (FLAGS)":              "BAD Command not valid in this state",
+		`SELECT "unterminated`:         "BAD Could not parse command (unterminated quoted string)",
+		"STATUS INBOX (MESSAGES SIZE)": "BAD Could not parse command (unknown status item SIZE)",
+	} {
+		if _, st := rc.do(cmd); st != want {
+			t.Errorf("%s: %q, want %q", cmd, st, want)
+		}
+	}
+	rc.send("+bad NOOP")
+	if l := rc.line(); l != "* BAD Could not parse command" {
+		t.Fatalf("bad tag: %q", l)
+	}
+	// A failed command's non-synchronizing literal is skipped.
+	rc.send("x STATUS {5+}")
+	rc.send("INBOX (NOPE)")
+	if _, st := rc.until("x"); !strings.HasPrefix(st, "BAD Could not parse command") {
+		t.Fatalf("with a literal: %q", st)
+	}
+	rc.ok("NOOP")
+	rc.ok("SELECT INBOX")
+	if _, st := rc.do("FETCH 5 (FLAGS)"); st != "BAD Invalid message sequence number (Failure)" {
+		t.Fatalf("out of range: %q", st)
+	}
+	if _, st := rc.do("FETCH 1 (BODYSTRUCTURE)"); !strings.Contains(st, "not implemented by this test server") {
+		t.Fatalf("BODYSTRUCTURE: %q", st)
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"github.com/mailferry/mailferry/internal/testenv/gmailimap"
 )
 
-var day0 = time.Date(2024, 3, 10, 23, 0, 0, 0, time.UTC)
+// day0 is an hour before midnight UTC, so that a test can cross a
+// budget day.
+func day0() time.Time { return time.Date(2024, 3, 10, 23, 0, 0, 0, time.UTC) }
 
 // sized returns a message of exactly n octets.
 func sized(id string, n int) []byte {
@@ -26,7 +28,7 @@ func sized(id string, n int) []byte {
 // every later body fetch that day, other commands work, and the next day
 // the budget is back.
 func TestDailyDownloadLimit(t *testing.T) {
-	clk := gmailimap.NewClock(day0)
+	clk := gmailimap.NewClock(day0())
 	s := start(t, &gmailimap.Options{Now: clk.Now, DailyDownloadBytes: 1000})
 	for _, id := range []string{"d1", "d2", "d3"} {
 		seed(t, s, gmailimap.Message{Raw: sized(id, 400), Labels: []string{`\Inbox`}})
@@ -63,7 +65,7 @@ func TestDailyDownloadLimit(t *testing.T) {
 // session ends with "* BYE Session expired, please login again." and
 // the account is locked out until the next day.
 func TestDailyDownloadLimitBye(t *testing.T) {
-	clk := gmailimap.NewClock(day0)
+	clk := gmailimap.NewClock(day0())
 	s := start(t, &gmailimap.Options{Now: clk.Now, DailyDownloadBytes: 500, OverLimit: gmailimap.OverLimitBye})
 	seed(t, s, gmailimap.Message{Raw: sized("b1", 400), Labels: []string{`\Inbox`}})
 	seed(t, s, gmailimap.Message{Raw: sized("b2", 400), Labels: []string{`\Inbox`}})
@@ -92,7 +94,7 @@ func TestDailyDownloadLimitBye(t *testing.T) {
 // TestDailyUploadLimit shrinks the 500 MB upload budget: the APPEND that
 // would go past it is refused before the client sends the literal.
 func TestDailyUploadLimit(t *testing.T) {
-	clk := gmailimap.NewClock(day0)
+	clk := gmailimap.NewClock(day0())
 	s := start(t, &gmailimap.Options{Now: clk.Now, DailyUploadBytes: 700})
 	c := client(t, s)
 	appendRaw(t, c, "INBOX", sized("u1", 400), nil)
@@ -192,7 +194,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // TestSessionLifetime ends a session that has lived too long with
 // Gmail's "Session expired" BYE.
 func TestSessionLifetime(t *testing.T) {
-	clk := gmailimap.NewClock(day0)
+	clk := gmailimap.NewClock(day0())
 	s := start(t, &gmailimap.Options{Now: clk.Now, SessionLifetime: time.Hour})
 	rc := login(t, s)
 	rc.ok("NOOP")

@@ -60,10 +60,7 @@ func (c *session) cmdSearch(tag string) string {
 		badCharset = cs != "UTF-8" && cs != "US-ASCII"
 		c.p.sp()
 	}
-	c.s.mu.Lock()
-	a := c.acct
-	c.s.mu.Unlock()
-	sc := &searchCtx{c: c, account: a}
+	sc := &searchCtx{c: c, account: c.acct}
 	var keys []matcher
 	keys = append(keys, c.searchKey(sc))
 	for c.p.take(' ') {

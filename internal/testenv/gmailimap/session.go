@@ -258,10 +258,6 @@ func (c *session) run() {
 			name = "UID " + c.p.keyword()
 		}
 		if c.p.failed() {
-			if tag == "" {
-				c.emit("* BAD Could not parse command\r\n")
-				tag = ""
-			}
 			if !c.finishBad(tag) {
 				return
 			}
@@ -331,6 +327,11 @@ func (c *session) run() {
 		if c.flushOut(tag+" "+status) != nil {
 			return
 		}
+		if c.dropAfter >= 0 {
+			// The response was shorter than the fault's AfterBytes.
+			c.dropAfter = -1
+			c.cw.dropAt.Store(-1)
+		}
 	}
 }
 
@@ -356,12 +357,12 @@ func (c *session) finishBad(tag string) bool {
 		}
 		return c.p.skipCommand() == nil
 	case errors.Is(err, errBadSyntax):
-		if err := c.p.skipCommand(); err != nil {
+		if serr := c.p.skipCommand(); serr != nil {
 			return false
 		}
 		c.out = nil
 		if tag == "" {
-			return c.flushOut("") == nil
+			return c.flushOut("* BAD Could not parse command") == nil
 		}
 		msg := strings.TrimPrefix(err.Error(), errBadSyntax.Error()+": ")
 		if msg == "Unknown command" {
