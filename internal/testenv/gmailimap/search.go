@@ -245,7 +245,7 @@ func (c *session) searchKey(sc *searchCtx) matcher {
 		return func(_ uint32, e *entry) bool {
 			for _, f := range headerFields(func() []byte { h, _ := splitMessage(e.m.raw); return h }()) {
 				if strings.EqualFold(fieldName(f), name) {
-					if v == "" || strings.Contains(strings.ToLower(string(f[len(fieldName(f))+1:])), v) {
+					if v == "" || strings.Contains(strings.ToLower(string(f[bytes.IndexByte(f, ':')+1:])), v) {
 						return true
 					}
 				}
