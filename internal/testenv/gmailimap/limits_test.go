@@ -215,3 +215,28 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("quota %q", u)
 	}
 }
+
+// TestUploadLimitByeAndLoginFault checks the BYE mode for uploads and a
+// fault on LOGIN, which only a fault without User can hit.
+func TestUploadLimitByeAndLoginFault(t *testing.T) {
+	clk := gmailimap.NewClock(day0())
+	s := start(t, &gmailimap.Options{Now: clk.Now, DailyUploadBytes: 100, OverLimit: gmailimap.OverLimitBye})
+	rc := login(t, s)
+	rc.send("a APPEND INBOX {200}")
+	if l := rc.line(); l != "* BYE Session expired, please login again." {
+		t.Fatalf("upload past the budget: %q", l)
+	}
+	if _, st := dial(t, s).do("LOGIN " + alice + " " + alicePw); st != "NO [ALERT] Account exceeded command or bandwidth limits. (Failure)" {
+		t.Fatalf("login while suspended: %q", st)
+	}
+	clk.Advance(time.Hour)
+	s.InjectFault(gmailimap.Fault{Command: "LOGIN", Action: gmailimap.FaultReply, Text: "NO [UNAVAILABLE] Temporary System Error"})
+	rc = dial(t, s)
+	if _, st := rc.do("LOGIN " + alice + " " + alicePw); st != "NO [UNAVAILABLE] Temporary System Error" {
+		t.Fatalf("LOGIN fault: %q", st)
+	}
+	rc.ok("LOGIN " + alice + " " + alicePw)
+	if len(s.Messages(alice)) != 0 || s.Usage(alice, day0()).Uploaded != 0 {
+		t.Fatalf("refused upload was stored or counted: %+v", s.Usage(alice, day0()))
+	}
+}
