@@ -427,7 +427,8 @@ func (s *Server) ResetUIDValidity(user, name string) error {
 
 // Commands returns how many commands of each name were received, for one
 // user or, with user "", for all connections. Names are upper-case, UID
-// commands as "UID FETCH" etc.
+// commands as "UID FETCH" etc. Commands sent before a login (LOGIN and
+// AUTHENTICATE themselves included) count only under "".
 func (s *Server) Commands(user string) map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
