@@ -33,11 +33,21 @@ func newReporter(env Env, jsonOut, bar bool) *reporter {
 	return &reporter{env: env, json: jsonOut, bar: bar}
 }
 
+// line writes one JSON event. Events come from the engine's goroutines
+// and progress from a ticker: one line at a time, never interleaved.
+func (r *reporter) line(v any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	jsonLine(r.env.Stdout, v)
+}
+
 func (r *reporter) event(e migrate.Event) {
 	switch {
 	case r.json:
-		jsonLine(r.env.Stdout, e)
+		r.line(e)
 	case e.Type == "folder_done" && !r.bar:
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		f := e.Folder
 		fmt.Fprintf(r.env.Stderr, "folder %s -> %s: %d copied, %d already present, %d skipped, %d failed\n",
 			f.Source, f.Dest, f.Copied, f.Present, f.Skipped, f.Failed)
@@ -58,13 +68,15 @@ func (r *reporter) start(stats *accounting.Stats) {
 		go r.runBar(ctx)
 	case r.json:
 		go r.tick(ctx, time.Second, func(s accounting.Snapshot) {
-			jsonLine(r.env.Stdout, struct {
+			r.line(struct {
 				Type string `json:"type"`
 				accounting.Snapshot
 			}{"progress", s})
 		})
 	default:
 		go r.tick(ctx, 10*time.Second, func(s accounting.Snapshot) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
 			fmt.Fprintf(r.env.Stderr, "progress: %s\n", progressLine(s))
 		})
 	}
@@ -135,7 +147,7 @@ func (r *reporter) stop() {
 
 func (r *reporter) fatal(side string, err error) {
 	if r.json {
-		jsonLine(r.env.Stdout, map[string]string{"type": "error", "side": side, "error": err.Error(), "hint": hintOf(err)})
+		r.line(map[string]string{"type": "error", "side": side, "error": err.Error(), "hint": hintOf(err)})
 	}
 	fmt.Fprintln(r.env.Stderr, fatalMessage(side, err))
 }
@@ -145,7 +157,7 @@ func (r *reporter) summary(res *migrate.Result) {
 		return
 	}
 	if r.json {
-		jsonLine(r.env.Stdout, struct {
+		r.line(struct {
 			Type string `json:"type"`
 			*migrate.Result
 		}{"summary", res})
