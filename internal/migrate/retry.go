@@ -83,12 +83,13 @@ func (h *health) answers(ctx context.Context) bool {
 // tries is the retry state of one operation (a listing, a batch of
 // fetches, one message's append).
 type tries struct {
-	n    int    // failures in a row
-	seq0 uint64 // the side's success count at the first of them
+	total int    // failures in a row, for the backoff
+	own   int    // those while the side otherwise worked: the operation's own
+	seq   uint64 // the side's success count at the last failure
 }
 
 // reset forgets the failures: the operation made progress.
-func (t *tries) reset() { t.n = 0 }
+func (t *tries) reset() { *t = tries{} }
 
 // UnreachableError ends a pass whose source or destination did not answer
 // for longer than Options.RetryBudget. Every message not copied is then
@@ -112,33 +113,36 @@ const unreachableHint = "Check that the server is up and reachable from here, th
 // try again after wait, or give up with final (err itself, or an
 // *UnreachableError once the side has been down for the whole budget).
 //
-// A transient error is retried with backoff. Once the operation has used
-// its attempts (Options.Backoff), it is given up only if the side is
-// otherwise working: some other call succeeded since its first failure, or
-// the side answers a probe. A side that answers nothing is in an outage;
-// then the operation waits, backing off, until the outage has lasted
-// Options.RetryBudget, and then the pass ends.
+// A transient error is retried with backoff. A failure counts against the
+// operation's attempts (Options.Backoff.Attempts) only when the side is
+// evidently working: it is the operation's first, or another call
+// succeeded since its previous try, or (once it has failed that many
+// times in a row) the side answers a probe. Failures while the side
+// answers nothing are an outage: the operation waits, backing off, and
+// the attempts it used during the outage are not held against it when the
+// side is back (a session left over from before the outage fails once
+// more). Once an outage has lasted Options.RetryBudget, the pass ends.
 func (r *run) next(h *health, t *tries, err error) (wait time.Duration, final error) {
 	k := connector.KindOf(err)
 	if !(k == connector.KindTransient || k == connector.KindUnknown) || r.ctx.Err() != nil {
 		return 0, err
 	}
 	seq, down := h.fail()
-	if t.n == 0 {
-		t.seq0 = seq
-	}
-	t.n++
 	b := r.opts.Backoff
-	if t.n < b.MaxAttempts() {
-		return b.Delay(t.n, 0), nil
+	worked := t.total == 0 || seq != t.seq
+	t.total++
+	t.seq = seq
+	if !worked && t.total >= b.MaxAttempts() && h.answers(r.ctx) {
+		worked, t.seq = true, h.seq.Load()
 	}
-	if h.seq.Load() != t.seq0 || h.answers(r.ctx) {
-		return 0, err // the side works: this operation's own failure
-	}
-	if down >= r.opts.RetryBudget {
+	if worked {
+		if t.own++; t.own >= b.MaxAttempts() {
+			return 0, err // the side works: this operation's own failure
+		}
+	} else if down >= r.opts.RetryBudget {
 		return 0, r.abandon(h, down, err)
 	}
-	return b.Delay(t.n, 0), nil
+	return b.Delay(t.total, 0), nil
 }
 
 // retry runs op until it succeeds, fails for good, or the run stops. t

@@ -86,3 +86,10 @@ func (p *Proxy) Up(t testing.TB) {
 		t.Fatalf("restart proxy on %s: %v", p.Addr, err)
 	}
 }
+
+// LimitReadBandwidth caps the rate towards the client in KB/s, so that a
+// long download (a FETCH of many bodies) takes a predictable while.
+func (p *Proxy) LimitReadBandwidth(t testing.TB, kbPerSecond int) {
+	t.Helper()
+	p.addToxic(t, "bandwidth", "downstream", fmt.Sprintf(`{"rate":%d}`, kbPerSecond))
+}
