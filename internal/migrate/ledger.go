@@ -96,6 +96,17 @@ func unixDate(m connector.Message) int64 {
 // message and a destination copy: the flags a copy can carry, lower-cased
 // (flag names are case-insensitive, RFC 3501 2.3.2) and sorted.
 func matchKey(flags []string) string {
+	switch len(flags) {
+	case 0:
+		return ""
+	case 1:
+		// The common case, without allocating: one system flag.
+		for _, c := range [...]string{`\seen`, `\answered`, `\flagged`, `\draft`} {
+			if strings.EqualFold(flags[0], c) {
+				return c
+			}
+		}
+	}
 	f := mail.CopyableFlags(flags, true, nil)
 	for i := range f {
 		f[i] = strings.ToLower(f[i])
