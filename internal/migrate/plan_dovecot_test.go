@@ -59,6 +59,25 @@ func (c *cancelOnAppend) Append(ctx context.Context, f connector.Folder, req con
 	return c.Destination.Append(ctx, f, req)
 }
 
+// openSpecialFolders opens a user's special-use folders once, one after
+// the other. Dovecot creates "auto = subscribe" folders on first access,
+// and two sessions opening one at the same moment make one of them fail
+// with "NO [ALREADYEXISTS]" (or a Dovecot process panic on its list index
+// lock): a server race these tests are not about (see the report on issue
+// 10 for the connector).
+func openSpecialFolders(t testing.TB, d *testenv.Dovecot, user string) {
+	t.Helper()
+	c := d.Dial(t, user, pw)
+	for _, f := range []string{"Sent", "Drafts", "Trash", "Junk", "Archive"} {
+		if _, err := c.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			t.Fatalf("open %s: %v", f, err)
+		}
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func sentMsgs(folder, tag string, n int, day int) []seedMsg {
 	var out []seedMsg
 	for i := 0; i < n; i++ {
@@ -88,6 +107,7 @@ func TestFolderKeepsItsDestinationEveryPass(t *testing.T) {
 	msgs := append(sentMsgs("Sent", "sent", 10, 3), sentMsgs("Sent Items", "items", 6, 4)...)
 	msgs = append(msgs, sentMsgs("INBOX", "inbox", 3, 5)...)
 	seed(t, src, "olga", []string{"Sent Items"}, msgs)
+	openSpecialFolders(t, src, "olga")
 	opts := migrate.Options{State: openStore(t, t.TempDir()), Pair: "olga"}
 
 	check := func(when, user string) {
@@ -101,8 +121,8 @@ func TestFolderKeepsItsDestinationEveryPass(t *testing.T) {
 		sameContent(t, want, got, nil)
 	}
 	res, err := run(t, plainConfig(src, "olga"), plainConfig(dst, "olga"), opts)
-	if err != nil || res.Stats.Copied != 19 {
-		t.Fatalf("first pass: %v, copied %d", err, res.Stats.Copied)
+	if err != nil || res.Stats.Copied != 19 || len(res.Failures) != 0 {
+		t.Fatalf("first pass: %v, copied %d, failures %+v", err, res.Stats.Copied, res.Failures)
 	}
 	check("first pass", "olga")
 	for _, f := range res.Folders {
@@ -161,9 +181,11 @@ func TestSentItemsStaysOrdinaryBesideServerSent(t *testing.T) {
 	src.AddUser(t, "pia", pw)
 	dst.AddUser(t, "pia", pw)
 	seed(t, src, "pia", []string{"Sent Items"}, append(sentMsgs("Sent", "sent", 5, 3), sentMsgs("Sent Items", "items", 4, 4)...))
+	openSpecialFolders(t, src, "pia")
+	openSpecialFolders(t, dst, "pia")
 	res, err := run(t, plainConfig(src, "pia"), plainConfig(dst, "pia"), migrate.Options{})
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(res.Failures) != 0 {
+		t.Fatalf("%v, failures %+v", err, res.Failures)
 	}
 	for _, f := range res.Folders {
 		if f.Source == "Sent Items" && (f.Dest != "Sent Items" || f.Why != "same path") {
@@ -173,6 +195,9 @@ func TestSentItemsStaysOrdinaryBesideServerSent(t *testing.T) {
 	want, got := dump(t, src, "pia"), dump(t, dst, "pia")
 	if len(got["Sent"]) != 5 || len(got["Sent Items"]) != 4 {
 		t.Errorf("destination Sent has %d, Sent Items %d; want 5 and 4", len(got["Sent"]), len(got["Sent Items"]))
+		for _, f := range res.Folders {
+			t.Logf("engine: %+v", *f)
+		}
 	}
 	sameContent(t, want, got, nil)
 }
