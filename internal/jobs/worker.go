@@ -300,6 +300,9 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	case len(res.Failures) > 0:
 		out.Status = service.StatusCompletedWithErrors
 		out.Detail = fmt.Sprintf("%d messages could not be copied", prog.Failed)
+		if prog.Failed == 0 { // e.g. flag changes that could not be carried over
+			out.Detail = res.Failures[0].Reason
+		}
 		if res.Unreachable != "" {
 			out.Detail += "; " + res.Unreachable
 		}
