@@ -59,25 +59,6 @@ func (c *cancelOnAppend) Append(ctx context.Context, f connector.Folder, req con
 	return c.Destination.Append(ctx, f, req)
 }
 
-// openSpecialFolders opens a user's special-use folders once, one after
-// the other. Dovecot creates "auto = subscribe" folders on first access,
-// and two sessions opening one at the same moment make one of them fail
-// with "NO [ALREADYEXISTS]" (or a Dovecot process panic on its list index
-// lock): a server race these tests are not about (see the report on issue
-// 10 for the connector).
-func openSpecialFolders(t testing.TB, d *testenv.Dovecot, user string) {
-	t.Helper()
-	c := d.Dial(t, user, pw)
-	for _, f := range []string{"Sent", "Drafts", "Trash", "Junk", "Archive"} {
-		if _, err := c.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-			t.Fatalf("open %s: %v", f, err)
-		}
-	}
-	if err := c.Unselect().Wait(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func sentMsgs(folder, tag string, n int, day int) []seedMsg {
 	var out []seedMsg
 	for i := 0; i < n; i++ {
@@ -107,7 +88,6 @@ func TestFolderKeepsItsDestinationEveryPass(t *testing.T) {
 	msgs := append(sentMsgs("Sent", "sent", 10, 3), sentMsgs("Sent Items", "items", 6, 4)...)
 	msgs = append(msgs, sentMsgs("INBOX", "inbox", 3, 5)...)
 	seed(t, src, "olga", []string{"Sent Items"}, msgs)
-	openSpecialFolders(t, src, "olga")
 	opts := migrate.Options{State: openStore(t, t.TempDir()), Pair: "olga"}
 
 	check := func(when, user string) {
@@ -181,8 +161,6 @@ func TestSentItemsStaysOrdinaryBesideServerSent(t *testing.T) {
 	src.AddUser(t, "pia", pw)
 	dst.AddUser(t, "pia", pw)
 	seed(t, src, "pia", []string{"Sent Items"}, append(sentMsgs("Sent", "sent", 5, 3), sentMsgs("Sent Items", "items", 4, 4)...))
-	openSpecialFolders(t, src, "pia")
-	openSpecialFolders(t, dst, "pia")
 	res, err := run(t, plainConfig(src, "pia"), plainConfig(dst, "pia"), migrate.Options{})
 	if err != nil || len(res.Failures) != 0 {
 		t.Fatalf("%v, failures %+v", err, res.Failures)
