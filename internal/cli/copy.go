@@ -69,6 +69,7 @@ type copyFlags struct {
 	dataDir                      string
 	fullRescan, deleteMissing    bool
 	cpuProfile, memProfile       string
+	retryBudget                  time.Duration
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
@@ -98,6 +99,8 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.fullRescan, "full-rescan", false, "check every message against the destination instead of trusting the saved state")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile (pprof) of the run to this file")
+	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
+		"how long to keep retrying a server that stopped answering (e.g. 30s, 10m) before ending the run and reporting what was not copied")
 	fs.BoolVar(&f.deleteMissing, "delete-missing", false, "delete from the destination the copies this tool made of messages since deleted on the source (never other mail)")
 }
 
@@ -220,6 +223,10 @@ func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Optio
 	if dst, err = endpoint("destination", f.to, f.toUser, f.toPassFile, "MAILFERRY_TO_PASSWORD", env); err != nil {
 		return
 	}
+	if f.retryBudget <= 0 {
+		return src, dst, opts, usageError{"--retry-budget must be a positive duration, e.g. 5m"}
+	}
+	opts.RetryBudget = f.retryBudget
 	for _, n := range []struct {
 		flag      string
 		v, lo, hi int

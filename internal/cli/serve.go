@@ -22,6 +22,7 @@ import (
 
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
+	"github.com/mailferry/mailferry/internal/migrate"
 	"github.com/mailferry/mailferry/internal/netpolicy"
 	"github.com/mailferry/mailferry/internal/notify"
 	"github.com/mailferry/mailferry/internal/secrets"
@@ -71,6 +72,7 @@ type serveFlags struct {
 	allowNets, denyNets                      []string
 	denyPrivate                              bool
 	readTimeout, writeTimeout, idleTimeout   time.Duration
+	retryBudget                              time.Duration
 }
 
 func runServe(ctx context.Context, env Env, args []string) int {
@@ -92,6 +94,8 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	fs.IntVar(&f.workers, "workers", 10, "mailboxes migrated at once by this process")
 	fs.IntVar(&f.hostLimit, "host-limit", 5, "mailboxes migrated at once per source server, across all workers")
 	fs.IntVar(&f.connection, "connections", 4, "connections per server and mailbox")
+	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
+		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
 	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
@@ -110,6 +114,10 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
+		return ExitUsage
+	}
+	if f.retryBudget <= 0 {
+		fmt.Fprintln(env.Stderr, "mailferry serve: --retry-budget must be a positive duration, e.g. 5m")
 		return ExitUsage
 	}
 	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
@@ -221,7 +229,8 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg), Log: log,
 		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL,
-		SourceDial: policy.DialContext}
+		SourceDial:  policy.DialContext,
+		RetryBudget: f.retryBudget}
 	q, err := jobs.OpenSQLite(ctx, dir, runner, jobs.Config{MaxWorkers: f.workers, Work: !f.apiOnly, Log: log, RescueAfter: f.rescueAfter})
 	if err != nil {
 		return err

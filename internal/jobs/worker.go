@@ -52,6 +52,9 @@ type Runner struct {
 	// (netpolicy.Policy.DialContext). Destinations are the operator's
 	// own presets and are trusted.
 	SourceDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// RetryBudget is how long a pass keeps retrying a side that stopped
+	// answering (migrate.Options.RetryBudget; default 5 minutes).
+	RetryBudget time.Duration
 	// LeaseTTL is how long a lease outlives its holder's last renewal:
 	// the delay before another process may take over a mailbox whose
 	// worker died (default 30 s).
@@ -277,11 +280,14 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	stats := accounting.New()
 	opts.Stats = stats
 	opts.SpoolDir = r.SpoolDir
+	opts.RetryBudget = r.RetryBudget
+	// The trial reads the recorded folder plan too (a dry run never
+	// writes), so that it shows where each folder will really go.
+	opts.State = r.State
+	opts.Pair = "mailbox:" + w.MailboxID
 	if w.Pass.Kind == service.PassTrial {
 		return r.trial(ctx, w, src, dst, opts)
 	}
-	opts.State = r.State
-	opts.Pair = "mailbox:" + w.MailboxID
 
 	done := make(chan struct{})
 	go r.reportProgress(ctx, w, stats, done)
@@ -294,7 +300,8 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))
 	}
 	for _, f := range res.Failures {
-		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, UID: f.UID, Size: f.Size, Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
+		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, UID: f.UID, Size: f.Size, Messages: f.Messages,
+			Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
 		if r.Metrics != nil {
 			r.Metrics.failures.WithLabelValues(itemClass(f.Kind)).Inc()
 		}
@@ -308,7 +315,13 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		return f
 	case len(res.Failures) > 0:
 		out.Status = service.StatusCompletedWithErrors
-		out.Detail = fmt.Sprintf("%d messages could not be copied", len(res.Failures))
+		out.Detail = fmt.Sprintf("%d messages could not be copied", prog.Failed)
+		if prog.Failed == 0 { // e.g. flag changes that could not be carried over
+			out.Detail = res.Failures[0].Reason
+		}
+		if res.Unreachable != "" {
+			out.Detail += "; " + res.Unreachable
+		}
 	default:
 		out.Status = service.StatusCompleted
 	}
@@ -437,6 +450,11 @@ func failed(w service.Work, side service.Side, err error) service.Outcome {
 		class = service.ClassOther
 	case connector.KindNoAccount:
 		class = service.ClassMailboxMissing
+	}
+	if errors.As(err, new(*migrate.UnreachableError)) {
+		// Retried for the whole budget before anything could be
+		// planned: a connection problem, not throttling.
+		class = service.ClassConnect
 	}
 	msg := err.Error()
 	if hint := connector.HintOf(err); hint != "" {
