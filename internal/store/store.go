@@ -1,9 +1,11 @@
 // Package store keeps what Mailferry has synced, so that a migration can
 // be resumed after a crash without duplicates and a repeated pass copies
-// only what is new. The embedded default is SQLite (modernc.org/sqlite,
-// pure Go) in the data directory; the schema and every query are plain
-// SQL that PostgreSQL runs unchanged, so the service can switch drivers
-// by configuration. Migrations are embedded and applied on Open (goose).
+// only what is new, and the migration service's projects, mailboxes,
+// passes and leases. The embedded default is SQLite (modernc.org/sqlite,
+// pure Go) in the data directory; PostgreSQL (pgx) is chosen by a
+// postgres:// URL. The schema and the queries are one portable SQL text;
+// what differs between the engines is in dialect.go. Migrations are
+// embedded and applied on Open (goose).
 package store
 
 import (
@@ -20,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the embedded default driver
 )
@@ -37,7 +40,9 @@ const (
 
 // Store is the sync state. Safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db      *sql.DB
+	pool    *pgxpool.Pool // PostgreSQL only; db is then database/sql over it
+	dialect *dialect
 
 	recordOnce sync.Once
 	recordStmt *sql.Stmt // recordSQL(recordChunk), prepared once
@@ -73,8 +78,8 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	// One writer at a time is SQLite's model; a single connection also
 	// makes group commits cheap.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
-	if err := s.migrate(ctx, goose.DialectSQLite3); err != nil {
+	s := &Store{db: db, dialect: sqliteDialect}
+	if err := s.migrate(ctx, sqliteDialect.goose); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -108,7 +113,11 @@ func (s *Store) Close() error {
 	if s.recordStmt != nil {
 		_ = s.recordStmt.Close()
 	}
-	return s.db.Close()
+	err := s.db.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
 }
 
 // Pair records a mailbox pair and returns its key.
