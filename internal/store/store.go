@@ -263,7 +263,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	// Prepared outside any transaction: the database may have a single
 	// connection, which the transaction then holds.
 	// Not under ctx: a cancelled first call must not spoil it for good.
-	s.recordOnce.Do(func() { s.recordStmt, s.recordErr = s.db.Prepare(recordSQL(recordChunk)) })
+	s.recordOnce.Do(func() { s.recordStmt, s.recordErr = s.db.Prepare(s.dialect.bind(recordSQL(recordChunk))) })
 	if s.recordErr != nil {
 		return wrap("record messages", s.recordErr)
 	}
@@ -285,7 +285,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 		if n == recordChunk {
 			_, err = tx.StmtContext(ctx, s.recordStmt).ExecContext(ctx, args...)
 		} else {
-			_, err = tx.ExecContext(ctx, recordSQL(n), args...)
+			_, err = tx.ExecContext(ctx, s.dialect.bind(recordSQL(n)), args...)
 		}
 		if err != nil {
 			return wrap("record messages", err)
@@ -305,8 +305,8 @@ const (
 // recordSQL is Record's INSERT for n rows. Its parameters are positional
 // ('?'): SQLite looks numbered ones ($1, $2, ...) up by name, in time
 // that grows with their count, which made a 64-row statement slower than
-// 64 single-row ones (BenchmarkRecord). A PostgreSQL store will need them
-// numbered.
+// 64 single-row ones (BenchmarkRecord). The dialect numbers them for
+// PostgreSQL.
 func recordSQL(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO message_state (pair_key, src_path, src_uidvalidity, src_uid, identity, state,
@@ -403,8 +403,7 @@ func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") {
+	if busy(err) {
 		return fmt.Errorf("state: %s: the state database is in use by another mailferry process: %w", op, err)
 	}
 	return fmt.Errorf("state: %s: %w", op, err)

@@ -5,13 +5,11 @@ import (
 	"testing"
 )
 
-func TestStoreRoundTrip(t *testing.T) {
+func TestStoreRoundTrip(t *testing.T) { eachEngine(t, testStoreRoundTrip) }
+
+func testStoreRoundTrip(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open()
 	if err := s.Pair(ctx, "p1", "alice@old:993", "alice@new:993"); err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +33,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	s.Close()
 
 	// Everything survives a reopen (and migrations are idempotent).
-	s, err = OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open()
 	f, ok, err := s.Folder(ctx, "p1", "INBOX")
 	if err != nil || !ok || f.Watermark != 1 || f.UIDNext != 4 || f.HighestModSeq != 12 || f.SrcUIDValidity != 7 {
 		t.Fatalf("folder state: %+v %v %v", f, ok, err)
@@ -100,13 +94,11 @@ func TestStoreRoundTrip(t *testing.T) {
 // TestRecordManyRowsAndRepeats covers Record's multi-row statements: more
 // rows than one statement carries, and the same message twice in one call
 // (the later entry wins, as it would row by row).
-func TestRecordManyRowsAndRepeats(t *testing.T) {
+func TestRecordManyRowsAndRepeats(t *testing.T) { eachEngine(t, testRecordManyRowsAndRepeats) }
+
+func testRecordManyRowsAndRepeats(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := open()
 	if err := s.Pair(ctx, "p", "a", "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -140,13 +132,11 @@ func TestRecordManyRowsAndRepeats(t *testing.T) {
 
 // A folder plan survives a reopen, segments with '/' included, and a
 // later save replaces it.
-func TestFolderPlansRoundTrip(t *testing.T) {
+func TestFolderPlansRoundTrip(t *testing.T) { eachEngine(t, testFolderPlansRoundTrip) }
+
+func testFolderPlansRoundTrip(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open()
 	plans := []FolderPlan{
 		{SrcPath: "Sent Items", Dst: []string{"Sent Items"}, Why: "same path"},
 		{SrcPath: "Sent", Dst: []string{"Sent"}, DstRole: `\Sent`, Why: `special use \Sent (created)`},
@@ -156,11 +146,7 @@ func TestFolderPlansRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open()
 	got, err := s.FolderPlans(ctx, "p")
 	if err != nil || len(got) != 3 {
 		t.Fatalf("plans: %v %+v", err, got)
