@@ -29,6 +29,10 @@ type dialect struct {
 	// clock, never a worker's: the workers' clocks may disagree, and a
 	// worker whose clock runs ahead would take over live leases early.
 	nowMillis string
+	// forUpdate ends a SELECT whose rows the transaction is about to
+	// change on the strength of what it read: PostgreSQL locks them
+	// (FOR UPDATE); SQLite has one writer at a time and no such clause.
+	forUpdate string
 }
 
 var (
@@ -46,6 +50,7 @@ var (
 		// clock_timestamp, not now(): now() is the start of the
 		// transaction, which may be older than the statement.
 		nowMillis: "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+		forUpdate: " FOR UPDATE",
 	}
 )
 
