@@ -3,80 +3,120 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/mailferry/mailferry/internal/service"
 	"github.com/mailferry/mailferry/internal/store"
 )
 
-// Queue is River with its embedded SQLite driver. It implements
-// service.Queue.
+// Queue is River in the service database: its SQLite driver in the
+// embedded default (the queue's tables live in mailferry.db), its pgx
+// driver on PostgreSQL. Jobs are inserted in the transaction that records
+// what they work on (service.Queue).
 type Queue struct {
-	db     *sql.DB
-	client *river.Client[*sql.Tx]
+	st     *store.Store
+	client riverClient
+	log    *slog.Logger
+	cfg    Config
+	runner *Runner
+
+	stopReaper context.CancelFunc
+	reaperDone chan struct{}
+	stopOnce   sync.Once
 }
 
 // Config tunes the queue.
 type Config struct {
-	// MaxWorkers is the global limit of mailboxes worked at once by this
+	// MaxWorkers is the limit of mailboxes worked at once by this
 	// process (default 10).
 	MaxWorkers int
-	// Work, when false, only inserts jobs (an API-only process).
+	// Work, when false, only inserts and cancels jobs (an API-only
+	// process).
 	Work bool
 	Log  *slog.Logger
-	// RescueAfter is when a job whose process died is run again
-	// (default 1 minute); the mailbox lease keeps it from running twice.
+	// RescueAfter is when River runs again a job that has been running
+	// that long without finishing (default 1 minute). The mailbox lease
+	// keeps such a job from running twice: River's rescue only delivers
+	// it again, and a job whose mailbox a live worker holds ends at once.
+	// Dead workers' mailboxes are taken over through their leases
+	// (Runner.LeaseTTL), not through this.
 	RescueAfter time.Duration
+	// DataDir is where an older version kept its separate job database
+	// (jobs.db), to be moved over (SQLite only).
+	DataDir string
 }
 
-// OpenSQLite opens the job database in dataDir (jobs.db, separate from
-// the state database so neither waits on the other's writer) and applies
-// River's migrations.
-func OpenSQLite(ctx context.Context, dataDir string, runner *Runner, cfg Config) (*Queue, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, err
+// riverClient is a River client of either driver.
+type riverClient interface {
+	Start(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+	insert(ctx context.Context, tx *store.Tx, refs []store.JobRef, at time.Time) ([]int64, error)
+	JobCancel(ctx context.Context, id int64) error
+}
+
+type client[TTx any] struct {
+	*river.Client[TTx]
+	unwrap func(*store.Tx) TTx
+}
+
+func (c client[TTx]) insert(ctx context.Context, tx *store.Tx, refs []store.JobRef, at time.Time) ([]int64, error) {
+	params := make([]river.InsertManyParams, len(refs))
+	for i, r := range refs {
+		params[i] = river.InsertManyParams{Args: PassArgs{PassID: r.PassID, MailboxID: r.MailboxID}}
+		if !at.IsZero() {
+			params[i].InsertOpts = &river.InsertOpts{ScheduledAt: at}
+		}
 	}
-	path := filepath.Join(dataDir, "jobs.db")
-	if err := store.PrivateSQLite(path); err != nil {
-		return nil, fmt.Errorf("jobs: %w", err)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)")
+	res, err := c.InsertManyTx(ctx, c.unwrap(tx), params)
 	if err != nil {
-		return nil, fmt.Errorf("jobs: open %s: %w", path, err)
+		return nil, fmt.Errorf("jobs: insert: %w", err)
 	}
-	// River's SQLite driver needs a single connection (one process).
-	db.SetMaxOpenConns(1)
-	driver := riversqlite.New(db)
-	migrator, err := rivermigrate.New(driver, nil)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("jobs: prepare migrations: %w", err)
+	ids := make([]int64, len(res))
+	for i, r := range res {
+		ids[i] = r.Job.ID
 	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("jobs: migrate: %w", err)
-	}
+	return ids, nil
+}
+
+func (c client[TTx]) JobCancel(ctx context.Context, id int64) error {
+	_, err := c.Client.JobCancel(ctx, id)
+	return err
+}
+
+// Open sets up River in st's database: it runs River's migrations for the
+// engine (under the store's migration lock, so that processes starting
+// together take turns), and on SQLite moves the unfinished passes of an
+// older version's separate job database over (see upgradeJobsDB).
+func Open(ctx context.Context, st *store.Store, runner *Runner, cfg Config) (*Queue, error) {
 	if cfg.MaxWorkers <= 0 {
 		cfg.MaxWorkers = 10
 	}
 	if cfg.RescueAfter <= 0 {
 		cfg.RescueAfter = time.Minute
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	rc := &river.Config{
 		Logger:            cfg.Log,
 		JobTimeout:        -1,
 		FetchPollInterval: 250 * time.Millisecond,
 		FetchCooldown:     50 * time.Millisecond,
-		// A job whose process died is picked up again after this; the
-		// mailbox lease (30 s) keeps it from running twice meanwhile.
+		// A job found running this long is delivered again; see
+		// Config.RescueAfter for why that is harmless.
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		MaxAttempts:          25,
 	}
@@ -86,70 +126,174 @@ func OpenSQLite(ctx context.Context, dataDir string, runner *Runner, cfg Config)
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
 	}
-	client, err := river.NewClient(driver, rc)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("jobs: %w", err)
+	q := &Queue{st: st, log: cfg.Log, cfg: cfg, runner: runner}
+	if runner != nil {
+		runner.queue = q
 	}
-	return &Queue{db: db, client: client}, nil
+	var err error
+	switch st.Engine() {
+	case "postgres":
+		q.client, err = newClient(ctx, st, riverpgxv5.New(st.Pool()), rc, func(tx *store.Tx) pgx.Tx { return tx.Pgx() })
+	default:
+		// River's SQLite driver shares the store's single connection:
+		// one writer at a time is SQLite's model, and it is what lets
+		// the store's transactions carry River's inserts.
+		q.client, err = newClient(ctx, st, riversqlite.New(st.DB()), rc, func(tx *store.Tx) *sql.Tx { return tx.SQL() })
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Engine() == "sqlite" && cfg.DataDir != "" {
+		if err := q.upgradeJobsDB(ctx, cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
 }
 
-// Start begins working jobs.
-func (q *Queue) Start(ctx context.Context) error { return q.client.Start(ctx) }
-
-// Stop cancels running jobs (they checkpoint and are worked again after a
-// restart) and waits for them to return.
-func (q *Queue) Stop(ctx context.Context) error {
-	err := q.client.StopAndCancel(ctx)
-	if cerr := q.db.Close(); err == nil {
-		err = cerr
+func newClient[TTx any](ctx context.Context, st *store.Store, driver riverdriver.Driver[TTx], rc *river.Config,
+	unwrap func(*store.Tx) TTx) (riverClient, error) {
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: prepare migrations: %w", err)
 	}
+	err = st.Locked(ctx, func(ctx context.Context) error {
+		_, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: migrate the job queue: %w", err)
+	}
+	c, err := river.NewClient(driver, rc)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	return client[TTx]{Client: c, unwrap: unwrap}, nil
+}
+
+// upgradeJobsDB moves an older version's queue over. Up to now the
+// embedded default kept River's jobs in jobs.db next to mailferry.db, and
+// a pass was committed before its jobs were queued. Its jobs are not
+// read: every part of a running pass that is still queued or running gets
+// a new job here, in one transaction, and resumes from the sync state
+// without duplicates like after any restart. jobs.db is then renamed
+// jobs.db.old (with its -wal and -shm files), kept for the operator to
+// delete; a crash before the rename just does this again at the next
+// start.
+func (q *Queue) upgradeJobsDB(ctx context.Context, dir string) error {
+	old := filepath.Join(dir, "jobs.db")
+	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	parts, err := q.st.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("jobs: moving the queue from jobs.db: %w", err)
+	}
+	refs := make([]store.JobRef, len(parts))
+	for i, p := range parts {
+		refs[i] = p.JobRef
+	}
+	if err := q.st.ReplaceAllJobs(ctx, refs, q.Enqueue); err != nil {
+		return fmt.Errorf("jobs: moving the queue from jobs.db: %w", err)
+	}
+	for _, suffix := range []string{"-wal", "-shm", ""} {
+		if err := os.Rename(old+suffix, old+".old"+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("jobs: the queue moved into mailferry.db, but %s could not be renamed: %w (remove it by hand)", old+suffix, err)
+		}
+	}
+	q.log.Warn("moved the job queue from jobs.db into mailferry.db; the old file is kept as jobs.db.old and can be deleted",
+		"requeued_mailbox_passes", len(refs))
+	return nil
+}
+
+// Start begins working jobs, and taking over the mailboxes of workers
+// that died (see reap).
+func (q *Queue) Start(ctx context.Context) error {
+	if err := q.client.Start(ctx); err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	q.stopReaper, q.reaperDone = cancel, make(chan struct{})
+	go q.reap(rctx)
+	return nil
+}
+
+// Stop cancels running jobs (each hands its mailbox over to a new job,
+// which resumes from the sync state here after a restart or on another
+// worker) and waits for them to return.
+func (q *Queue) Stop(ctx context.Context) error {
+	var err error
+	q.stopOnce.Do(func() {
+		if q.stopReaper != nil {
+			q.stopReaper()
+			<-q.reaperDone
+		}
+		err = q.client.StopAndCancel(ctx)
+	})
 	return err
 }
 
-// Enqueue implements service.Queue.
-func (q *Queue) Enqueue(ctx context.Context, passID, mailboxID string) (int64, error) {
-	res, err := q.client.Insert(ctx, PassArgs{PassID: passID, MailboxID: mailboxID}, nil)
-	if err != nil {
-		return 0, fmt.Errorf("jobs: insert: %w", err)
+// Enqueue implements service.Queue and store.Enqueuer: jobs inserted in
+// tx, committed with it.
+func (q *Queue) Enqueue(ctx context.Context, tx *store.Tx, refs []store.JobRef) ([]int64, error) {
+	return q.client.insert(ctx, tx, refs, time.Time{})
+}
+
+// enqueueAt is Enqueue for jobs to run no sooner than at.
+func (q *Queue) enqueueAt(at time.Time) store.Enqueuer {
+	return func(ctx context.Context, tx *store.Tx, refs []store.JobRef) ([]int64, error) {
+		return q.client.insert(ctx, tx, refs, at)
 	}
-	return res.Job.ID, nil
 }
 
 // Cancel implements service.Queue.
 func (q *Queue) Cancel(ctx context.Context, jobID int64) error {
-	_, err := q.client.JobCancel(ctx, jobID)
-	if err != nil && err != river.ErrNotFound {
+	err := q.client.JobCancel(ctx, jobID)
+	if err != nil && !errors.Is(err, river.ErrNotFound) {
 		return fmt.Errorf("jobs: cancel: %w", err)
 	}
 	return nil
 }
 
-// Recover re-queues the mailbox passes a previous run of this process
-// left unfinished (killed, crashed, power loss). River's SQLite driver
-// serves a single process, so every job still marked running is an
-// orphan: it is cancelled and replaced by a fresh job, which resumes from
-// the sync state without duplicates. (With PostgreSQL and several
-// workers, River's rescuer and the mailbox leases do this instead.)
-func (q *Queue) Recover(ctx context.Context, svc interface {
-	Unfinished(context.Context) ([]service.UnfinishedJob, error)
-	SetJob(context.Context, string, string, int64) error
-}) (int, error) {
-	list, err := svc.Unfinished(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, u := range list {
-		if u.JobID != 0 {
-			_ = q.Cancel(ctx, u.JobID)
+// reap takes over, every few seconds, the mailboxes whose worker stopped
+// renewing their lease: it was killed, lost its machine or the database.
+// Each such part gets a new job in place of its old one (which, if it is
+// ever delivered again, finds itself replaced and ends). Only parts whose
+// lease has expired are touched, never a live worker's: every worker
+// process reaps, and of two reaping the same part one wins.
+func (q *Queue) reap(ctx context.Context) {
+	defer close(q.reaperDone)
+	ttl := q.runner.leaseTTL()
+	for {
+		// Jitter keeps the workers' reapers out of step.
+		wait := ttl/2 + time.Duration(rand.Int64N(int64(ttl/4)+1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
 		}
-		id, err := q.Enqueue(ctx, u.PassID, u.MailboxID)
+		parts, err := q.st.AbandonedParts(ctx)
 		if err != nil {
-			return 0, err
+			if ctx.Err() == nil {
+				q.log.Warn("looking for abandoned mailbox passes", "error", err)
+			}
+			continue
 		}
-		if err := svc.SetJob(ctx, u.PassID, u.MailboxID, id); err != nil {
-			return 0, err
+		for _, p := range parts {
+			ok, err := q.st.ReplaceJob(ctx, p.JobRef, p.JobID, q.Enqueue)
+			if err != nil {
+				if ctx.Err() == nil {
+					q.log.Warn("taking over an abandoned mailbox pass", "mailbox", p.MailboxID, "error", err)
+				}
+				continue
+			}
+			if ok {
+				q.log.Info("taking over a mailbox pass whose worker stopped renewing its lease; it resumes from the sync state",
+					"mailbox", p.MailboxID, "pass", p.PassID, "worker", p.Worker)
+				if m := q.runner.Metrics; m != nil {
+					m.takeovers.Inc()
+				}
+			}
 		}
 	}
-	return len(list), nil
 }

@@ -243,3 +243,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 var ErrNoRows = sql.ErrNoRows
 
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.pool != nil {
+		return s.pool.Ping(ctx)
+	}
+	return s.db.PingContext(ctx)
+}

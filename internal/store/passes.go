@@ -213,12 +213,71 @@ func (s *Store) Work(ctx context.Context, passID, mailboxID string) (Work, error
 	return w, err
 }
 
-// MailboxPassStatus returns the status and job of one mailbox's part of
-// a pass; ErrNoRows when there is none.
-func (s *Store) MailboxPassStatus(ctx context.Context, passID, mailboxID string) (status string, jobID int64, err error) {
-	err = s.q().queryRow(ctx, `SELECT status, job_id FROM mailbox_passes WHERE pass_id = $1 AND mailbox_id = $2`,
-		passID, mailboxID).Scan(&status, &jobID)
-	return status, jobID, err
+// Part is where one mailbox's part of a pass stands.
+type Part struct {
+	Status string
+	// JobID is the job that is to work on it; Worker names the worker
+	// process that claimed it ("" when none has).
+	JobID  int64
+	Worker string
+}
+
+// PartState reads one mailbox's part of a pass; ErrNoRows when there is
+// none.
+func (s *Store) PartState(ctx context.Context, passID, mailboxID string) (Part, error) {
+	var p Part
+	err := s.q().queryRow(ctx, `SELECT status, job_id, worker FROM mailbox_passes WHERE pass_id = $1 AND mailbox_id = $2`,
+		passID, mailboxID).Scan(&p.Status, &p.JobID, &p.Worker)
+	return p, err
+}
+
+// ClaimPart records that worker took the mailbox's lease for job, so that
+// the part is taken over if the worker dies. It fails (false) when the
+// part has another job by now or is over.
+func (s *Store) ClaimPart(ctx context.Context, ref JobRef, job int64, worker string) (bool, error) {
+	n, err := s.q().exec(ctx, `UPDATE mailbox_passes SET worker = $1 WHERE pass_id = $2 AND mailbox_id = $3 AND job_id = $4
+		AND status IN `+busyStatuses, worker, ref.PassID, ref.MailboxID, job)
+	return n == 1, err
+}
+
+// UnclaimPart withdraws job's claim (it waits in the queue again and is
+// no one's to take over), unless the part has another job by now.
+func (s *Store) UnclaimPart(ctx context.Context, ref JobRef, job int64) error {
+	_, err := s.q().exec(ctx, `UPDATE mailbox_passes SET worker = '' WHERE pass_id = $1 AND mailbox_id = $2 AND job_id = $3
+		AND status IN `+busyStatuses, ref.PassID, ref.MailboxID, job)
+	return err
+}
+
+// HandOver gives a part a new job (inserted by enqueue) in place of
+// oldJob, withdraws the claim and releases holder's mailbox lease, in one
+// transaction: a worker shutting down leaves its part to whichever worker
+// takes the new job, with nothing to wait for. ok is false (and nothing
+// changed) when the part has another job by now.
+func (s *Store) HandOver(ctx context.Context, ref JobRef, oldJob int64, holder string, enqueue Enqueuer) (ok bool, err error) {
+	errChanged := errors.New("changed")
+	err = s.inTx(ctx, func(tx *Tx) error {
+		ids, err := enqueue(ctx, tx, []JobRef{ref})
+		if err != nil {
+			return err
+		}
+		if len(ids) != 1 {
+			return fmt.Errorf("queue: %d jobs for 1 mailbox", len(ids))
+		}
+		n, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET job_id = $1, worker = '' WHERE pass_id = $2 AND mailbox_id = $3 AND job_id = $4
+			AND status IN `+busyStatuses, ids[0], ref.PassID, ref.MailboxID, oldJob)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errChanged
+		}
+		_, err = tx.q.exec(ctx, `DELETE FROM leases WHERE resource = $1 AND holder = $2`, MailboxLease(ref.MailboxID), holder)
+		return err
+	})
+	if errors.Is(err, errChanged) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func setStatus(ctx context.Context, tx *Tx, mailboxID, status string, at int64, detail string) error {
