@@ -70,7 +70,11 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	// transaction survives a crash of the process; synchronous=NORMAL is
 	// crash-safe in WAL mode (only a power loss may drop the very last
 	// commits, which reconciliation by identity then covers).
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	// Transactions begin IMMEDIATE (take the write lock at once): one
+	// that read first and wrote later would fail with SQLITE_BUSY_SNAPSHOT
+	// when another connection (mailferry user add next to serve) wrote
+	// in between, which the busy timeout does not wait out.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
