@@ -180,12 +180,12 @@ func (r *Runner) interrupted(bg, ctx context.Context, ref store.JobRef, jobID in
 		// Another worker may own the mailbox by now: write nothing
 		// more about it. If no one does, the reaper gives it a new job
 		// once the lease has expired.
-		release()
 		if r.Metrics != nil {
 			r.Metrics.leaseLosses.Inc()
 		}
 		r.Log.Warn("stopped working on a mailbox: its lease could not be kept", "mailbox", ref.MailboxID, "pass", ref.PassID,
 			"cause", cause.Error())
+		release()
 		return nil
 	}
 	// Shutting down (or the database failed us): hand the part over to
@@ -327,16 +327,19 @@ func (k *keeper) held() []string {
 // run renews the leases every third of their time to live until ctx ends
 // (the work is over). A lease lost to someone else stops the work at once
 // (cancel with errLeaseLost). So does failing to renew for two thirds of
-// the time to live (the database is out of reach): the lease is about to
-// expire and another worker to take over, so the work stops while the
-// lease still holds, and the appends in flight settle before anyone else
-// can start on the mailbox.
+// the time to live (the database is out of reach, or too slow to answer
+// within a third): the lease is about to expire and another worker to
+// take over, so the work stops while the lease still holds, and the
+// appends in flight settle before anyone else can start on the mailbox.
+// Renewing goes on while the work winds down: a renewal that gets
+// through before the lease expires protects the rest of the wind-down.
 func (k *keeper) run(ctx context.Context, cancel context.CancelCauseFunc) {
 	defer close(k.done)
 	ttl := k.r.leaseTTL()
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
 	lastOK := time.Now()
+	stopped := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -345,7 +348,12 @@ func (k *keeper) run(ctx context.Context, cancel context.CancelCauseFunc) {
 		}
 		var failure error
 		for _, l := range k.held() {
-			ok, err := k.r.State.RenewLease(ctx, l, k.holder, ttl)
+			rctx, done := context.WithTimeout(ctx, ttl/3)
+			ok, err := k.r.State.RenewLease(rctx, l, k.holder, ttl)
+			done()
+			if ctx.Err() != nil {
+				return
+			}
 			if err == nil && !ok {
 				cancel(fmt.Errorf("%w %s: another worker has it, or it expired", errLeaseLost, l))
 				return
@@ -355,16 +363,17 @@ func (k *keeper) run(ctx context.Context, cancel context.CancelCauseFunc) {
 			}
 		}
 		if failure != nil {
-			if time.Since(lastOK) >= ttl*2/3 {
-				cancel(fmt.Errorf("%w: renewing failed for %v: %v", errLeaseLost, time.Since(lastOK).Round(time.Second), failure))
-				return
+			if !stopped && time.Since(lastOK) >= ttl*2/3 {
+				cancel(fmt.Errorf("%w: renewing failed for %v: %v", errLeaseLost, time.Since(lastOK).Round(time.Millisecond), failure))
+				stopped = true
 			}
 			continue
 		}
 		lastOK = time.Now()
-		if k.r.stopping(ctx, k.passID) {
+		if !stopped && k.r.stopping(ctx, k.passID) {
 			// Keep renewing while the work winds down.
 			cancel(errStopRequested)
+			stopped = true
 		}
 	}
 }
@@ -372,8 +381,11 @@ func (k *keeper) run(ctx context.Context, cancel context.CancelCauseFunc) {
 // wait waits for run to return (after the context was cancelled).
 func (k *keeper) wait() { <-k.done }
 
-// release gives every lease back.
+// release gives every lease back (what it cannot give back within a
+// lease's time expires anyway).
 func (k *keeper) release(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, k.r.leaseTTL())
+	defer cancel()
 	for _, l := range k.held() {
 		_ = k.r.State.ReleaseLease(ctx, l, k.holder)
 	}
