@@ -143,7 +143,7 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 	}
 	fs.StringVar(&f.presetsFile, "presets", "", "JSON file of destination presets")
 	fs.Func("preset", "destination preset 'Name=imaps://host[:port]' (repeatable; ?insecure=1&allow_plaintext=1 for test servers)", appendTo(&f.presets))
-	fs.StringVar(&f.baseURL, "base-url", "", "public URL of the portal, for links in emails (default http://LISTEN)")
+	fs.StringVar(&f.baseURL, "base-url", "", "public URL of the portal, for links in emails (default http://LISTEN; workers: give the portal's)")
 	fs.StringVar(&f.smtpHost, "smtp-host", "", "SMTP server for outgoing mail (none: log and outbox)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 0, "SMTP port (default 587, or 465 with --smtp-security tls)")
 	fs.StringVar(&f.smtpUser, "smtp-user", "", "SMTP user name")
@@ -159,7 +159,7 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked before another takes them over")
-	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when River delivers again a job still running (harmless: the mailbox lease decides who works)")
+	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when River retires the jobs of dead workers once their mailboxes were taken over")
 	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
 	fs.Func("deny-net", "address range that users' source servers may never be in, public or not (repeatable; wins over --allow-net)", appendTo(&f.denyNets))
 	fs.BoolVar(&f.denyPrivate, "deny-private", true, "refuse users' source servers at loopback, private, link-local and other non-public addresses")
@@ -348,8 +348,16 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 	reg.MustRegister(svc.StatusCollector())
 
 	base := f.baseURL
-	if base == "" {
+	switch {
+	case base != "":
+	case r == roleServe:
 		base = "http://" + f.listen
+	default:
+		// A worker sends the report of a pass it finishes last; its
+		// link must lead to the portal, which it does not serve.
+		base = "http://127.0.0.1:8080"
+		log.Warn("no --base-url: the links in the pass reports this worker sends point to " + base +
+			"; give every worker the portal's public URL with --base-url")
 	}
 	sender, err := mailer(env, f, dir, log)
 	if err != nil {

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mailferry/mailferry/internal/store"
 )
@@ -47,12 +49,11 @@ type Config struct {
 	// process).
 	Work bool
 	Log  *slog.Logger
-	// RescueAfter is when River runs again a job that has been running
-	// that long without finishing (default 1 minute). The mailbox lease
-	// keeps such a job from running twice: River's rescue only delivers
-	// it again, and a job whose mailbox a live worker holds ends at once.
-	// Dead workers' mailboxes are taken over through their leases
-	// (Runner.LeaseTTL), not through this.
+	// RescueAfter is when River's rescuer retires a job left running by
+	// a dead worker once the reaper has cancelled it (default 1 minute).
+	// Dead workers' mailboxes are taken over by the reaper through their
+	// leases (Runner.LeaseTTL), not by River: its rescuer never runs a
+	// job again that has no timeout, and migrations have none.
 	RescueAfter time.Duration
 	// DataDir is where an older version kept its separate job database
 	// (jobs.db), to be moved over (SQLite only).
@@ -65,6 +66,7 @@ type riverClient interface {
 	StopAndCancel(ctx context.Context) error
 	insert(ctx context.Context, tx *store.Tx, refs []store.JobRef, at time.Time) ([]int64, error)
 	JobCancel(ctx context.Context, id int64) error
+	running(ctx context.Context) ([]*rivertype.JobRow, error)
 }
 
 type client[TTx any] struct {
@@ -91,6 +93,17 @@ func (c client[TTx]) insert(ctx context.Context, tx *store.Tx, refs []store.JobR
 	return ids, nil
 }
 
+// running lists the mailbox jobs River has as running (on any worker,
+// dead or alive): at most the cluster's worker slots, plus jobs whose
+// process died, until they are cancelled.
+func (c client[TTx]) running(ctx context.Context) ([]*rivertype.JobRow, error) {
+	res, err := c.JobList(ctx, river.NewJobListParams().States(rivertype.JobStateRunning).Kinds(PassArgs{}.Kind()).First(10000))
+	if err != nil {
+		return nil, err
+	}
+	return res.Jobs, nil
+}
+
 func (c client[TTx]) JobCancel(ctx context.Context, id int64) error {
 	_, err := c.Client.JobCancel(ctx, id)
 	return err
@@ -115,8 +128,7 @@ func Open(ctx context.Context, st *store.Store, runner *Runner, cfg Config) (*Qu
 		JobTimeout:        -1,
 		FetchPollInterval: 250 * time.Millisecond,
 		FetchCooldown:     50 * time.Millisecond,
-		// A job found running this long is delivered again; see
-		// Config.RescueAfter for why that is harmless.
+		// See Config.RescueAfter.
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		MaxAttempts:          25,
 	}
@@ -255,12 +267,22 @@ func (q *Queue) Cancel(ctx context.Context, jobID int64) error {
 	return nil
 }
 
-// reap takes over, every few seconds, the mailboxes whose worker stopped
-// renewing their lease: it was killed, lost its machine or the database.
-// Each such part gets a new job in place of its old one (which, if it is
-// ever delivered again, finds itself replaced and ends). Only parts whose
-// lease has expired are touched, never a live worker's: every worker
-// process reaps, and of two reaping the same part one wins.
+// reap takes over, every few seconds, the mailboxes whose worker died
+// (was killed, lost its machine or the database):
+//
+//   - a part a worker claimed whose mailbox lease expired gets a new job
+//     in place of its old one (which, if it is ever delivered again, finds
+//     itself replaced and ends);
+//   - a job River has had running for two lease times whose part nobody
+//     claimed (its process died between River handing it out and the
+//     claim, or between giving the part back and River recording that)
+//     gets a new job the same way. River's own rescuer never runs jobs
+//     again that have no timeout, which migrations cannot have;
+//   - a job left running by a dead worker and since replaced is
+//     cancelled, so that River's rescuer retires it.
+//
+// Only parts without a live lease are touched, never a live worker's:
+// every worker process reaps, and of two reaping the same part one wins.
 func (q *Queue) reap(ctx context.Context) {
 	defer close(q.reaperDone)
 	ttl := q.runner.leaseTTL()
@@ -272,28 +294,72 @@ func (q *Queue) reap(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		parts, err := q.st.AbandonedParts(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				q.log.Warn("looking for abandoned mailbox passes", "error", err)
-			}
-			continue
-		}
-		for _, p := range parts {
-			ok, err := q.st.ReplaceJob(ctx, p.JobRef, p.JobID, q.Enqueue)
-			if err != nil {
-				if ctx.Err() == nil {
-					q.log.Warn("taking over an abandoned mailbox pass", "mailbox", p.MailboxID, "error", err)
-				}
-				continue
-			}
-			if ok {
-				q.log.Info("taking over a mailbox pass whose worker stopped renewing its lease; it resumes from the sync state",
-					"mailbox", p.MailboxID, "pass", p.PassID, "worker", p.Worker)
-				if m := q.runner.Metrics; m != nil {
-					m.takeovers.Inc()
-				}
-			}
+		if err := q.reapOnce(ctx, ttl); err != nil && ctx.Err() == nil {
+			q.log.Warn("looking for mailbox passes of workers that died", "error", err)
 		}
 	}
+}
+
+func (q *Queue) reapOnce(ctx context.Context, ttl time.Duration) error {
+	parts, err := q.st.AbandonedParts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		q.takeOver(ctx, p.JobRef, p.JobID, "worker "+p.Worker+" stopped renewing its lease")
+	}
+	jobs, err := q.client.running(ctx)
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.AttemptedAt == nil || time.Since(*j.AttemptedAt) < 2*ttl {
+			continue
+		}
+		var a PassArgs
+		if err := json.Unmarshal(j.EncodedArgs, &a); err != nil {
+			continue
+		}
+		ref := store.JobRef{PassID: a.PassID, MailboxID: a.MailboxID}
+		part, err := q.st.PartState(ctx, a.PassID, a.MailboxID)
+		switch {
+		case errors.Is(err, store.ErrNoRows) || err == nil && (part.JobID != j.ID || isOver(part.Status)):
+			// Replaced or over: nothing runs it any more.
+			_ = q.Cancel(ctx, j.ID)
+		case err != nil:
+			return err
+		case part.Worker == "":
+			q.takeOver(ctx, ref, j.ID, "its job was handed to a worker that stopped before it began")
+		}
+	}
+	return nil
+}
+
+func isOver(status string) bool {
+	switch status {
+	case "queued", "verifying", "migrating":
+		return false
+	}
+	return true
+}
+
+// takeOver gives a part a new job in place of oldJob, unless it changed
+// meanwhile (another reaper was first, or a worker holds its lease).
+func (q *Queue) takeOver(ctx context.Context, ref store.JobRef, oldJob int64, why string) {
+	ok, err := q.st.ReplaceJob(ctx, ref, oldJob, time.Now().Unix(), "taken over: "+why+"; resumes where it stopped", q.Enqueue)
+	if err != nil {
+		if ctx.Err() == nil {
+			q.log.Warn("taking over an abandoned mailbox pass", "mailbox", ref.MailboxID, "error", err)
+		}
+		return
+	}
+	if !ok {
+		return
+	}
+	q.log.Info("taking over a mailbox pass whose worker stopped renewing its lease; it resumes from the sync state",
+		"mailbox", ref.MailboxID, "pass", ref.PassID, "why", why)
+	if m := q.runner.Metrics; m != nil {
+		m.takeovers.Inc()
+	}
+	_ = q.Cancel(ctx, oldJob) // retired by River's rescuer
 }

@@ -193,7 +193,8 @@ func (r *Runner) interrupted(bg, ctx context.Context, ref store.JobRef, jobID in
 	// or on any other worker, and let this one end.
 	cancelRelease := func() { release() }
 	if r.queue != nil {
-		ok, herr := r.State.HandOver(bg, ref, jobID, holder, r.queue.enqueueAt(time.Now().Add(time.Second)))
+		ok, herr := r.State.HandOver(bg, ref, jobID, holder, time.Now().Unix(),
+			"worker "+r.name()+" shut down; resumes where it stopped", r.queue.enqueueAt(time.Now().Add(time.Second)))
 		if herr == nil && ok {
 			cancelRelease()
 			return nil

@@ -328,7 +328,7 @@ func testTakeOverOnlyAbandonedParts(t *testing.T, open func() *Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, err := st.ReplaceJob(ctx, ab[0].JobRef, ab[0].JobID, jobs.enqueue)
+			ok, err := st.ReplaceJob(ctx, ab[0].JobRef, ab[0].JobID, 9, "taken over", jobs.enqueue)
 			if err != nil {
 				t.Error(err)
 			}
@@ -347,14 +347,20 @@ func testTakeOverOnlyAbandonedParts(t *testing.T, open func() *Store) {
 	if ab, _ := other.AbandonedParts(ctx); len(ab) != 0 {
 		t.Errorf("still abandoned after the takeover: %+v", ab)
 	}
+	if p, _ := s.PartState(ctx, "t1", mbs[0]); p.Status != "queued" || p.Worker != "" {
+		t.Errorf("a part taken over should wait queued, unclaimed: %+v", p)
+	}
+	if m, _ := s.Mailbox(ctx, project, mbs[0]); m.Status != "queued" {
+		t.Errorf("its mailbox shows %s", m.Status)
+	}
 	// The live one is never replaced, even by a reaper that saw it
 	// abandoned a moment ago.
-	if ok, _ := other.ReplaceJob(ctx, JobRef{"t1", mbs[1]}, job[mbs[1]], jobs.enqueue); ok {
+	if ok, _ := other.ReplaceJob(ctx, JobRef{"t1", mbs[1]}, job[mbs[1]], 9, "taken over", jobs.enqueue); ok {
 		t.Error("a live worker's part was given another job")
 	}
 	// Handing over (shutdown) releases the lease and unclaims: nothing
 	// to take over.
-	ok, err := s.HandOver(ctx, JobRef{"t1", mbs[1]}, job[mbs[1]], "live", jobs.enqueue)
+	ok, err := s.HandOver(ctx, JobRef{"t1", mbs[1]}, job[mbs[1]], "live", 9, "shut down", jobs.enqueue)
 	if err != nil || !ok {
 		t.Fatalf("hand over: %v %v", ok, err)
 	}

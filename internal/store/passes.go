@@ -249,11 +249,11 @@ func (s *Store) UnclaimPart(ctx context.Context, ref JobRef, job int64) error {
 }
 
 // HandOver gives a part a new job (inserted by enqueue) in place of
-// oldJob, withdraws the claim and releases holder's mailbox lease, in one
-// transaction: a worker shutting down leaves its part to whichever worker
+// oldJob, queues it again (detail says why), withdraws the claim and
+// releases holder's mailbox lease, in one transaction: a worker shutting down leaves its part to whichever worker
 // takes the new job, with nothing to wait for. ok is false (and nothing
 // changed) when the part has another job by now.
-func (s *Store) HandOver(ctx context.Context, ref JobRef, oldJob int64, holder string, enqueue Enqueuer) (ok bool, err error) {
+func (s *Store) HandOver(ctx context.Context, ref JobRef, oldJob int64, holder string, at int64, detail string, enqueue Enqueuer) (ok bool, err error) {
 	errChanged := errors.New("changed")
 	err = s.inTx(ctx, func(tx *Tx) error {
 		ids, err := enqueue(ctx, tx, []JobRef{ref})
@@ -263,13 +263,16 @@ func (s *Store) HandOver(ctx context.Context, ref JobRef, oldJob int64, holder s
 		if len(ids) != 1 {
 			return fmt.Errorf("queue: %d jobs for 1 mailbox", len(ids))
 		}
-		n, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET job_id = $1, worker = '' WHERE pass_id = $2 AND mailbox_id = $3 AND job_id = $4
-			AND status IN `+busyStatuses, ids[0], ref.PassID, ref.MailboxID, oldJob)
+		n, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET job_id = $1, worker = '', status = 'queued'
+			WHERE pass_id = $2 AND mailbox_id = $3 AND job_id = $4 AND status IN `+busyStatuses, ids[0], ref.PassID, ref.MailboxID, oldJob)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return errChanged
+		}
+		if err := setStatus(ctx, tx, ref.MailboxID, "queued", at, detail); err != nil {
+			return err
 		}
 		_, err = tx.q.exec(ctx, `DELETE FROM leases WHERE resource = $1 AND holder = $2`, MailboxLease(ref.MailboxID), holder)
 		return err
@@ -414,11 +417,12 @@ func (s *Store) insertFailures(ctx context.Context, tx *Tx, passID, mailboxID st
 }
 
 // ReplaceJob gives one mailbox's part of a pass a new job (inserted by
-// enqueue in the same transaction) in place of oldJob, and clears its
-// claim, unless it changed meanwhile: another process replaced the job,
+// enqueue in the same transaction) in place of oldJob, clears its claim
+// and queues it again (detail says why in the mailbox's history), unless
+// it changed meanwhile: another process replaced the job,
 // or a worker holds the mailbox's lease again. ok is false then, and no
 // job was inserted.
-func (s *Store) ReplaceJob(ctx context.Context, ref JobRef, oldJob int64, enqueue Enqueuer) (ok bool, err error) {
+func (s *Store) ReplaceJob(ctx context.Context, ref JobRef, oldJob int64, at int64, detail string, enqueue Enqueuer) (ok bool, err error) {
 	errChanged := errors.New("changed")
 	err = s.inTx(ctx, func(tx *Tx) error {
 		ids, err := enqueue(ctx, tx, []JobRef{ref})
@@ -428,8 +432,8 @@ func (s *Store) ReplaceJob(ctx context.Context, ref JobRef, oldJob int64, enqueu
 		if len(ids) != 1 {
 			return fmt.Errorf("queue: %d jobs for 1 mailbox", len(ids))
 		}
-		n, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET job_id = $1, worker = '' WHERE pass_id = $2 AND mailbox_id = $3 AND job_id = $4
-				AND status IN `+busyStatuses+`
+		n, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET job_id = $1, worker = '', status = 'queued'
+			WHERE pass_id = $2 AND mailbox_id = $3 AND job_id = $4 AND status IN `+busyStatuses+`
 				AND NOT EXISTS (SELECT 1 FROM leases WHERE resource = $5 AND expires_at >= `+s.dialect.nowMillis+`)`,
 			ids[0], ref.PassID, ref.MailboxID, oldJob, MailboxLease(ref.MailboxID))
 		if err != nil {
@@ -438,7 +442,8 @@ func (s *Store) ReplaceJob(ctx context.Context, ref JobRef, oldJob int64, enqueu
 		if n == 0 {
 			return errChanged
 		}
-		return nil
+		// Users see it queued again, and why, until a worker takes it.
+		return setStatus(ctx, tx, ref.MailboxID, "queued", at, detail)
 	})
 	if errors.Is(err, errChanged) {
 		return false, nil
