@@ -263,3 +263,15 @@ func (m *PostgresMain) Database(t testing.TB) string {
 
 // Cluster is the shared cluster, or nil when it is not running.
 func (m *PostgresMain) Cluster() *Postgres { return m.pg }
+
+// PID is the process ID of the cluster's postmaster (0 if unknown), for
+// benchmarks that measure its CPU time: the backends are its children.
+func (p *Postgres) PID() int {
+	b, err := os.ReadFile(filepath.Join(p.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
+}
