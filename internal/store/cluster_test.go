@@ -275,6 +275,40 @@ func testSlotsHoldTheCap(t *testing.T, open func() *Store) {
 	}
 }
 
+// A holder that asks for a slot again keeps the one it has, renewed: it
+// never holds two slots of a group (which would lower the cap for the
+// others), and its slot does not expire under it.
+func TestSlotAskedAgainIsKeptAndRenewed(t *testing.T) {
+	eachEngine(t, testSlotAskedAgainIsKeptAndRenewed)
+}
+
+func testSlotAskedAgainIsKeptAndRenewed(t *testing.T, open func() *Store) {
+	ctx := context.Background()
+	s := open()
+	const limit = 4
+	first, err := s.AcquireSlot(ctx, "host:mail.example", limit, "A", 300*time.Millisecond)
+	if err != nil || first == "" {
+		t.Fatalf("first slot: %q, %v", first, err)
+	}
+	for range 20 {
+		res, err := s.AcquireSlot(ctx, "host:mail.example", limit, "A", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != first {
+			t.Fatalf("asked again, A got %q instead of its %q", res, first)
+		}
+	}
+	time.Sleep(400 * time.Millisecond) // past the first time to live
+	held, err := s.LeaseHolders(ctx, "host:mail.example:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || held[first] != "A" {
+		t.Fatalf("after asking again, the live slots are %v; want only %s held by A", held, first)
+	}
+}
+
 // A part claimed by a worker whose lease expired is abandoned; replacing
 // its job happens once, never while a live worker holds the lease, and a
 // handed-over part is not taken over.

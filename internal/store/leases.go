@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -51,19 +52,61 @@ func (s *Store) ReleaseLease(ctx context.Context, resource, holder string) error
 
 // AcquireSlot takes one of the n slots of group (the leases group:0 …
 // group:n-1) for holder and returns its resource, or "" when all are
-// held. Slots are tried from a random one on, so that waiting workers do
-// not all contend for slot 0. Every process must use the same n for a
-// group: the cap is the largest n in use.
+// held. It reads which slots are live first, in one query, and writes
+// only to try a free one: waiting workers poll, and a full group costs
+// them a read, not n contended upserts. Free slots are tried in random
+// order, so that waiting workers do not all contend for the same one.
+// Every process must use the same n for a group: the cap is the largest
+// n in use.
 func (s *Store) AcquireSlot(ctx context.Context, group string, n int, holder string, ttl time.Duration) (string, error) {
-	start := rand.IntN(n)
+	names := make([]string, n)
+	args := make([]any, n)
+	marks := make([]string, n)
 	for i := range n {
-		res := fmt.Sprintf("%s:%d", group, (start+i)%n)
-		ok, err := s.AcquireLease(ctx, res, holder, ttl)
+		names[i] = fmt.Sprintf("%s:%d", group, i)
+		args[i], marks[i] = names[i], "?"
+	}
+	rs, err := s.q().query(ctx, s.dialect.bind(`SELECT resource, holder FROM leases WHERE resource IN (`+strings.Join(marks, ", ")+`)
+		AND expires_at >= `+s.dialect.nowMillis), args...)
+	if err != nil {
+		return "", fmt.Errorf("read slots of %s: %w", group, err)
+	}
+	live := map[string]bool{}
+	ours := ""
+	for rs.Next() {
+		var r, h string
+		if err := rs.Scan(&r, &h); err != nil {
+			rs.Close()
+			return "", err
+		}
+		if h == holder {
+			ours = r
+		}
+		live[r] = true
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return "", err
+	}
+	if ours != "" {
+		// A holder asking again keeps its slot, renewed, and never
+		// takes a second one of the group.
+		ok, err := s.AcquireLease(ctx, ours, holder, ttl)
+		if err != nil || !ok {
+			return "", err
+		}
+		return ours, nil
+	}
+	for _, i := range rand.Perm(n) {
+		if live[names[i]] {
+			continue
+		}
+		ok, err := s.AcquireLease(ctx, names[i], holder, ttl)
 		if err != nil || ok {
 			if err != nil {
-				res = ""
+				return "", err
 			}
-			return res, err
+			return names[i], nil
 		}
 	}
 	return "", nil
