@@ -254,13 +254,17 @@ func (r *Runner) waitSlots(ctx context.Context, w service.Work, holder string) (
 		groups = append(groups, slotGroup{"cluster", r.MaxMailboxes})
 	}
 	deadline := time.Now().Add(hostWait)
+	poll := hostPoll
 	for {
 		got, err := r.trySlots(ctx, groups, holder)
 		if err != nil || got != nil || time.Now().After(deadline) {
 			return got, err
 		}
-		// Jitter keeps waiting jobs from polling in step.
-		wait := hostPoll + time.Duration(rand.Int64N(int64(hostPoll)))
+		// Jitter keeps waiting jobs from polling in step; the longer a
+		// job waits, the less often it looks (up to once a second), so
+		// that a hundred waiting jobs do not keep the database busy.
+		wait := poll + time.Duration(rand.Int64N(int64(poll)))
+		poll = min(poll*3/2, hostPollMax)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -275,8 +279,9 @@ type slotGroup struct {
 }
 
 const (
-	hostWait = 30 * time.Second
-	hostPoll = 100 * time.Millisecond
+	hostWait    = 30 * time.Second
+	hostPoll    = 100 * time.Millisecond
+	hostPollMax = time.Second
 )
 
 func (r *Runner) trySlots(ctx context.Context, groups []slotGroup, holder string) ([]string, error) {
