@@ -3,6 +3,7 @@ package connector
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind sorts errors by what the engine should do about them.
@@ -79,6 +80,10 @@ type Error struct {
 	// Uncertain is set on append errors where the message may or may not
 	// have been stored (the connection dropped before the answer came).
 	Uncertain bool
+	// RetryAfter is the server's hint of how long to wait before trying
+	// again (IMAP "Suggested Backoff Time", EWS BackOffMilliseconds, HTTP
+	// Retry-After); 0 when it gave none. The retry layer honours it.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -128,4 +133,20 @@ func HintOf(err error) string {
 func IsUncertain(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Uncertain
+}
+
+// RetryAfterOf returns the first server hint of how long to wait found
+// in err's chain, 0 when there is none.
+func RetryAfterOf(err error) time.Duration {
+	for err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			return 0
+		}
+		if e.RetryAfter > 0 {
+			return e.RetryAfter
+		}
+		err = e.Err
+	}
+	return 0
 }
