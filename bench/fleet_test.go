@@ -189,7 +189,7 @@ func serveDefaults(bin string, names ...string) string {
 
 func serveNote(args []string) string {
 	if len(args) == 0 {
-		return " (no flags but --listen, --data-dir and the destination preset)"
+		return " (no flags but --listen, --data-dir, the destination preset and --allow-net for the loopback sources)"
 	}
 	return " plus " + strings.Join(args, " ")
 }
@@ -226,7 +226,9 @@ func fleetServe(t *testing.T, bin string, extra []string, srcHost string, srcPor
 	}
 	listen := l.Addr().String()
 	l.Close()
-	args := append([]string{"serve", "--listen", listen, "--preset", "Bench=imap://" + dstAddr + "?allow_plaintext=1"}, extra...)
+	// The source servers are on loopback: allowed explicitly, since
+	// users' sources may not be there by default.
+	args := append([]string{"serve", "--listen", listen, "--preset", "Bench=imap://" + dstAddr + "?allow_plaintext=1", "--allow-net", "127.0.0.0/8"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	var log bytes.Buffer

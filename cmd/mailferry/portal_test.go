@@ -53,7 +53,10 @@ func startPortalServer(t *testing.T, destination string, extra ...string) *porta
 	args := append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--base-url", base,
 		"--preset", "Test Destination=" + destination,
 		"--smtp-host", p.smtp.Host, "--smtp-port", fmt.Sprint(p.smtp.Port), "--smtp-security", "none",
-		"--connections", "2"}, extra...)
+		"--connections", "2",
+		// The test's Dovecot servers are on loopback, which portal users
+		// may not reach by default (TestOutboundPolicy).
+		"--allow-net", "127.0.0.0/8"}, extra...)
 	p.server = &server{t: t, bin: p.bin, env: p.env, url: base, log: &syncBuffer{}, args: args}
 	p.start()
 	t.Cleanup(func() {

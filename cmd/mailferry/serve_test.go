@@ -102,6 +102,7 @@ type mailboxPass struct {
 	Status     string `json:"status"`
 	Copied     int64  `json:"copied"`
 	Present    int64  `json:"already_present"`
+	Skipped    int64  `json:"skipped"`
 	Failed     int64  `json:"failed"`
 	TotalMsgs  int64  `json:"total_messages"`
 	ErrorClass string `json:"error_class"`
@@ -225,7 +226,10 @@ func TestServiceEndToEnd(t *testing.T) {
 	srv := &server{t: t, bin: bin, env: env, url: base, log: &syncBuffer{}, args: []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--preset", "Test Destination=imap://" + proxy.Addr + "?allow_plaintext=1",
 		"--smtp-host", smtp.Host, "--smtp-port", fmt.Sprint(smtp.Port), "--smtp-security", "none",
-		"--lease-ttl", "2s", "--rescue-after", "3s", "--connections", "2"}}
+		"--lease-ttl", "2s", "--rescue-after", "3s", "--connections", "2",
+		// The source Dovecot is on loopback, which API users may not
+		// reach by default (TestOutboundPolicy).
+		"--allow-net", "127.0.0.0/8"}}
 	srv.start()
 	defer func() {
 		srv.stop()
@@ -318,6 +322,7 @@ func TestServiceEndToEnd(t *testing.T) {
 	for _, u := range users {
 		sameMailbox(t, src, dst, u)
 	}
+	balancedPass(t, p)
 	// The owner was told, with a summary and a link.
 	var report []byte
 	for deadline := time.Now().Add(10 * time.Second); report == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -335,13 +340,18 @@ func TestServiceEndToEnd(t *testing.T) {
 	seedUser(t, src, "ann", 1000, 7)
 	api(t, base, token, "POST", pp+"/passes", "application/json", jsonBody(map[string]any{"kind": "delta"}), &p)
 	p = waitPass(t, base, token, project.ID, p.ID, time.Minute)
-	var copied int64
+	var copied, total int64
 	for _, m := range p.Mailboxes {
 		copied += m.Copied
+		total += m.TotalMsgs
+		if m.MailboxID == ids["ann"] && m.TotalMsgs != 7 {
+			t.Errorf("ann's delta pass counts %d messages to do, want 7: the 7 new ones, not the whole mailbox", m.TotalMsgs)
+		}
 	}
-	if copied != 7 {
-		t.Errorf("delta pass copied %d messages, want the 7 new ones", copied)
+	if copied != 7 || total != 7 {
+		t.Errorf("delta pass: %d of %d messages, want 7 of 7 (the new ones)", copied, total)
 	}
+	balancedPass(t, p)
 	sameMailbox(t, src, dst, "ann")
 
 	// Kill the server in the middle of a big pass; after a restart the
@@ -479,6 +489,22 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 	if code := api(t, base, token, "POST", pp+"/passes", "application/json", []byte(`{"kind":"delta"}`), &errBody); code != 400 {
 		t.Errorf("a pass on a finished project: %d", code)
+	}
+}
+
+// balancedPass checks the stored statistics of a finished pass: every
+// message a mailbox's part had to deal with is copied, already there,
+// skipped or failed.
+func balancedPass(t *testing.T, p pass) {
+	t.Helper()
+	for _, m := range p.Mailboxes {
+		if m.Status == "stopped" {
+			continue
+		}
+		if sum := m.Copied + m.Present + m.Skipped + m.Failed; sum != m.TotalMsgs {
+			t.Errorf("mailbox %s (%s): %d messages to deal with, but %d copied + %d present + %d skipped + %d failed = %d",
+				m.MailboxID, m.Status, m.TotalMsgs, m.Copied, m.Present, m.Skipped, m.Failed, sum)
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ type Stats struct {
 	skipped     atomic.Int64
 	failed      atomic.Int64
 	failedBytes atomic.Int64
+	left        atomic.Int64
 	folders     atomic.Int64
 	retried     atomic.Int64
 	uncertain   atomic.Int64
@@ -37,7 +38,12 @@ type Stats struct {
 // New starts the clock.
 func New() *Stats { return &Stats{start: time.Now()} }
 
-// AddTotal grows the expected work as folders are discovered.
+// AddTotal grows (or, with negative values, corrects) the work the pass
+// has to do: the messages it must deal with, whatever the outcome. The
+// engine adds its estimate per folder when the pass starts and corrects it
+// once the folder is listed, so that at the end the total is exactly
+// what the pass dealt with (a delta pass with 7 new messages: 7, not the
+// whole mailbox).
 func (s *Stats) AddTotal(msgs, bytes int64) {
 	s.totalMsgs.Add(msgs)
 	s.totalBytes.Add(bytes)
@@ -60,6 +66,18 @@ func (s *Stats) Failed(bytes int64) {
 	s.failed.Add(1)
 	s.failedBytes.Add(bytes)
 }
+
+// FailedMany records n messages that could not be copied at once, such as
+// the messages of a folder that could not be listed.
+func (s *Stats) FailedMany(n, bytes int64) {
+	s.failed.Add(n)
+	s.failedBytes.Add(bytes)
+}
+
+// Left records messages not dealt with because the pass was stopped
+// (interrupted, or ended by a mailbox-wide error); the next pass takes
+// them up.
+func (s *Stats) Left(n int64) { s.left.Add(n) }
 
 // Retried counts a transfer tried again after a transient error.
 func (s *Stats) Retried() { s.retried.Add(1) }
@@ -97,6 +115,7 @@ type Snapshot struct {
 	Skipped     int64         `json:"skipped"`
 	Failed      int64         `json:"failed"`
 	FailedBytes int64         `json:"failed_bytes"`
+	Left        int64         `json:"left,omitempty"`
 	FlagUpdates int64         `json:"flag_updates"`
 	Deleted     int64         `json:"deleted"`
 	Retried     int64         `json:"retried"`
@@ -126,6 +145,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Skipped:     s.skipped.Load(),
 		Failed:      s.failed.Load(),
 		FailedBytes: s.failedBytes.Load(),
+		Left:        s.left.Load(),
 		FlagUpdates: s.flagUpdates.Load(),
 		Deleted:     s.deleted.Load(),
 		Retried:     s.retried.Load(),

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"golang.org/x/term"
 )
 
 // Exit codes, documented in the README.
@@ -77,11 +79,13 @@ func Main(ctx context.Context, env Env, args []string) int {
 	return ExitUsage
 }
 
+// isTerminal reports whether v is a terminal. A character device is not
+// enough: /dev/null is one, and asking it for a password fails with
+// "inappropriate ioctl for device".
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd()))
 }

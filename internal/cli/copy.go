@@ -9,8 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +69,7 @@ type copyFlags struct {
 	dataDir                      string
 	fullRescan, deleteMissing    bool
 	cpuProfile, memProfile       string
+	retryBudget                  time.Duration
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
@@ -95,6 +99,8 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.fullRescan, "full-rescan", false, "check every message against the destination instead of trusting the saved state")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile (pprof) of the run to this file")
+	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
+		"how long to keep retrying a server that stopped answering (e.g. 30s, 10m) before ending the run and reporting what was not copied")
 	fs.BoolVar(&f.deleteMissing, "delete-missing", false, "delete from the destination the copies this tool made of messages since deleted on the source (never other mail)")
 }
 
@@ -144,7 +150,15 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 	opts.Stats = accounting.New()
 	opts.OnEvent = out.event
 
-	st, err := openState(ctx, env, f.dataDir)
+	dir, err := dataDir(env, f.dataDir)
+	if err == nil {
+		err = prepareDataDir(dir)
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
+		return ExitUsage
+	}
+	st, err := store.OpenSQLite(ctx, dir)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
 		return ExitStopped
@@ -209,8 +223,22 @@ func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Optio
 	if dst, err = endpoint("destination", f.to, f.toUser, f.toPassFile, "MAILFERRY_TO_PASSWORD", env); err != nil {
 		return
 	}
-	if f.connections < 1 || f.connections > 16 {
-		return src, dst, opts, usageError{"--connections must be between 1 and 16"}
+	if f.retryBudget <= 0 {
+		return src, dst, opts, usageError{"--retry-budget must be a positive duration, e.g. 5m"}
+	}
+	opts.RetryBudget = f.retryBudget
+	for _, n := range []struct {
+		flag      string
+		v, lo, hi int
+		what      string
+	}{
+		{"--connections", f.connections, 1, 16, "connections per server"},
+		{"--pipeline", f.pipeline, 1, 1024, "appends awaiting an answer per connection"},
+		{"--batch", f.batch, 1, 1024, "messages per FETCH"},
+	} {
+		if n.v < n.lo || n.v > n.hi {
+			return src, dst, opts, usageError{fmt.Sprintf("%s %d: must be between %d and %d (%s)", n.flag, n.v, n.lo, n.hi, n.what)}
+		}
 	}
 	for _, c := range []*imapconn.Config{&src, &dst} {
 		c.InsecureSkipVerify = f.insecure
@@ -218,7 +246,7 @@ func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Optio
 		c.MaxConnections = f.connections
 	}
 	if opts.Rules, err = migrate.ParseRules(f.include, f.exclude, f.mappings); err != nil {
-		return
+		return src, dst, opts, usageError{err.Error()}
 	}
 	if opts.Since, err = parseDate("--since", f.since); err != nil {
 		return
@@ -250,9 +278,12 @@ func parseDate(name, s string) (time.Time, error) {
 }
 
 func endpoint(side, rawURL, user, passFile, passEnv string, env Env) (imapconn.Config, error) {
+	if err := checkServerURL(rawURL, false); err != nil {
+		return imapconn.Config{}, usageError{fmt.Sprintf("%s: %v", side, err)}
+	}
 	c, err := imapconn.ParseURL(rawURL)
 	if err != nil {
-		return c, fmt.Errorf("%s: %v", side, err)
+		return c, usageError{fmt.Sprintf("%s: %v", side, err)}
 	}
 	if user != "" {
 		c.Username = user
@@ -298,7 +329,70 @@ func password(side, file, envName string, c imapconn.Config, env Env) (string, e
 		}
 		return string(b), nil
 	}
-	return "", usageError{fmt.Sprintf("no %s password: use --%s-password-file or set %s", side, flagSide(side), envName)}
+	return "", usageError{fmt.Sprintf("no %s password and no terminal to ask for it on: use --%s-password-file FILE or set %s",
+		side, flagSide(side), envName)}
+}
+
+// checkServerURL catches the mistakes ParseURL would let through or turn
+// into a connection attempt somewhere unexpected: ":::" (read as the
+// unspecified address), a path or query after the host, an IPv6 address
+// without brackets. withQuery allows a query (the --preset options).
+func checkServerURL(raw string, withQuery bool) error {
+	example := "write it like imaps://mail.example.com or imaps://mail.example.com:993"
+	s := raw
+	if !strings.Contains(s, "://") {
+		s = "imaps://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("server address %q cannot be read: %s", raw, example)
+	}
+	switch {
+	case u.Opaque != "":
+		return fmt.Errorf("server address %q: %s", raw, example)
+	case u.Host == "":
+		return fmt.Errorf("server address %q has no host name: %s", raw, example)
+	case strings.Count(u.Host, ":") > 1 && !strings.HasPrefix(u.Host, "["):
+		return fmt.Errorf("server address %q: an IPv6 address goes in brackets, e.g. imaps://[2001:db8::1]:993", raw)
+	case u.Path != "" && u.Path != "/":
+		return fmt.Errorf("server address %q has a path (%s) after the host: give the server only, e.g. imaps://%s "+
+			"(folders are chosen with --include, --exclude and --map)", raw, u.Path, u.Host)
+	case (u.RawQuery != "" || u.ForceQuery) && !withQuery, u.Fragment != "":
+		return fmt.Errorf("server address %q has something after the host: give the server only, e.g. imaps://%s", raw, u.Host)
+	}
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil && a.IsUnspecified() {
+		return fmt.Errorf("server address %q: %s is not the address of a server", raw, u.Hostname())
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("server address %q: the port must be a number between 1 and 65535 (IMAP: 993 with TLS, 143 without)", raw)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("server address %q: the port after the colon is missing", raw)
+	}
+	return nil
+}
+
+// prepareDataDir creates the data directory if needed and checks that it
+// is a directory this process can write to, so that a mistyped --data-dir
+// is reported as such before any server is contacted.
+func prepareDataDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return usageError{fmt.Sprintf("data directory %s is a file, not a directory: give --data-dir a directory (it is created if missing)", dir)}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return usageError{fmt.Sprintf("data directory %s cannot be created: %v; give --data-dir a directory you can write to",
+			dir, errors.Unwrap(err))}
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*") // mode 0600, removed at once
+	if err != nil {
+		return usageError{fmt.Sprintf("data directory %s is not writable: %v; give --data-dir a directory you can write to",
+			dir, errors.Unwrap(err))}
+	}
+	name := f.Name()
+	f.Close()
+	_ = os.Remove(name)
+	return nil
 }
 
 // jsonLine writes one JSON event.
@@ -342,14 +436,6 @@ func dataDir(env Env, flagValue string) (string, error) {
 		return "", fmt.Errorf("no data directory: set --data-dir or MAILFERRY_DATA_DIR")
 	}
 	return filepath.Join(home, ".local", "share", "mailferry"), nil
-}
-
-func openState(ctx context.Context, env Env, flagValue string) (*store.Store, error) {
-	dir, err := dataDir(env, flagValue)
-	if err != nil {
-		return nil, err
-	}
-	return store.OpenSQLite(ctx, dir)
 }
 
 // pairKey identifies a mailbox pair in the state by server and user on

@@ -33,14 +33,27 @@ func newReporter(env Env, jsonOut, bar bool) *reporter {
 	return &reporter{env: env, json: jsonOut, bar: bar}
 }
 
+// line writes one JSON event. Events come from the engine's goroutines
+// and progress from a ticker: one line at a time, never interleaved.
+func (r *reporter) line(v any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	jsonLine(r.env.Stdout, v)
+}
+
 func (r *reporter) event(e migrate.Event) {
 	switch {
 	case r.json:
-		jsonLine(r.env.Stdout, e)
+		r.line(e)
 	case e.Type == "folder_done" && !r.bar:
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		f := e.Folder
 		fmt.Fprintf(r.env.Stderr, "folder %s -> %s: %d copied, %d already present, %d skipped, %d failed\n",
 			f.Source, f.Dest, f.Copied, f.Present, f.Skipped, f.Failed)
+		if f.Left > 0 {
+			fmt.Fprintf(r.env.Stderr, "folder %s: %d left for the next pass\n", f.Source, f.Left)
+		}
 	}
 }
 
@@ -55,13 +68,15 @@ func (r *reporter) start(stats *accounting.Stats) {
 		go r.runBar(ctx)
 	case r.json:
 		go r.tick(ctx, time.Second, func(s accounting.Snapshot) {
-			jsonLine(r.env.Stdout, struct {
+			r.line(struct {
 				Type string `json:"type"`
 				accounting.Snapshot
 			}{"progress", s})
 		})
 	default:
 		go r.tick(ctx, 10*time.Second, func(s accounting.Snapshot) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
 			fmt.Fprintf(r.env.Stderr, "progress: %s\n", progressLine(s))
 		})
 	}
@@ -132,7 +147,7 @@ func (r *reporter) stop() {
 
 func (r *reporter) fatal(side string, err error) {
 	if r.json {
-		jsonLine(r.env.Stdout, map[string]string{"type": "error", "side": side, "error": err.Error(), "hint": hintOf(err)})
+		r.line(map[string]string{"type": "error", "side": side, "error": err.Error(), "hint": hintOf(err)})
 	}
 	fmt.Fprintln(r.env.Stderr, fatalMessage(side, err))
 }
@@ -142,7 +157,7 @@ func (r *reporter) summary(res *migrate.Result) {
 		return
 	}
 	if r.json {
-		jsonLine(r.env.Stdout, struct {
+		r.line(struct {
 			Type string `json:"type"`
 			*migrate.Result
 		}{"summary", res})
@@ -163,17 +178,31 @@ func (r *reporter) summary(res *migrate.Result) {
 			unchanged++
 		}
 	}
+	var earlier int64
+	for _, f := range res.Folders {
+		earlier += f.Earlier
+	}
 	fmt.Fprintf(w, "\nFolders:  %d (%d created, %d unchanged since the last pass)\n", len(res.Folders), created, unchanged)
-	fmt.Fprintf(w, "Messages: %d copied, %d already present, %d flag updates, %d skipped, %d failed", s.Copied, s.Present, s.FlagUpdates, s.Skipped, s.Failed)
+	fmt.Fprintf(w, "Messages: %d to deal with: %d copied, %d already present, %d skipped, %d failed", s.TotalMsgs, s.Copied, s.Present, s.Skipped, s.Failed)
+	if s.Left > 0 {
+		fmt.Fprintf(w, ", %d left for the next pass (stopped)", s.Left)
+	}
+	fmt.Fprintf(w, "; %d flag updates", s.FlagUpdates)
 	if s.Deleted > 0 {
 		fmt.Fprintf(w, ", %d deleted (gone from the source)", s.Deleted)
 	}
 	fmt.Fprintln(w)
+	if earlier > 0 {
+		fmt.Fprintf(w, "          %d more were copied by earlier passes and not looked at again\n", earlier)
+	}
 	secs := s.Elapsed.Seconds()
 	fmt.Fprintf(w, "Bytes:    %s copied in %s (%.1f msgs/s, %s/s)\n", humanBytes(s.CopiedBytes),
 		s.Elapsed.Round(time.Millisecond), float64(s.Copied)/max(secs, 1e-9), humanBytes(int64(float64(s.CopiedBytes)/max(secs, 1e-9))))
+	if res.Unreachable != "" {
+		fmt.Fprintf(w, "\nThe pass ended early: %s. Run the same command again once it is back: only what is missing is sent.\n", res.Unreachable)
+	}
 	if len(res.Failures) > 0 {
-		fmt.Fprintf(w, "\nFailed messages (%d):\n", len(res.Failures))
+		fmt.Fprintf(w, "\nFailed messages (%d):\n", s.Failed)
 		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "  FOLDER\tUID\tSIZE\tREASON")
 		for _, f := range res.Failures {
@@ -181,7 +210,17 @@ func (r *reporter) summary(res *migrate.Result) {
 			if f.Subject != "" {
 				reason += fmt.Sprintf(" (subject: %q)", f.Subject)
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", f.Folder, f.UID, humanBytes(f.Size), reason)
+			uid, size := fmt.Sprint(f.UID), humanBytes(f.Size)
+			switch {
+			case f.UID == 0 && f.Messages == 0:
+				uid, size = "-", "-" // no message left uncopied
+			case f.UID == 0:
+				uid = fmt.Sprintf("all %d", f.Messages)
+				if f.Size == 0 {
+					size = "-"
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", f.Folder, uid, size, reason)
 		}
 		_ = tw.Flush()
 		hints := map[string]bool{}
@@ -197,22 +236,32 @@ func (r *reporter) summary(res *migrate.Result) {
 func printPlan(w io.Writer, res *migrate.Result) {
 	fmt.Fprintln(w, "Dry run: nothing was copied. Plan:")
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tWHY\tMESSAGES\tTO COPY\tPRESENT\tSKIPPED\tBYTES TO COPY")
+	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tWHY\tPLAN\tMESSAGES\tTO COPY\tPRESENT\tSKIPPED\tBYTES TO COPY")
 	var msgs, copyN, present, skipped, bytes int64
 	for _, f := range res.Folders {
 		dest := f.Dest
 		if f.Created {
 			dest += " (new)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", f.Source, dest, f.Why, f.Listed, f.ToCopy, f.Present, f.Skipped, humanBytes(f.ToCopyBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", f.Source, dest, f.Why, planOrigin(f), f.Listed, f.ToCopy, f.Present, f.Skipped, humanBytes(f.ToCopyBytes))
 		msgs += f.Listed
 		copyN += f.ToCopy
 		present += f.Present
 		skipped += f.Skipped
 		bytes += f.ToCopyBytes
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t\t%d\t%d\t%d\t%d\t%s\n", msgs, copyN, present, skipped, humanBytes(bytes))
+	fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t%d\t%d\t%s\n", msgs, copyN, present, skipped, humanBytes(bytes))
 	_ = tw.Flush()
+	fmt.Fprintln(w, "PLAN: recorded = the destination an earlier pass decided, kept on every pass; new = decided now and kept from now on;")
+	fmt.Fprintln(w, "      rule changed = a changed --map rule moves this folder (it will be recorded when the copy runs).")
+}
+
+// planOrigin says where a folder's destination comes from.
+func planOrigin(f *migrate.FolderResult) string {
+	if f.Plan == migrate.PlanRuleChanged && f.Was != "" {
+		return fmt.Sprintf("rule changed (was %s)", f.Was)
+	}
+	return f.Plan
 }
 
 func progressLine(s accounting.Snapshot) string {

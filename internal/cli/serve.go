@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
+	"github.com/mailferry/mailferry/internal/migrate"
+	"github.com/mailferry/mailferry/internal/netpolicy"
 	"github.com/mailferry/mailferry/internal/notify"
 	"github.com/mailferry/mailferry/internal/secrets"
 	"github.com/mailferry/mailferry/internal/service"
@@ -46,6 +49,14 @@ directory.
 The portal (http://LISTEN/) shows the user agreement of --agreement-file,
 else a built-in one.
 
+Outbound connections: the source servers that portal and API users enter
+may not be at loopback, private, link-local or other non-public
+addresses (checked on the resolved address when the connection is made),
+so that nobody can use the service to reach the network it runs in.
+--allow-net lets users reach a range anyway (e.g. your own mail server
+at 10.1.2.3), --deny-net refuses more, and --deny-private=false lifts the
+default. Destination presets are the operator's own and always allowed.
+
 Flags:
 `
 
@@ -58,6 +69,10 @@ type serveFlags struct {
 	smtpPort, workers, hostLimit, connection int
 	apiOnly, jsonLogs                        bool
 	leaseTTL, rescueAfter                    time.Duration
+	allowNets, denyNets                      []string
+	denyPrivate                              bool
+	readTimeout, writeTimeout, idleTimeout   time.Duration
+	retryBudget                              time.Duration
 }
 
 func runServe(ctx context.Context, env Env, args []string) int {
@@ -79,10 +94,18 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	fs.IntVar(&f.workers, "workers", 10, "mailboxes migrated at once by this process")
 	fs.IntVar(&f.hostLimit, "host-limit", 5, "mailboxes migrated at once per source server, across all workers")
 	fs.IntVar(&f.connection, "connections", 4, "connections per server and mailbox")
+	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
+		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
 	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
 	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when the job of a dead worker is run again")
+	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
+	fs.Func("deny-net", "address range that users' source servers may never be in, public or not (repeatable; wins over --allow-net)", appendTo(&f.denyNets))
+	fs.BoolVar(&f.denyPrivate, "deny-private", true, "refuse users' source servers at loopback, private, link-local and other non-public addresses")
+	fs.DurationVar(&f.readTimeout, "read-timeout", time.Minute, "advanced: longest a client may take to send a request, body included (uploads get 5 minutes)")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", 2*time.Minute, "advanced: longest a response may take to send (downloads get 10 minutes)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 2*time.Minute, "advanced: how long an idle keep-alive connection stays open")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), serveUsage)
 		fs.PrintDefaults()
@@ -93,26 +116,95 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		}
 		return ExitUsage
 	}
+	if f.retryBudget <= 0 {
+		fmt.Fprintln(env.Stderr, "mailferry serve: --retry-budget must be a positive duration, e.g. 5m")
+		return ExitUsage
+	}
 	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
 	if f.jsonLogs {
 		handler = slog.NewJSONHandler(env.Stderr, nil)
 	}
 	log := slog.New(handler)
 	if err := serve(ctx, env, f, log); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(env.Stderr, "mailferry serve: %v\n", err)
+			return ExitUsage
+		}
 		log.Error("mailferry serve stopped", "error", err)
 		return ExitStopped
 	}
 	return ExitOK
 }
 
+// outboundPolicy builds the policy of --allow-net, --deny-net and
+// --deny-private.
+func outboundPolicy(f serveFlags, log *slog.Logger) (*netpolicy.Policy, error) {
+	cfg := netpolicy.Config{AllowNonPublic: !f.denyPrivate}
+	for _, l := range []struct {
+		flag string
+		in   []string
+		out  *[]netip.Prefix
+	}{{"--allow-net", f.allowNets, &cfg.Allow}, {"--deny-net", f.denyNets, &cfg.Deny}} {
+		for _, v := range l.in {
+			for _, part := range strings.Split(v, ",") {
+				p, err := netpolicy.ParsePrefix(part)
+				if err != nil {
+					return nil, usageError{fmt.Sprintf("%s: %v", l.flag, err)}
+				}
+				*l.out = append(*l.out, p)
+			}
+		}
+	}
+	cfg.OnRefuse = func(host string, addr netip.Addr, reason string) {
+		log.Warn("outbound connection refused by policy (see --allow-net)", "host", host, "address", addr.String(), "reason", reason)
+	}
+	return netpolicy.New(cfg), nil
+}
+
+// httpServer is the portal's and API's server. Every phase of a
+// connection has a deadline, so that slow or idle clients cannot hold
+// connections (and their goroutines) open: the header must arrive within
+// 10 s, the whole request within read, the answer within write, and a
+// keep-alive connection is closed after idle. Handlers that move more
+// data (CSV uploads and downloads) extend their own deadlines.
+func httpServer(h http.Handler, read, write, idle time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, read), ReadTimeout: read, WriteTimeout: write,
+		IdleTimeout: idle, MaxHeaderBytes: 64 << 10}
+}
+
 func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	dir, err := dataDir(env, f.dataDir)
+	if err == nil {
+		err = prepareDataDir(dir)
+	}
 	if err != nil {
 		return err
 	}
 	presets, err := loadPresets(f.presetsFile, f.presets)
 	if err != nil {
+		return usageError{err.Error()}
+	}
+	policy, err := outboundPolicy(f, log)
+	if err != nil {
 		return err
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--read-timeout", f.readTimeout}, {"--write-timeout", f.writeTimeout}, {"--idle-timeout", f.idleTimeout},
+		{"--lease-ttl", f.leaseTTL}, {"--rescue-after", f.rescueAfter}} {
+		if d.v <= 0 {
+			return usageError{fmt.Sprintf("%s %v: must be longer than zero", d.name, d.v)}
+		}
+	}
+	for _, n := range []struct {
+		name      string
+		v, lo, hi int
+	}{{"--workers", f.workers, 1, 1000}, {"--host-limit", f.hostLimit, 1, 1000}, {"--connections", f.connection, 1, 16}} {
+		if n.v < n.lo || n.v > n.hi {
+			return usageError{fmt.Sprintf("%s %d: must be between %d and %d", n.name, n.v, n.lo, n.hi)}
+		}
 	}
 	var agreement string
 	if f.agreementFile != "" {
@@ -127,12 +219,18 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	if n, err := svc.UnreadableSecrets(ctx); err == nil && n > 0 {
+		log.Warn("the secret key does not open the stored passwords of some mailboxes: their passes fail until the passwords are "+
+			"entered again, or the original key is restored (secret.key in the data directory, or MAILFERRY_SECRET_KEY)", "mailboxes", n)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
 	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg), Log: log,
-		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL}
+		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL,
+		SourceDial:  policy.DialContext,
+		RetryBudget: f.retryBudget}
 	q, err := jobs.OpenSQLite(ctx, dir, runner, jobs.Config{MaxWorkers: f.workers, Work: !f.apiOnly, Log: log, RescueAfter: f.rescueAfter})
 	if err != nil {
 		return err
@@ -164,7 +262,7 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	handler := web.New(svc, log, reg)
 	// The portal mails login links with the same sender as pass reports.
 	handler.SetPortal(web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpServer(handler, f.readTimeout, f.writeTimeout, f.idleTimeout)
 	if !f.apiOnly {
 		n, err := q.Recover(ctx, svc)
 		if err != nil {
@@ -240,6 +338,8 @@ type presetFile struct {
 	Presets []service.Preset `json:"presets"`
 }
 
+const presetFields = `{"presets": [{"id", "name", "type", "host", "port", "security", "insecure", "allow_plaintext"}]}`
+
 func loadPresets(file string, flags []string) ([]service.Preset, error) {
 	var out []service.Preset
 	if file != "" {
@@ -251,7 +351,7 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&pf); err != nil {
-			return nil, fmt.Errorf("presets file %s: %v (expected {\"presets\": [{\"id\", \"name\", \"type\", \"host\", \"port\", \"security\"}]})", file, err)
+			return nil, fmt.Errorf("presets file %s: %v (expected %s; see the README)", file, err, presetFields)
 		}
 		out = append(out, pf.Presets...)
 	}
@@ -260,22 +360,26 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 		if !ok || strings.TrimSpace(name) == "" {
 			return nil, fmt.Errorf("--preset %q: expected 'Name=imaps://host[:port]'", p)
 		}
+		if err := checkServerURL(raw, true); err != nil {
+			return nil, fmt.Errorf("--preset %q: %v", name, err)
+		}
 		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("--preset %q: %v", p, err)
+			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
 		q := u.Query()
+		for k := range q {
+			if k != "insecure" && k != "allow_plaintext" {
+				return nil, fmt.Errorf("--preset %q: unknown option %q; the options are insecure=1 and allow_plaintext=1", name, k)
+			}
+		}
 		u.RawQuery = ""
 		cfg, err := imapconn.ParseURL(u.String())
 		if err != nil {
-			return nil, fmt.Errorf("--preset %q: %v", p, err)
-		}
-		port := cfg.Port
-		if port == 0 {
-			port = cfg.Security.DefaultPort()
+			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
 		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
-			Type: "imap", Host: cfg.Host, Port: port, Security: cfg.Security.String(),
+			Type: "imap", Host: cfg.Host, Port: cfg.Port, Security: cfg.Security.String(),
 			Insecure: q.Get("insecure") == "1", AllowPlaintext: q.Get("allow_plaintext") == "1"}})
 	}
 	if len(out) == 0 {
@@ -283,22 +387,62 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 			Endpoint: service.Endpoint{Type: "imap", Host: "secure.emailsrvr.com", Port: 993, Security: "tls"}}}
 	}
 	seen := map[string]bool{}
-	for i, p := range out {
-		if p.ID == "" {
-			out[i].ID = slug(p.Name)
+	for i := range out {
+		if err := checkPreset(&out[i]); err != nil {
+			return nil, err
 		}
 		if seen[out[i].ID] {
 			return nil, fmt.Errorf("presets: id %q is used twice", out[i].ID)
 		}
 		seen[out[i].ID] = true
-		if p.Type == "" {
-			out[i].Type = "imap"
-		}
-		if p.Host == "" || p.Port <= 0 {
-			return nil, fmt.Errorf("preset %q needs a host and a port", p.Name)
-		}
 	}
 	return out, nil
+}
+
+// checkPreset fills a preset's defaults and refuses one that could never
+// work, at start-up rather than in every user's first pass.
+func checkPreset(p *service.Preset) error {
+	p.Name = strings.TrimSpace(p.Name)
+	if p.Name == "" {
+		return fmt.Errorf("a preset has no name; every preset needs a \"name\" that users see, e.g. \"Rackspace Email\"")
+	}
+	what := fmt.Sprintf("preset %q", p.Name)
+	if p.ID == "" {
+		p.ID = slug(p.Name)
+	}
+	if p.ID == "" || p.ID != slug(p.ID) {
+		return fmt.Errorf("%s: id %q must be lower-case letters, digits and dashes, e.g. %q", what, p.ID, slug(p.Name))
+	}
+	if p.Type == "" {
+		p.Type = "imap"
+	}
+	if p.Type != "imap" {
+		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP servers (\"type\": \"imap\")", what, p.Type)
+	}
+	p.Host = strings.TrimSpace(p.Host)
+	if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {
+		return fmt.Errorf("%s needs a host: the server name only, e.g. \"host\": \"secure.emailsrvr.com\"", what)
+	}
+	if p.Security == "" {
+		p.Security = "tls"
+	}
+	sec, err := imapconn.ParseSecurity(p.Security)
+	if err != nil {
+		return fmt.Errorf("%s: security %q: use tls, starttls or none (no encryption)", what, p.Security)
+	}
+	p.Security = sec.String()
+	if p.Port == 0 {
+		p.Port = sec.DefaultPort()
+	}
+	if p.Port < 1 || p.Port > 65535 {
+		return fmt.Errorf("%s: port %d: must be between 1 and 65535 (IMAP: 993 with TLS, 143 with STARTTLS or no encryption)", what, p.Port)
+	}
+	if sec == imapconn.SecurityNone && !p.AllowPlaintext {
+		return fmt.Errorf("%s uses no encryption (imap:// or \"security\": \"none\") but does not allow sending passwords without it, "+
+			"so every login would be refused. Use imaps:// or imap+starttls:// (\"security\": \"tls\" or \"starttls\"), or, "+
+			"only on a network you trust, add ?allow_plaintext=1 to --preset or \"allow_plaintext\": true to the presets file", what)
+	}
+	return nil
 }
 
 func slug(s string) string {

@@ -32,6 +32,10 @@ const (
 	KindMissingFolder
 	// KindConfig: the settings are wrong (e.g. plaintext login refused).
 	KindConfig
+	// KindNoAccount: the server says the mailbox (the account logged in
+	// to) does not exist. Most servers do not tell it apart from a wrong
+	// password (KindAuth). Stop this mailbox.
+	KindNoAccount
 )
 
 // String names the kind for logs and JSON events.
@@ -55,6 +59,8 @@ func (k Kind) String() string {
 		return "missing-folder"
 	case KindConfig:
 		return "config"
+	case KindNoAccount:
+		return "no-account"
 	}
 	return "unknown"
 }
@@ -62,7 +68,7 @@ func (k Kind) String() string {
 // Fatal reports whether an error of this kind stops the whole mailbox.
 func (k Kind) Fatal() bool {
 	switch k {
-	case KindAuth, KindTLS, KindHost, KindConnect, KindConfig:
+	case KindAuth, KindTLS, KindHost, KindConnect, KindConfig, KindNoAccount:
 		return true
 	}
 	return false

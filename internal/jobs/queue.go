@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/mailferry/mailferry/internal/service"
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 // Queue is River with its embedded SQLite driver. It implements
@@ -44,6 +45,9 @@ func OpenSQLite(ctx context.Context, dataDir string, runner *Runner, cfg Config)
 		return nil, err
 	}
 	path := filepath.Join(dataDir, "jobs.db")
+	if err := store.PrivateSQLite(path); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		return nil, fmt.Errorf("jobs: open %s: %w", path, err)

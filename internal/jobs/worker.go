@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"time"
 
@@ -46,6 +47,14 @@ type Runner struct {
 	SpoolDir    string
 	// TLSConfigHook, when set, adjusts connector settings (tests).
 	TLSConfigHook func(*imapconn.Config)
+	// SourceDial, when set, opens the connections to the source servers
+	// that portal users enter: the operator's outbound policy
+	// (netpolicy.Policy.DialContext). Destinations are the operator's
+	// own presets and are trusted.
+	SourceDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// RetryBudget is how long a pass keeps retrying a side that stopped
+	// answering (migrate.Options.RetryBudget; default 5 minutes).
+	RetryBudget time.Duration
 	// LeaseTTL is how long a lease outlives its holder's last renewal:
 	// the delay before another process may take over a mailbox whose
 	// worker died (default 30 s).
@@ -77,7 +86,8 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 	if errors.Is(err, service.ErrNotFound) {
 		return nil // deleted meanwhile: nothing to do
 	}
-	if err != nil {
+	keyErr := errors.Is(err, service.ErrSecretKey)
+	if err != nil && !keyErr {
 		return err
 	}
 	// A job replaced after a restart (see Queue.Recover), or one whose
@@ -88,6 +98,15 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 	}
 	if st, _ := r.Service.PassState(ctx, a.PassID); st == "stopping" || st == "stopped" {
 		return r.Service.FinishMailboxPass(ctx, a.PassID, a.MailboxID, service.Outcome{Status: service.StatusStopped, Detail: "stopped"})
+	}
+	if keyErr {
+		// The passwords were sealed with another key: retrying (River
+		// would, 25 times over days) cannot help, new passwords can.
+		if r.Metrics != nil {
+			r.Metrics.failures.WithLabelValues(string(service.ClassSecretKey)).Inc()
+		}
+		return r.Service.FinishMailboxPass(ctx, a.PassID, a.MailboxID, service.Outcome{Status: service.StatusFailed,
+			Class: service.ClassSecretKey, Error: service.ErrSecretKey.Error(), Detail: "the stored passwords cannot be read"})
 	}
 	// One worker per mailbox, a bounded number per source host. The
 	// holder names the job, not just the process: two jobs of one
@@ -217,22 +236,22 @@ func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, hold
 }
 
 func (r *Runner) configs(w service.Work) (src, dst imapconn.Config, err error) {
-	mk := func(e service.Endpoint, user, pass string) (imapconn.Config, error) {
+	mk := func(e service.Endpoint, user, pass string, dial func(context.Context, string, string) (net.Conn, error)) (imapconn.Config, error) {
 		sec, err := imapconn.ParseSecurity(e.Security)
 		if err != nil {
 			return imapconn.Config{}, err
 		}
 		c := imapconn.Config{Host: e.Host, Port: e.Port, Security: sec, Username: user, Password: pass,
-			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections}
+			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections, DialContext: dial}
 		if r.TLSConfigHook != nil {
 			r.TLSConfigHook(&c)
 		}
 		return c, nil
 	}
-	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword); err != nil {
+	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, r.SourceDial); err != nil {
 		return
 	}
-	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword)
+	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, nil)
 	return
 }
 
@@ -261,11 +280,14 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	stats := accounting.New()
 	opts.Stats = stats
 	opts.SpoolDir = r.SpoolDir
+	opts.RetryBudget = r.RetryBudget
+	// The trial reads the recorded folder plan too (a dry run never
+	// writes), so that it shows where each folder will really go.
+	opts.State = r.State
+	opts.Pair = "mailbox:" + w.MailboxID
 	if w.Pass.Kind == service.PassTrial {
 		return r.trial(ctx, w, src, dst, opts)
 	}
-	opts.State = r.State
-	opts.Pair = "mailbox:" + w.MailboxID
 
 	done := make(chan struct{})
 	go r.reportProgress(ctx, w, stats, done)
@@ -278,7 +300,8 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))
 	}
 	for _, f := range res.Failures {
-		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, UID: f.UID, Size: f.Size, Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
+		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, UID: f.UID, Size: f.Size, Messages: f.Messages,
+			Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
 		if r.Metrics != nil {
 			r.Metrics.failures.WithLabelValues(itemClass(f.Kind)).Inc()
 		}
@@ -292,7 +315,13 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		return f
 	case len(res.Failures) > 0:
 		out.Status = service.StatusCompletedWithErrors
-		out.Detail = fmt.Sprintf("%d messages could not be copied", len(res.Failures))
+		out.Detail = fmt.Sprintf("%d messages could not be copied", prog.Failed)
+		if prog.Failed == 0 { // e.g. flag changes that could not be carried over
+			out.Detail = res.Failures[0].Reason
+		}
+		if res.Unreachable != "" {
+			out.Detail += "; " + res.Unreachable
+		}
 	default:
 		out.Status = service.StatusCompleted
 	}
@@ -419,6 +448,13 @@ func failed(w service.Work, side service.Side, err error) service.Outcome {
 		class = service.ClassConfig
 	case connector.KindMissingFolder:
 		class = service.ClassOther
+	case connector.KindNoAccount:
+		class = service.ClassMailboxMissing
+	}
+	if errors.As(err, new(*migrate.UnreachableError)) {
+		// Retried for the whole budget before anything could be
+		// planned: a connection problem, not throttling.
+		class = service.ClassConnect
 	}
 	msg := err.Error()
 	if hint := connector.HintOf(err); hint != "" {

@@ -8,6 +8,12 @@
 //     destination are recognised by identity, and an APPEND whose answer
 //     was lost is checked against the destination before it is retried;
 //   - bytes, flags and INTERNALDATE are copied unchanged;
+//   - every folder keeps the destination its first pass recorded;
 //   - one bad message is recorded (folder, UID, size, reason) and the rest
-//     goes on; only login, TLS, connection and quota problems stop a run.
+//     goes on; a dropped connection is retried, and a server that stops
+//     answering is waited for (Options.RetryBudget) before what is left is
+//     reported; only login, TLS and quota problems stop a run;
+//   - the counts balance: every source message of a pass is copied,
+//     already present, skipped, failed or (when stopped) left
+//     (Result.Balance).
 package migrate

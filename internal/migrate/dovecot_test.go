@@ -161,7 +161,24 @@ func run(t testing.TB, src, dst imapconn.Config, opts migrate.Options) (*migrate
 		t.Fatalf("open destination: %v", err)
 	}
 	defer d.Close()
-	return migrate.Run(ctx, s, d, opts)
+	res, err := migrate.Run(ctx, s, d, opts)
+	balanced(t, res)
+	return res, err
+}
+
+// balanced fails the test unless every source message of every folder
+// is accounted for exactly once, the totals are the folders' sums, and
+// the failures listed stand for the messages counted as failed. Every
+// end-to-end run goes through it.
+func balanced(t testing.TB, res *migrate.Result) {
+	t.Helper()
+	if res == nil {
+		t.Error("no result")
+		return
+	}
+	if err := res.Balance(); err != nil {
+		t.Errorf("the counts do not balance:\n%v", err)
+	}
 }
 
 // realistic builds n varied messages: plain, multipart with an

@@ -53,18 +53,29 @@ type Options struct {
 	// round trip holds.
 	WireBytes int64
 
-	Backoff     pacer.Backoff
+	// Backoff paces retries after transient errors (dropped connections,
+	// timeouts, BYE, [UNAVAILABLE], throttling); Backoff.Attempts is how
+	// often one operation is tried while its side otherwise works.
+	Backoff pacer.Backoff
+	// RetryBudget is how long a side may fail without a single success
+	// (an outage) before the pass gives up on it (default
+	// DefaultRetryBudget, 5 minutes). Until then every operation waits and
+	// retries; after it, the pass ends and every message not copied is
+	// reported as failed with the reason, folder and UID.
+	RetryBudget time.Duration
 	SpoolDir    string
 	SpoolMemory int64 // bytes of message bodies held in memory (default 32 MiB)
 	LogSubjects bool  // put subjects of failed messages in the report
 
 	// State, when set, remembers passes: interrupted ones resume without
-	// duplicates and later ones copy only what is new. Pair identifies
-	// the mailbox pair in it.
+	// duplicates, later ones copy only what is new, and every folder
+	// keeps the destination its first pass decided. Pair identifies the
+	// mailbox pair in it.
 	State State
 	Pair  string
-	// FullRescan ignores what State knows and checks every message by
-	// identity against the destination.
+	// FullRescan ignores what State knows of the messages and checks
+	// every message by identity against the destination. The recorded
+	// folder plan still applies.
 	FullRescan bool
 	// DeleteMissing deletes from the destination the copies this tool
 	// made of messages that are gone from the source; never anything
@@ -108,6 +119,9 @@ func (o *Options) defaults(src, dst connector.Conn) {
 	if o.WireBytes <= 0 {
 		o.WireBytes = 8 << 20
 	}
+	if o.RetryBudget <= 0 {
+		o.RetryBudget = DefaultRetryBudget
+	}
 	if o.SpoolMemory <= 0 {
 		o.SpoolMemory = 32 << 20
 	}
@@ -118,12 +132,11 @@ func (o *Options) defaults(src, dst connector.Conn) {
 
 // folderState is one source folder in flight.
 type folderState struct {
-	plan   FolderPlan
-	res    *FolderResult
-	led    *ledger
-	c      counters
-	open   sync.WaitGroup // listing plus each unresolved message
-	doneFn sync.Once
+	plan FolderPlan
+	res  *FolderResult
+	led  *ledger
+	c    counters
+	open sync.WaitGroup // listing plus each unresolved message
 
 	status   connector.FolderStatus // source STATUS before the pass; fixed from then on
 	listed   connector.FolderStatus // source status as listed; read after the folder is done
@@ -132,7 +145,20 @@ type folderState struct {
 	settled  map[uint32]store.MessageRecord // entries above the watermark
 	maxUID   uint32                         // highest source UID listed
 	complete bool                           // listed in full without error
-	dropped  atomic.Int64                   // messages abandoned on cancel
+
+	// estimate (and estimateBytes) is what the pass expects to deal
+	// with in this folder, added to the totals at the start and
+	// corrected once the folder is listed (totalFixed).
+	estimate, estimateBytes int64
+	totalFixed              bool
+	// unlisted messages were never listed (the listing failed or the run
+	// stopped); they are counted as failed or left.
+	unlisted int64
+	// indexDest is set when some folder of this pass with the same
+	// destination needs the destination's messages indexed (a full pass
+	// over it): a delta folder alone does not read them, but one sharing
+	// the destination with a full folder must not hand it an empty index.
+	indexDest bool
 }
 
 type unit struct {
@@ -144,8 +170,10 @@ type item struct {
 	fs      *folderState
 	msg     connector.Message
 	buf     *spool.Buffer
-	attempt int
-	lostAt  time.Time // when its APPEND's answer was lost
+	attempt int   // sends so far, minus one
+	tries   tries // for the retry policy
+	lostAt  time.Time
+	lostErr error // the error that left its APPEND's outcome unknown
 }
 
 type pending struct {
@@ -163,6 +191,9 @@ type run struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	srcHealth, dstHealth *health
+	unreachable          atomic.Pointer[UnreachableError]
+
 	units     chan unit
 	appends   chan *item
 	answers   chan pending
@@ -177,12 +208,16 @@ type run struct {
 
 	mu       sync.Mutex
 	failures []Failure
-	folders  []*FolderResult
+	folders  []*folderState
 	ledgers  map[string]*ledger
 	// ledgerLocks serialise creating a destination folder's ledger.
 	ledgerLocks map[string]*sync.Mutex
-	eventMu     sync.Mutex
-	warm        sync.Once
+	// created holds the destination folders this run created, so that a
+	// second source folder mapping to one of them (after its ledger was
+	// freed) neither creates nor reports it again.
+	created map[string]connector.Folder
+	eventMu sync.Mutex
+	warm    sync.Once
 }
 
 // warmUp has the connectors open the sessions the transfer will use while
@@ -200,21 +235,31 @@ func (r *run) warmUp() {
 }
 
 // Run copies every selected folder from src to dst. It returns an error
-// only when the whole mailbox had to stop (login, TLS, connection or a
-// full destination); failures of single messages are in Result.Failures.
-// The Result is returned in both cases.
+// only when the whole mailbox had to stop (login, TLS, a full
+// destination, or a side that never answered before any folder could be
+// planned); failures of single messages, and the messages not copied
+// because a side stayed unreachable past Options.RetryBudget, are in
+// Result.Failures. The Result is returned in both cases.
 func Run(ctx context.Context, src connector.Source, dst connector.Destination, opts Options) (*Result, error) {
 	opts.defaults(src, dst)
 	r := &run{src: src, dst: dst, opts: opts, ledgers: make(map[string]*ledger), ledgerLocks: make(map[string]*sync.Mutex),
-		sp: spool.New(opts.SpoolDir, opts.SpoolMemory), wire: semaphore.NewWeighted(opts.WireBytes)}
+		created: make(map[string]connector.Folder),
+		sp:      spool.New(opts.SpoolDir, opts.SpoolMemory), wire: semaphore.NewWeighted(opts.WireBytes)}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)
+	probe := func(c connector.Conn) func(context.Context) error {
+		return func(ctx context.Context) error { _, err := c.Folders(ctx); return err }
+	}
+	r.srcHealth, r.dstHealth = newHealth("source", probe(src)), newHealth("destination", probe(dst))
 
-	plans, err := discover(r.ctx, src, dst, opts.Rules)
+	plans, err := r.discover()
 	if err != nil {
 		return r.result(), err
 	}
 	if err := r.readStatuses(plans); err != nil {
+		return r.result(), err
+	}
+	if err := r.chooseModes(plans); err != nil {
 		return r.result(), err
 	}
 	if opts.State != nil && !opts.DryRun {
@@ -232,7 +277,7 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	var fetchers, appenders, waiters, reconciler sync.WaitGroup
 	go func() {
 		defer close(r.units)
-		r.plan(plans)
+		r.plan()
 	}()
 	for i := 0; i < n; i++ {
 		fetchers.Add(1)
@@ -261,6 +306,11 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	}
 
 	res := r.result()
+	if r.unreachable.Load() != nil {
+		// Not a mailbox-wide error: the pass ran as far as it could and
+		// every message it could not copy is in the failures.
+		return res, nil
+	}
 	if cause := context.Cause(r.ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return res, cause
 	}
@@ -273,13 +323,15 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 func (r *run) result() *Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var folders []*FolderResult
+	folders := make([]*FolderResult, 0, len(r.folders))
 	for _, f := range r.folders {
-		if f != nil { // folders never reached when a run stops early
-			folders = append(folders, f)
-		}
+		folders = append(folders, f.res)
 	}
-	return &Result{DryRun: r.opts.DryRun, Folders: folders, Failures: append([]Failure(nil), r.failures...), Stats: r.opts.Stats.Snapshot()}
+	res := &Result{DryRun: r.opts.DryRun, Folders: folders, Failures: append([]Failure(nil), r.failures...), Stats: r.opts.Stats.Snapshot()}
+	if u := r.unreachable.Load(); u != nil {
+		res.Unreachable = u.Error()
+	}
+	return res
 }
 
 // stop ends the run for a mailbox-wide reason.
@@ -296,8 +348,8 @@ func (r *run) emit(e Event) {
 
 // fail records one message that will not be copied.
 func (r *run) fail(fs *folderState, m connector.Message, err error) {
-	f := Failure{Folder: fs.res.Source, UID: m.UID, Size: m.Size, Reason: reason(err),
-		Hint: connector.HintOf(err), Kind: connector.KindOf(err).String()}
+	f := Failure{Folder: fs.res.Source, UID: m.UID, Size: m.Size, Messages: 1}
+	describe(&f, err)
 	if r.opts.LogSubjects {
 		f.Subject = m.Headers.Subject
 	}
@@ -306,6 +358,46 @@ func (r *run) fail(fs *folderState, m connector.Message, err error) {
 	if r.rec != nil && m.UID != 0 {
 		r.rec.add(r.record(fs, m, store.StateFailed, connector.AppendResult{}, f.Reason))
 	}
+	r.addFailure(f)
+}
+
+// failFolder records n messages of a folder that will not be copied and
+// that have no UIDs to name: the folder could not be listed.
+func (r *run) failFolder(fs *folderState, n int64, err error) {
+	f := Failure{Folder: fs.res.Source, Messages: n}
+	if fs.estimate > 0 {
+		f.Size = fs.estimateBytes * n / fs.estimate
+	}
+	describe(&f, err)
+	if !isUnreachable(err) {
+		f.Reason = "the folder could not be copied: " + f.Reason
+	}
+	if fs.status.UIDValidity == 0 && n == 0 {
+		f.Reason += " (how many messages it holds is not known: the server did not report its STATUS)"
+	}
+	fs.c.failed.Add(n)
+	r.opts.Stats.FailedMany(n, f.Size)
+	r.addFailure(f)
+}
+
+// failNone records a failure that left no message uncopied (flag changes
+// that could not be carried over), so that the user sees it.
+func (r *run) failNone(fs *folderState, err error) {
+	f := Failure{Folder: fs.res.Source}
+	describe(&f, err)
+	r.addFailure(f)
+}
+
+func describe(f *Failure, err error) {
+	f.Reason, f.Hint, f.Kind = reason(err), connector.HintOf(err), connector.KindOf(err).String()
+	if isUnreachable(err) {
+		var u *UnreachableError
+		errors.As(err, &u)
+		f.Reason, f.Hint = "not copied: "+u.Error(), unreachableHint
+	}
+}
+
+func (r *run) addFailure(f Failure) {
 	r.mu.Lock()
 	r.failures = append(r.failures, f)
 	r.mu.Unlock()
@@ -320,22 +412,44 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// retry runs op until it succeeds, fails for good, or the run stops.
-func (r *run) retry(op func() error) error {
-	b := r.opts.Backoff
-	for attempt := 1; ; attempt++ {
-		err := op()
-		if err == nil {
-			return nil
-		}
-		k := connector.KindOf(err)
-		if r.ctx.Err() != nil || attempt >= b.MaxAttempts() || !(k == connector.KindTransient || k == connector.KindUnknown) {
-			return err
-		}
-		if pacer.Sleep(r.ctx, b.Delay(attempt, 0)) != nil {
-			return err
-		}
+// leave gives up on a message because the run is stopping. It is counted
+// as left (the next pass takes it up), or, when the run ended because a
+// side stayed unreachable, as failed with that reason.
+func (r *run) leave(fs *folderState, m connector.Message) {
+	if fs.led != nil {
+		fs.led.unclaim(m)
 	}
+	if u := r.unreachable.Load(); u != nil {
+		r.fail(fs, m, u)
+		return
+	}
+	fs.c.left.Add(1)
+	r.opts.Stats.Left(1)
+}
+
+// leaveUnlisted accounts for the messages of a folder that were never
+// listed, because the run stopped (or a side became unreachable) first.
+func (r *run) leaveUnlisted(fs *folderState) {
+	n := r.unlisted(fs)
+	if u := r.unreachable.Load(); u != nil {
+		if n > 0 || fs.status.UIDValidity == 0 { // nothing to say of a folder known to hold nothing more
+			r.failFolder(fs, n, u)
+		}
+		return
+	}
+	fs.c.left.Add(n)
+	r.opts.Stats.Left(n)
+}
+
+// unlisted is how many messages of fs were never listed, by the estimate
+// from its STATUS.
+func (r *run) unlisted(fs *folderState) int64 {
+	if fs.complete {
+		return 0
+	}
+	n := max(0, fs.estimate-fs.res.Listed)
+	fs.unlisted = n
+	return n
 }
 
 // plannerCount folders are prepared at once, which overlaps their round
@@ -348,76 +462,78 @@ const plannerCount = 4
 
 // plan prepares folders and feeds their messages to the fetchers. It runs
 // ahead of the transfer by at most a few units.
-func (r *run) plan(plans []FolderPlan) {
-	r.mu.Lock()
-	r.folders = make([]*FolderResult, len(plans))
-	r.mu.Unlock()
+func (r *run) plan() {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	// Planners hold a source session while listing and block when the
 	// fetchers are busy; at least one session must stay free for the
 	// fetchers, or neither side could move.
-	planners := max(1, min(plannerCount, r.src.Features().MaxConnections-1, len(plans)))
+	planners := max(1, min(plannerCount, r.src.Features().MaxConnections-1, len(r.folders)))
 	for w := 0; w < planners; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				r.planFolder(i, plans[i])
+				r.planFolder(r.folders[i])
 			}
 		}()
 	}
-	for i := range plans {
-		if r.ctx.Err() != nil {
-			break
-		}
+	i := 0
+	for ; i < len(r.folders) && r.ctx.Err() == nil; i++ {
 		select {
 		case next <- i:
 		case <-r.ctx.Done():
+			i--
 		}
 	}
 	close(next)
 	wg.Wait()
+	// Folders never reached: the run stopped first.
+	for ; i < len(r.folders); i++ {
+		r.skipFolder(r.folders[i])
+	}
 }
 
-func (r *run) planFolder(i int, p FolderPlan) {
+// skipFolder closes the books of a folder the run never worked on.
+func (r *run) skipFolder(fs *folderState) {
+	r.emit(Event{Type: "folder_start", Folder: fs.res})
+	if fs.mode != modeUnchanged {
+		r.leaveUnlisted(fs)
+	}
+	r.finishers.Add(1)
+	go r.finishFolder(fs)
+}
+
+func (r *run) planFolder(fs *folderState) {
 	if r.ctx.Err() != nil {
+		r.skipFolder(fs)
 		return
 	}
-	fs := &folderState{plan: p, res: &FolderResult{Source: p.Source.Path.String(), Dest: p.Dest.Path.String(), Why: p.Why}}
-	r.mu.Lock()
-	r.folders[i] = fs.res
-	r.mu.Unlock()
 	r.opts.Stats.SetFolder(fs.res.Source)
 	r.emit(Event{Type: "folder_start", Folder: fs.res})
 	fs.open.Add(1)
-	if err := r.chooseMode(fs); err != nil {
-		r.stop(err)
-		fs.open.Done()
-		return
-	}
-	if fs.mode != modeUnchanged {
-		r.warm.Do(r.warmUp)
-	}
 	if fs.mode == modeUnchanged {
 		fs.res.Unchanged = true
-		fs.res.Listed = int64(fs.status.Messages)
-		r.opts.Stats.AddTotal(-int64(fs.status.Messages), -fs.status.Size)
 		fs.open.Done()
 		r.finishers.Add(1)
 		go r.finishFolder(fs)
 		return
 	}
+	r.warm.Do(r.warmUp)
 	err := r.prepare(fs)
-	if err == nil {
-		err = r.reconcileOld(fs)
-	}
 	if err != nil {
-		if connector.KindOf(err).Fatal() || connector.KindOf(err) == connector.KindQuota {
+		k := connector.KindOf(err)
+		switch {
+		case r.ctx.Err() != nil || isUnreachable(err):
+			r.leaveUnlisted(fs)
+		case k.Fatal() || k == connector.KindQuota:
 			r.stop(err)
-		} else if r.ctx.Err() == nil {
-			r.fail(fs, connector.Message{}, err)
+			r.leaveUnlisted(fs)
+		default:
+			r.failFolder(fs, r.unlisted(fs), err)
 		}
+	} else if err := r.reconcileOld(fs); err != nil && r.ctx.Err() == nil {
+		r.failNone(fs, fmt.Errorf("flag changes could not be carried over to the copies made earlier: %w", err))
 	}
 	fs.open.Done()
 	r.finishers.Add(1)
@@ -427,10 +543,35 @@ func (r *run) planFolder(i int, p FolderPlan) {
 func (r *run) finishFolder(fs *folderState) {
 	defer r.finishers.Done()
 	fs.open.Wait()
+	r.releaseLedger(fs)
 	fs.c.into(fs.res)
+	fs.res.Messages = fs.res.Listed + fs.unlisted
+	switch {
+	case fs.mode == modeUnchanged:
+		fs.res.Earlier = int64(fs.status.Messages)
+	case fs.mode == modeDelta && fs.listed.UIDValidity != 0:
+		fs.res.Earlier = max(0, int64(fs.listed.Messages)-fs.res.Messages)
+	case fs.mode == modeDelta:
+		fs.res.Earlier = max(0, int64(fs.status.Messages)-fs.res.Messages)
+	}
+	r.fixTotal(fs)
 	r.saveFolder(fs)
 	r.opts.Stats.FolderDone()
 	r.emit(Event{Type: "folder_done", Folder: fs.res})
+}
+
+// fixTotal replaces the folder's estimate in the totals by what it turned
+// out to hold, once that is known.
+func (r *run) fixTotal(fs *folderState) {
+	if fs.totalFixed {
+		return
+	}
+	fs.totalFixed = true
+	var unlistedBytes int64
+	if fs.estimate > 0 {
+		unlistedBytes = fs.estimateBytes * fs.unlisted / fs.estimate
+	}
+	r.opts.Stats.AddTotal(fs.res.Listed+fs.unlisted-fs.estimate, fs.res.ListedBytes+unlistedBytes-fs.estimateBytes)
 }
 
 // prepare creates and indexes the destination folder, then lists the
@@ -447,6 +588,7 @@ func (r *run) prepare(fs *folderState) error {
 		last = fs.known.Watermark
 	}
 	var u unit
+	var batchBytes int64
 	// A listing holds a source session while it runs. With a single
 	// session allowed, blocking on the fetchers from inside the listing
 	// would wait for a session that can only be freed by the listing
@@ -461,6 +603,10 @@ func (r *run) prepare(fs *folderState) error {
 		case r.units <- u:
 			return true
 		case <-r.ctx.Done():
+			// Never queued: the watermark must not pass them.
+			for _, m := range u.msgs {
+				r.leave(fs, m)
+			}
 			fs.open.Add(-len(u.msgs))
 			return false
 		}
@@ -469,28 +615,41 @@ func (r *run) prepare(fs *folderState) error {
 		if len(u.msgs) == 0 {
 			return true
 		}
+		ok := true
 		if holdBack {
 			held = append(held, u)
-		} else if !send(u) {
-			return false
+		} else {
+			ok = send(u)
 		}
-		u = unit{}
+		u, batchBytes = unit{}, 0
+		return ok
+	}
+	queue := func(m connector.Message) bool {
+		fs.res.ToCopy++
+		fs.res.ToCopyBytes += m.Size
+		if r.opts.DryRun {
+			return true
+		}
+		u.fs = fs
+		u.msgs = append(u.msgs, m)
+		batchBytes += m.Size
+		if len(u.msgs) >= r.opts.FetchBatch || batchBytes >= r.opts.FetchBatchBytes {
+			return flush()
+		}
 		return true
 	}
-	defer func() {
-		for i, h := range held {
-			if !send(h) {
-				// Never queued: the watermark must not pass them.
-				for _, rest := range held[i:] {
-					fs.dropped.Add(int64(len(rest.msgs)))
-				}
-				return
-			}
+	present := func(m connector.Message) {
+		if rec, ok := fs.settled[m.UID]; ok && r.rec != nil && rec.State != store.StateCopied {
+			r.rec.add(r.record(fs, m, store.StatePresent, connector.AppendResult{}, ""))
 		}
-	}()
-	var batchBytes int64
-	return r.retry(func() error {
+		fs.c.present.Add(1)
+		r.opts.Stats.Present(1)
+	}
+	var t tries
+	listErr := r.retry(r.srcHealth, &t, func() error {
 		st, err := r.src.List(r.ctx, fs.plan.Source, connector.ListOptions{MinUID: last + 1}, func(ms []connector.Message) error {
+			t.reset() // the listing moves on: only failures in a row count
+			r.srcHealth.ok()
 			for _, m := range ms {
 				last = m.UID
 				fs.maxUID = m.UID
@@ -510,46 +669,49 @@ func (r *run) prepare(fs *folderState) error {
 				if fs.mode == modeDelta {
 					// Above the watermark and unknown: new since the
 					// last pass, so not on the destination.
-					cl.force(m.Identity)
-				} else if !cl.claim(m.Identity) {
-					if rec, ok := fs.settled[m.UID]; ok && r.rec != nil && rec.State != store.StateCopied {
-						r.rec.add(r.record(fs, m, store.StatePresent, connector.AppendResult{}, ""))
-					}
-					fs.c.present.Add(1)
-					r.opts.Stats.Present(1)
+					cl.force(m)
+				} else if there, deferred := cl.claim(m); there {
+					present(m)
+					continue
+				} else if deferred {
 					continue
 				}
-				fs.res.ToCopy++
-				fs.res.ToCopyBytes += m.Size
-				if r.opts.DryRun {
-					continue
-				}
-				if u.fs == nil {
-					u.fs = fs
-				}
-				u.msgs = append(u.msgs, m)
-				batchBytes += m.Size
-				if len(u.msgs) >= r.opts.FetchBatch || batchBytes >= r.opts.FetchBatchBytes {
-					batchBytes = 0
-					if !flush() {
-						return r.ctx.Err()
-					}
+				if !queue(m) {
+					return r.ctx.Err()
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("source: %w", err)
+			return err
 		}
 		if fs.listed.UIDValidity == 0 {
 			fs.listed = st // the first listing's view; a retry lists only the rest
 		}
-		if !flush() {
-			return r.ctx.Err()
-		}
-		fs.complete = true
 		return nil
 	})
+	// The messages whose pairing waited for the whole folder are settled
+	// whatever the listing's outcome: what was listed is known.
+	there, rest := cl.resolve()
+	for _, m := range there {
+		present(m)
+	}
+	for _, m := range rest {
+		queue(m)
+	}
+	flush()
+	for _, h := range held {
+		send(h)
+	}
+	if listErr != nil {
+		if isUnreachable(listErr) {
+			return listErr
+		}
+		return fmt.Errorf("source: %w", listErr)
+	}
+	fs.complete = true
+	r.fixTotal(fs)
+	return nil
 }
 
 func (r *run) wanted(m connector.Message) bool {
@@ -566,7 +728,8 @@ func (r *run) wanted(m connector.Message) bool {
 }
 
 // ledgerFor returns the ledger of fs's destination, creating and
-// indexing the destination folder the first time it is needed.
+// indexing the destination folder the first time it is needed. Every
+// folder that got a ledger gives it back with releaseLedger.
 func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 	key := fs.plan.Dest.Path.Canonical().Key()
 	// Folders are planned in parallel; two that share a destination must
@@ -577,76 +740,103 @@ func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 		lock = &sync.Mutex{}
 		r.ledgerLocks[key] = lock
 	}
-	led := r.ledgers[key]
 	r.mu.Unlock()
-	if led != nil {
-		return led, nil
-	}
 	lock.Lock()
 	defer lock.Unlock()
 	r.mu.Lock()
-	led = r.ledgers[key]
+	led := r.ledgers[key]
+	if led != nil {
+		led.refs++
+	}
 	r.mu.Unlock()
 	if led != nil {
 		return led, nil
 	}
 	dest := fs.plan.Dest
-	if fs.plan.Create {
-		if r.opts.DryRun {
-			fs.res.Created = true
-			led = newLedger(dest)
-			r.mu.Lock()
-			r.ledgers[key] = led
-			r.mu.Unlock()
-			return led, nil
-		}
-		err := r.retry(func() error {
+	r.mu.Lock()
+	made, done := r.created[key]
+	r.mu.Unlock()
+	switch {
+	case done:
+		dest = made
+	case fs.plan.Create && !r.opts.DryRun:
+		err := r.retry(r.dstHealth, nil, func() error {
 			var err error
 			dest, err = r.dst.CreateFolder(r.ctx, fs.plan.Dest.Path)
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("destination: %w", err)
+			return nil, destErr(err)
 		}
 		fs.res.Created = true
+		r.mu.Lock()
+		r.created[key] = dest
+		r.mu.Unlock()
 	}
 	led = newLedger(dest)
-	// A delta pass does not read the destination's messages: opening the
-	// folder (MinUID beyond any UID) yields its flags and UIDNEXT only.
-	minUID := uint32(0)
-	if fs.mode == modeDelta {
-		minUID = math.MaxUint32
-	}
-	err := r.retry(func() error {
-		clear(led.have)
-		st, err := r.dst.List(r.ctx, dest, connector.ListOptions{ForAppend: true, MinUID: minUID}, func(ms []connector.Message) error {
-			for _, m := range ms {
-				led.have[m.Identity]++
-			}
-			return nil
+	if fs.plan.Create && r.opts.DryRun {
+		fs.res.Created = true
+	} else {
+		// A delta pass does not read the destination's messages: opening
+		// the folder (MinUID beyond any UID) yields its flags and UIDNEXT
+		// only.
+		minUID := uint32(0)
+		if !fs.indexDest {
+			minUID = math.MaxUint32
+		}
+		err := r.retry(r.dstHealth, nil, func() error {
+			led.reset()
+			st, err := r.dst.List(r.ctx, dest, connector.ListOptions{ForAppend: true, MinUID: minUID}, func(ms []connector.Message) error {
+				for _, m := range ms {
+					led.index(m)
+				}
+				return nil
+			})
+			led.startUIDNext, led.uidValidity, led.acceptAny, led.permanent = st.UIDNext, st.UIDValidity, st.AcceptAnyKeyword, st.PermanentFlags
+			return err
 		})
-		led.startUIDNext, led.uidValidity, led.acceptAny, led.permanent = st.UIDNext, st.UIDValidity, st.AcceptAnyKeyword, st.PermanentFlags
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("destination: %w", err)
+		if err != nil {
+			return nil, destErr(err)
+		}
 	}
+	led.refs = 1
 	r.mu.Lock()
 	r.ledgers[key] = led
 	r.mu.Unlock()
 	return led, nil
 }
 
+func destErr(err error) error {
+	if isUnreachable(err) {
+		return err
+	}
+	return fmt.Errorf("destination: %w", err)
+}
+
+// releaseLedger gives back fs's use of its ledger; the last folder to
+// give it back frees it, so that a run holds the index of the folders in
+// flight only. A later folder with the same destination indexes it anew
+// and finds what this run wrote there.
+func (r *run) releaseLedger(fs *folderState) {
+	if fs.led == nil {
+		return
+	}
+	key := fs.plan.Dest.Path.Canonical().Key()
+	r.mu.Lock()
+	fs.led.refs--
+	if fs.led.refs == 0 && r.ledgers[key] == fs.led {
+		delete(r.ledgers, key)
+	}
+	r.mu.Unlock()
+}
+
 // fetcher streams units from the source into the spool.
 func (r *run) fetcher() {
 	for u := range r.units {
-		if r.ctx.Err() != nil {
-			u.fs.dropped.Add(int64(len(u.msgs)))
-			u.fs.open.Add(-len(u.msgs))
-			continue
-		}
-		if !r.gov.acquire(r.ctx) {
-			u.fs.dropped.Add(int64(len(u.msgs)))
+		if r.ctx.Err() != nil || !r.gov.acquire(r.ctx) {
+			for _, m := range u.msgs {
+				r.leave(u.fs, m)
+			}
 			u.fs.open.Add(-len(u.msgs))
 			continue
 		}
@@ -657,6 +847,19 @@ func (r *run) fetcher() {
 
 func (r *run) fetchUnit(u unit) {
 	fs := u.fs
+	left := make(map[uint32]connector.Message, len(u.msgs))
+	for _, m := range u.msgs {
+		left[m.UID] = m
+	}
+	// Whatever is left at the end will not be copied in this run.
+	defer func() {
+		for _, m := range u.msgs {
+			if _, ok := left[m.UID]; ok {
+				r.leave(fs, m)
+				fs.open.Done()
+			}
+		}
+	}()
 	if r.opts.State != nil {
 		// The intent is durable before any APPEND of these messages can
 		// start: a crash from here on leaves a trace to reconcile.
@@ -668,29 +871,28 @@ func (r *run) fetchUnit(u unit) {
 			if r.ctx.Err() == nil {
 				r.stop(err)
 			}
-			fs.dropped.Add(int64(len(u.msgs)))
-			fs.open.Add(-len(u.msgs))
 			return
 		}
 	}
-	left := make(map[uint32]connector.Message, len(u.msgs))
-	for _, m := range u.msgs {
-		left[m.UID] = m
-	}
-	b := r.opts.Backoff
-	for attempt := 1; len(left) > 0; attempt++ {
+	var t tries
+	for len(left) > 0 {
 		todo := make([]connector.Message, 0, len(left))
 		for _, m := range u.msgs {
 			if _, ok := left[m.UID]; ok {
 				todo = append(todo, m)
 			}
 		}
+		progressed := false
 		err := r.src.Fetch(r.ctx, fs.plan.Source, todo, func(body connector.Body, ierr error) error {
 			m, ok := left[body.Message.UID]
 			if !ok {
 				return nil
 			}
 			if ierr != nil {
+				if k := connector.KindOf(ierr); k == connector.KindTransient {
+					// The connection, not the message: retry it.
+					return ierr
+				}
 				delete(left, m.UID)
 				r.fail(fs, m, ierr)
 				r.unclaim(fs, m)
@@ -699,9 +901,13 @@ func (r *run) fetchUnit(u unit) {
 			}
 			buf, err := r.sp.Read(r.ctx, body.Reader, body.Size)
 			if err != nil {
+				// A body cut off mid-stream is the connection's fault:
+				// the message is fetched again.
 				return &connector.Error{Kind: connector.KindTransient, Op: fmt.Sprintf("read UID %d", m.UID), Err: err}
 			}
 			delete(left, m.UID)
+			progressed = true
+			r.srcHealth.ok()
 			// The literal's own length is authoritative: RFC822.SIZE is
 			// advisory on some servers.
 			m.Size = body.Size
@@ -712,39 +918,48 @@ func (r *run) fetchUnit(u unit) {
 			case <-r.ctx.Done():
 				buf.Release()
 				r.inflight.Done()
-				fs.dropped.Add(1)
+				r.leave(fs, m)
 				fs.open.Done()
 				return r.ctx.Err()
 			}
 		})
-		if err == nil || r.ctx.Err() != nil {
+		if err == nil {
+			r.srcHealth.ok()
 			break
 		}
-		k := connector.KindOf(err)
-		if k.Fatal() {
+		if r.ctx.Err() != nil {
+			return
+		}
+		if connector.KindOf(err).Fatal() {
 			r.stop(fmt.Errorf("source: %w", err))
-			break
+			return
 		}
-		if attempt >= b.MaxAttempts() {
+		if progressed {
+			t.reset()
+		}
+		wait, final := r.next(r.srcHealth, &t, err)
+		if final != nil {
+			if isUnreachable(final) {
+				return // the deferred leave reports them
+			}
 			for _, m := range u.msgs {
 				if _, ok := left[m.UID]; ok {
-					r.fail(fs, m, err)
+					delete(left, m.UID)
+					r.fail(fs, m, final)
 					r.unclaim(fs, m)
 					fs.open.Done()
 				}
 			}
 			return
 		}
-		if pacer.Sleep(r.ctx, b.Delay(attempt, 0)) != nil {
-			break
+		r.opts.Stats.Retried()
+		if pacer.Sleep(r.ctx, wait) != nil {
+			return
 		}
 	}
-	// Cancelled: whatever is left will not be copied in this run.
-	fs.dropped.Add(int64(len(left)))
-	fs.open.Add(-len(left))
 }
 
-func (r *run) unclaim(fs *folderState, m connector.Message) { fs.led.unclaim(m.Identity) }
+func (r *run) unclaim(fs *folderState, m connector.Message) { fs.led.unclaim(m) }
 
 // appender writes spooled messages to the destination, leaving their
 // answers to the waiters so that writes pipeline.
@@ -794,10 +1009,11 @@ func (r *run) settle(it *item, res connector.AppendResult, err error) {
 	fs := it.fs
 	switch {
 	case err == nil:
+		r.dstHealth.ok()
 		if r.rec != nil {
 			r.rec.add(r.record(fs, it.msg, store.StateCopied, res, ""))
 		}
-		fs.led.confirm(it.msg.Identity)
+		fs.led.confirm(it.msg)
 		fs.c.copied.Add(1)
 		fs.c.copiedBytes.Add(it.msg.Size)
 		r.opts.Stats.Copied(it.msg.Size)
@@ -809,7 +1025,7 @@ func (r *run) settle(it *item, res connector.AppendResult, err error) {
 		// queue never blocks, because the reconciler waits for this very
 		// goroutine to release other appends' locks.
 		r.opts.Stats.Uncertain()
-		it.lostAt = time.Now()
+		it.lostAt, it.lostErr = time.Now(), err
 		r.uncertain.push(it)
 	default:
 		k := connector.KindOf(err)
@@ -822,8 +1038,8 @@ func (r *run) settle(it *item, res connector.AppendResult, err error) {
 			r.unclaim(fs, it.msg)
 			r.finish(it)
 			r.stop(fmt.Errorf("destination: %w", err))
-		case (k == connector.KindTransient || k == connector.KindUnknown) && it.attempt+1 < r.opts.Backoff.MaxAttempts():
-			r.again(it)
+		case k == connector.KindTransient || k == connector.KindUnknown:
+			r.again(it, err, nil)
 		default:
 			r.fail(fs, it.msg, err)
 			r.unclaim(fs, it.msg)
@@ -832,13 +1048,28 @@ func (r *run) settle(it *item, res connector.AppendResult, err error) {
 	}
 }
 
-// again re-queues an item after a backoff, without blocking the caller.
-func (r *run) again(it *item) {
-	r.opts.Stats.Retried()
-	it.attempt++
-	d := r.opts.Backoff.Delay(it.attempt, 0)
+// again decides, off the caller's goroutine, whether an item whose append
+// failed with err is sent again (after a backoff) or given up; a given-up
+// item fails with final(err) when final is set, else with err.
+func (r *run) again(it *item, err error, final func(error) error) {
 	go func() {
-		if pacer.Sleep(r.ctx, d) != nil {
+		wait, ferr := r.next(r.dstHealth, &it.tries, err)
+		switch {
+		case ferr != nil && (isUnreachable(ferr) || r.ctx.Err() != nil):
+			r.drop(it)
+			return
+		case ferr != nil:
+			if final != nil {
+				ferr = final(ferr)
+			}
+			r.fail(it.fs, it.msg, ferr)
+			r.unclaim(it.fs, it.msg)
+			r.finish(it)
+			return
+		}
+		r.opts.Stats.Retried()
+		it.attempt++
+		if pacer.Sleep(r.ctx, wait) != nil {
 			r.drop(it)
 			return
 		}
@@ -856,17 +1087,16 @@ func (r *run) finish(it *item) {
 	r.inflight.Done()
 }
 
-// drop abandons an item because the run is stopping; it is neither
-// copied nor failed, and the next run picks it up.
+// drop abandons an item because the run is stopping (see leave).
 func (r *run) drop(it *item) {
-	it.fs.dropped.Add(1)
+	r.leave(it.fs, it.msg)
 	r.finish(it)
 }
 
 // reconciler resolves appends whose answer was lost. With every other
-// append to that folder settled (write lock), it counts the identity on
-// the destination among messages that arrived during this run; more
-// copies than this run confirmed means the lost append did land.
+// append to that folder settled (write lock), it looks among the messages
+// that arrived during this run for a copy with the item's identity and
+// date that no acknowledged append accounts for (ledger.landed).
 func (r *run) reconciler() {
 	for {
 		it := r.uncertain.pop()
@@ -888,29 +1118,19 @@ func (r *run) reconciler() {
 		}
 		led := it.fs.led
 		led.appends.Lock()
-		var tail map[mail.Identity]int
-		err := r.retry(func() error {
-			tail = make(map[mail.Identity]int)
+		var tail []connector.Message
+		err := r.retry(r.dstHealth, nil, func() error {
+			tail = tail[:0]
 			_, err := r.dst.List(r.ctx, led.dest, connector.ListOptions{MinUID: led.startUIDNext, ForAppend: true}, func(ms []connector.Message) error {
-				for _, m := range ms {
-					tail[m.Identity]++
-				}
+				tail = append(tail, ms...)
 				return nil
 			})
 			return err
 		})
-		landed := false
-		if err == nil {
-			led.mu.Lock()
-			if tail[it.msg.Identity] > led.confirmed[it.msg.Identity] {
-				led.confirmed[it.msg.Identity]++
-				landed = true
-			}
-			led.mu.Unlock()
-		}
+		landed := err == nil && led.landed(it.msg, tail)
 		led.appends.Unlock()
 		switch {
-		case err != nil && r.ctx.Err() != nil:
+		case err != nil && (r.ctx.Err() != nil || isUnreachable(err)):
 			r.drop(it)
 		case err != nil:
 			r.fail(it.fs, it.msg, fmt.Errorf("could not check whether the message was stored after the connection dropped: %w", err))
@@ -923,12 +1143,10 @@ func (r *run) reconciler() {
 			it.fs.c.copiedBytes.Add(it.msg.Size)
 			r.opts.Stats.Copied(it.msg.Size)
 			r.finish(it)
-		case it.attempt+1 < r.opts.Backoff.MaxAttempts():
-			r.again(it)
 		default:
-			r.fail(it.fs, it.msg, errors.New("the destination kept dropping the connection while storing this message"))
-			r.unclaim(it.fs, it.msg)
-			r.finish(it)
+			r.again(it, it.lostErr, func(err error) error {
+				return fmt.Errorf("the destination kept dropping the connection while storing this message: %w", err)
+			})
 		}
 	}
 }
@@ -997,6 +1215,55 @@ func flagKey(flags []string) string {
 	return strings.Join(f, " ")
 }
 
+// chooseModes prepares every folder's state before the transfer starts:
+// how much of it this pass must look at, and how many messages that is
+// expected to be, so that the totals (progress, ETA, the service's "7 of
+// 7") count what this pass has to do from the start.
+func (r *run) chooseModes(plans []FolderPlan) error {
+	r.mu.Lock()
+	r.folders = make([]*folderState, len(plans))
+	for i, p := range plans {
+		res := &FolderResult{Source: p.Source.Path.String(), Dest: p.Dest.Path.String(), Why: p.Why, Plan: p.Origin}
+		if p.Origin == PlanRuleChanged {
+			res.Was = p.Was.String()
+		}
+		r.folders[i] = &folderState{plan: p, res: res}
+	}
+	r.mu.Unlock()
+	for _, fs := range r.folders {
+		if err := r.chooseMode(fs); err != nil {
+			return err
+		}
+		st := fs.status
+		switch fs.mode {
+		case modeUnchanged:
+		case modeDelta:
+			// UIDs above the watermark: at most UIDNEXT-1-watermark
+			// messages, fewer if some were expunged.
+			fs.estimate = int64(st.Messages)
+			if st.UIDNext > 0 {
+				fs.estimate = min(fs.estimate, max(0, int64(st.UIDNext)-1-int64(fs.known.Watermark)))
+			}
+		default:
+			fs.estimate = int64(st.Messages)
+		}
+		if st.Messages > 0 {
+			fs.estimateBytes = st.Size * fs.estimate / int64(st.Messages)
+		}
+		r.opts.Stats.AddTotal(fs.estimate, fs.estimateBytes)
+	}
+	index := map[string]bool{}
+	for _, fs := range r.folders {
+		if fs.mode == modeFull {
+			index[fs.plan.Dest.Path.Canonical().Key()] = true
+		}
+	}
+	for _, fs := range r.folders {
+		fs.indexDest = index[fs.plan.Dest.Path.Canonical().Key()]
+	}
+	return nil
+}
+
 // chooseMode decides, from the state of earlier passes and the STATUS
 // just read, how much of a folder this pass must look at.
 func (r *run) chooseMode(fs *folderState) error {
@@ -1017,6 +1284,7 @@ func (r *run) chooseMode(fs *folderState) error {
 	if known.SrcUIDValidity != fs.status.UIDValidity {
 		// The server renumbered the folder (RFC 3501 2.3.1.1): old UIDs
 		// mean nothing. Forget them and rescan by identity.
+		fs.known = store.FolderState{}
 		return r.opts.State.ForgetFolder(r.ctx, r.opts.Pair, path)
 	}
 	if r.opts.FullRescan {
@@ -1047,7 +1315,7 @@ func (r *run) chooseMode(fs *folderState) error {
 // saveFolder moves the watermark once every message of a folder is
 // settled, so the next pass starts above it.
 func (r *run) saveFolder(fs *folderState) {
-	if r.opts.State == nil || r.opts.DryRun || fs.mode == modeUnchanged || !fs.complete || fs.dropped.Load() > 0 ||
+	if r.opts.State == nil || r.opts.DryRun || fs.mode == modeUnchanged || !fs.complete || fs.c.left.Load() > 0 ||
 		fs.listed.UIDValidity != fs.status.UIDValidity {
 		// Unfinished, or renumbered while we listed: leave the
 		// watermark, the next pass reconciles by identity.
@@ -1070,22 +1338,56 @@ func (r *run) saveFolder(fs *folderState) {
 }
 
 // readStatuses asks the source for every folder's STATUS in one
-// pipelined batch.
+// pipelined batch, and again for those a dropped connection left without
+// an answer. A folder without STATUS is listed in full.
 func (r *run) readStatuses(plans []FolderPlan) error {
 	r.statuses = make(map[string]connector.FolderStatus, len(plans))
-	folders := make([]connector.Folder, len(plans))
-	for i, p := range plans {
-		folders[i] = p.Source
+	todo := make([]int, len(plans))
+	for i := range plans {
+		todo[i] = i
 	}
-	sts, errs := r.src.Statuses(r.ctx, folders)
-	for i, p := range plans {
-		switch err := errs[i]; {
-		case err == nil:
-			r.statuses[p.Source.Path.Key()] = sts[i]
-			r.opts.Stats.AddTotal(int64(sts[i].Messages), sts[i].Size)
-		case connector.KindOf(err).Fatal():
-			return fmt.Errorf("source: %w", err)
+	var t tries
+	for len(todo) > 0 {
+		folders := make([]connector.Folder, len(todo))
+		for j, i := range todo {
+			folders[j] = plans[i].Source
 		}
+		sts, errs := r.src.Statuses(r.ctx, folders)
+		var again []int
+		var last error
+		for j, i := range todo {
+			switch err := errs[j]; {
+			case err == nil:
+				r.statuses[plans[i].Source.Path.Key()] = sts[j]
+			case connector.KindOf(err).Fatal():
+				return fmt.Errorf("source: %w", err)
+			case connector.KindOf(err) == connector.KindTransient:
+				again, last = append(again, i), err
+			}
+		}
+		if len(again) == 0 {
+			r.srcHealth.ok()
+			return nil
+		}
+		if len(again) < len(todo) {
+			r.srcHealth.ok()
+			t.reset()
+		}
+		wait, final := r.next(r.srcHealth, &t, last)
+		if final != nil {
+			if isUnreachable(final) || r.ctx.Err() != nil {
+				return final
+			}
+			return nil
+		}
+		r.opts.Stats.Retried()
+		if err := pacer.Sleep(r.ctx, wait); err != nil {
+			if u := r.unreachable.Load(); u != nil {
+				return u
+			}
+			return err
+		}
+		todo = again
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ func TestRunAgainstMemoryServer(t *testing.T) {
 	}
 	defer dst.Close()
 	res, err := migrate.Run(ctx, src, dst, migrate.Options{FetchBatch: 7})
+	balanced(t, res)
 	if err != nil {
 		t.Fatal(err)
 	}

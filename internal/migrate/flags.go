@@ -29,9 +29,9 @@ func (r *run) reconcileOld(fs *folderState) error {
 	path := fs.plan.Source.Path.String()
 	uidv := fs.status.UIDValidity
 	var gone []store.MessageRecord
-	changed := map[string][]uint32{} // new flag set -> destination UIDs
-	newFlags := map[uint32]string{}  // source UID -> flags, for the state
-	next := uint32(1)
+	var changed map[string][]uint32 // new flag set -> destination UIDs
+	var newFlags map[uint32]string  // source UID -> flags, for the state
+	var next uint32
 	// walk compares one listed batch (or, at the end, nothing) with the
 	// state entries of the UID range it covers.
 	walk := func(ms []connector.Message, upTo uint32) error {
@@ -60,11 +60,16 @@ func (r *run) reconcileOld(fs *folderState) error {
 		next = upTo + 1
 		return err
 	}
-	_, err := r.src.List(r.ctx, fs.plan.Source, opts, func(ms []connector.Message) error {
-		if len(ms) == 0 {
-			return nil
-		}
-		return walk(ms, ms[len(ms)-1].UID)
+	err := r.retry(r.srcHealth, nil, func() error {
+		// A retry walks from the start again.
+		gone, changed, newFlags, next = nil, map[string][]uint32{}, map[uint32]string{}, 1
+		_, err := r.src.List(r.ctx, fs.plan.Source, opts, func(ms []connector.Message) error {
+			if len(ms) == 0 {
+				return nil
+			}
+			return walk(ms, ms[len(ms)-1].UID)
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
@@ -80,7 +85,7 @@ func (r *run) reconcileOld(fs *folderState) error {
 		if key != "" {
 			flags = strings.Split(key, " ")
 		}
-		if err := r.retry(func() error { return r.dst.SetFlags(r.ctx, fs.led.dest, uids, flags) }); err != nil {
+		if err := r.retry(r.dstHealth, nil, func() error { return r.dst.SetFlags(r.ctx, fs.led.dest, uids, flags) }); err != nil {
 			return fmt.Errorf("destination: %w", err)
 		}
 		updated += int64(len(uids))
@@ -100,7 +105,7 @@ func (r *run) reconcileOld(fs *folderState) error {
 			srcUIDs = append(srcUIDs, rec.SrcUID)
 		}
 	}
-	if err := r.retry(func() error { return r.dst.Delete(r.ctx, fs.led.dest, dstUIDs) }); err != nil {
+	if err := r.retry(r.dstHealth, nil, func() error { return r.dst.Delete(r.ctx, fs.led.dest, dstUIDs) }); err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
 	fs.res.Deleted = int64(len(dstUIDs))

@@ -1,32 +1,52 @@
 package migrate
 
 import (
+	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/mailferry/mailferry/internal/accounting"
 )
 
-// Failure is one message that was not copied.
+// Failure is one message that was not copied, or several: a folder that
+// could not be listed has no UIDs to report, so its messages are one
+// Failure with Messages set to their number (from STATUS) and UID 0.
 type Failure struct {
 	Folder string `json:"folder"` // source path, '/'-separated
 	UID    uint32 `json:"uid,omitempty"`
 	Size   int64  `json:"size,omitempty"`
-	Reason string `json:"reason"`
-	Hint   string `json:"hint,omitempty"`
-	Kind   string `json:"kind"`
+	// Messages is how many messages the failure stands for: 1 for a
+	// message, the folder's count for a folder, 0 for a failure that left
+	// no message uncopied (flag changes that could not be carried over).
+	Messages int64  `json:"messages"`
+	Reason   string `json:"reason"`
+	Hint     string `json:"hint,omitempty"`
+	Kind     string `json:"kind"`
 	// Subject is filled only when the user opted in (--log-subjects):
 	// subjects are private.
 	Subject string `json:"subject,omitempty"`
 }
 
 // FolderResult is what happened to one source folder.
+//
+// The counts balance: Messages = Copied + Present + Skipped + Failed +
+// Left, where Messages is every source message this pass had to deal
+// with (all of the folder in a full pass, the ones above the watermark
+// in a delta pass, none in an unchanged folder) and Left is nonzero only
+// when the pass was stopped. Earlier counts the messages that earlier
+// passes settled and this one did not need to look at.
 type FolderResult struct {
 	Source  string `json:"source"`
 	Dest    string `json:"destination"`
 	Why     string `json:"why"`
-	Created bool   `json:"created,omitempty"`
+	Plan    string `json:"plan"`              // PlanNew, PlanRecorded or PlanRuleChanged
+	Was     string `json:"was,omitempty"`     // the recorded destination a changed rule replaced
+	Created bool   `json:"created,omitempty"` // the destination folder was created
 	// Unchanged folders were skipped after one STATUS showed nothing new.
 	Unchanged bool `json:"unchanged,omitempty"`
+
+	Messages int64 `json:"source_messages"`
+	Earlier  int64 `json:"settled_earlier,omitempty"`
 
 	Listed      int64 `json:"listed"`
 	ListedBytes int64 `json:"listed_bytes"`
@@ -38,8 +58,19 @@ type FolderResult struct {
 	Present     int64 `json:"already_present"`
 	Skipped     int64 `json:"skipped"`
 	Failed      int64 `json:"failed"`
+	Left        int64 `json:"left,omitempty"`
 	FlagUpdates int64 `json:"flag_updates,omitempty"`
 	Deleted     int64 `json:"deleted,omitempty"`
+}
+
+// Balance checks that every source message of the folder is accounted
+// for exactly once.
+func (f *FolderResult) Balance() error {
+	if sum := f.Copied + f.Present + f.Skipped + f.Failed + f.Left; sum != f.Messages {
+		return fmt.Errorf("folder %s: %d source messages, but %d copied + %d already present + %d skipped + %d failed + %d left = %d",
+			f.Source, f.Messages, f.Copied, f.Present, f.Skipped, f.Failed, f.Left, sum)
+	}
+	return nil
 }
 
 // Result is the outcome of a run.
@@ -48,11 +79,57 @@ type Result struct {
 	Folders  []*FolderResult     `json:"folders"`
 	Failures []Failure           `json:"failures"`
 	Stats    accounting.Snapshot `json:"stats"`
+	// Unreachable says why the pass ended early when a side did not
+	// answer for longer than Options.RetryBudget ("the source was
+	// unreachable for 5m0s (…)"); every message not copied is then among
+	// Failures.
+	Unreachable string `json:"unreachable,omitempty"`
+}
+
+// Balance checks the counts of a finished run: every folder balances,
+// the totals are the sums of the folders', and the failures listed stand
+// for exactly the messages counted as failed.
+func (r *Result) Balance() error {
+	var errs []error
+	var sum FolderResult
+	for _, f := range r.Folders {
+		if err := f.Balance(); err != nil {
+			errs = append(errs, err)
+		}
+		sum.Messages += f.Messages
+		sum.Copied += f.Copied
+		sum.CopiedBytes += f.CopiedBytes
+		sum.Present += f.Present
+		sum.Skipped += f.Skipped
+		sum.Failed += f.Failed
+		sum.Left += f.Left
+	}
+	s := r.Stats
+	for _, c := range []struct {
+		name        string
+		total, sums int64
+	}{
+		{"messages", s.TotalMsgs, sum.Messages}, {"copied", s.Copied, sum.Copied}, {"copied bytes", s.CopiedBytes, sum.CopiedBytes},
+		{"already present", s.Present, sum.Present}, {"skipped", s.Skipped, sum.Skipped}, {"failed", s.Failed, sum.Failed},
+		{"left", s.Left, sum.Left},
+	} {
+		if c.total != c.sums {
+			errs = append(errs, fmt.Errorf("%s: the pass's total is %d, its folders add up to %d", c.name, c.total, c.sums))
+		}
+	}
+	var listed int64
+	for _, f := range r.Failures {
+		listed += f.Messages
+	}
+	if listed != sum.Failed {
+		errs = append(errs, fmt.Errorf("the failures listed stand for %d messages, %d are counted as failed", listed, sum.Failed))
+	}
+	return errors.Join(errs...)
 }
 
 // counters are a folder's live tallies, updated from many goroutines.
 type counters struct {
-	copied, copiedBytes, present, skipped, failed atomic.Int64
+	copied, copiedBytes, present, skipped, failed, left atomic.Int64
 }
 
 func (c *counters) into(r *FolderResult) {
@@ -61,4 +138,5 @@ func (c *counters) into(r *FolderResult) {
 	r.Present = c.present.Load()
 	r.Skipped = c.skipped.Load()
 	r.Failed = c.failed.Load()
+	r.Left = c.left.Load()
 }

@@ -44,6 +44,15 @@ func ParseMapping(rule string) (Mapping, error) {
 	if err != nil {
 		return Mapping{}, fmt.Errorf("folder mapping %q: %q is not a valid regular expression: %v", rule, from, err)
 	}
+	// An empty target strips a prefix ("^INBOX/->" lifts INBOX's
+	// subfolders to the top). For a whole folder ("^Junk$->") it would
+	// leave an empty path, which becomes INBOX: that is almost certainly
+	// not meant, so it has to be said.
+	literal := strings.TrimSuffix(strings.TrimPrefix(from, "^"), "$")
+	if strings.TrimSpace(to) == "" && !strings.HasSuffix(from, "/") && !strings.EqualFold(literal, mail.InboxName) {
+		return Mapping{}, fmt.Errorf("folder mapping %q has an empty target, which would move the whole folder into INBOX. "+
+			"An empty target only strips a prefix (like '^Old/->'); to put the folder's mail into the inbox, say so: '%s->INBOX'", rule, from)
+	}
 	return Mapping{From: re, To: to, Raw: rule}, nil
 }
 

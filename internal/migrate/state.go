@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"context"
-
 	"time"
 
 	"github.com/mailferry/mailferry/internal/store"
@@ -21,7 +20,15 @@ type State interface {
 	Copied(ctx context.Context, pair, srcPath string, uidValidity, minUID, maxUID uint32, fn func(store.MessageRecord) error) error
 	SetFlags(ctx context.Context, pair, srcPath string, uidValidity uint32, flags map[uint32]string) error
 	Forget(ctx context.Context, pair, srcPath string, uidValidity uint32, uids []uint32) error
+	// FolderPlans returns the folder plan earlier passes recorded, by
+	// source path; SaveFolderPlans records new or replaced ones. A pass
+	// records its plan before it copies anything and follows the record
+	// on every later pass (see PlanFolders).
+	FolderPlans(ctx context.Context, pair string) (map[string]store.FolderPlan, error)
+	SaveFolderPlans(ctx context.Context, pair string, plans []store.FolderPlan) error
 }
+
+var _ State = (*store.Store)(nil)
 
 // folderMode says how much of a folder a pass must look at.
 type folderMode int

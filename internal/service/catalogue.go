@@ -17,6 +17,7 @@ const (
 	ClassThrottled       ErrorClass = "throttled"                   // the server asks us to slow down
 	ClassPasswordChanged ErrorClass = "password-changed"            // worked before, now refused during the migration
 	ClassConfig          ErrorClass = "configuration"               // e.g. plaintext login refused
+	ClassSecretKey       ErrorClass = "secret-key-changed"          // the stored passwords cannot be decrypted
 	ClassOther           ErrorClass = "other"                       // anything we could not recognise
 )
 
@@ -40,7 +41,7 @@ func Solve(c ErrorClass) Solution {
 func Classes() []ErrorClass {
 	return []ErrorClass{
 		ClassAuth, ClassHost, ClassConnect, ClassTLS, ClassMailboxMissing, ClassQuota,
-		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassOther,
+		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassOther,
 	}
 }
 
@@ -94,6 +95,13 @@ func SolveFor(c ErrorClass, side Side) Solution {
 				"Enter the corrected details for {mailbox} and run the trial migration again.",
 			},
 		}
+		if side == SideDestination {
+			// Most servers answer a login to a mailbox that does not
+			// exist yet exactly like a wrong password.
+			s.Steps = append(s.Steps[:3:3], "If {mailbox} is new, make sure it exists: the migration does not create mailboxes. "+
+				"Create the mailbox on the new service first, in your new provider's admin panel, with exactly the email address entered here.",
+				s.Steps[3])
+		}
 	case ClassHost:
 		s = Solution{
 			Title:       "The server name could not be found",
@@ -112,6 +120,7 @@ func SolveFor(c ErrorClass, side Side) Solution {
 			Steps: []string{
 				"Check the port entered for {server}: IMAP uses 993 with SSL/TLS or 143 without it. Your provider's help pages list the right one.",
 				"If {server} is in your office or run by your IT company, ask them to allow connections from the migration service to that port through the firewall.",
+				"Enter the server's public name or address: the migration service does not connect to addresses inside a private network (such as 192.168.x.x or 10.x.x.x) unless its operator allows them.",
 				"The server may have been down for a moment: wait a few minutes and run the trial migration again.",
 			},
 		}
@@ -143,7 +152,7 @@ func SolveFor(c ErrorClass, side Side) Solution {
 			Title:       "The mailbox does not exist",
 			Explanation: "The migration copies mail into mailboxes that already exist; it never creates them. {Server} has no mailbox with the address entered for {mailbox}.",
 			Steps: []string{
-				"Create the mailbox on {server} first, in your new provider's admin panel, with exactly the email address entered here.",
+				"Create the mailbox on the new service first, in your new provider's admin panel ({server}), with exactly the email address entered here.",
 				"If the mailbox already exists, check the spelling of the email address and login name entered for {mailbox}.",
 				"A new mailbox can take a few minutes to become active (sometimes longer with Microsoft 365). Log in to its webmail to check that it works.",
 				"Run the trial migration again.",
@@ -202,6 +211,17 @@ func SolveFor(c ErrorClass, side Side) Solution {
 				"Check that the server type chosen for {server} (IMAP, POP or Exchange) is the one your provider offers.",
 				"Read the server's answer under More info: it often names the setting it wants.",
 				"Save the settings and run the trial migration again.",
+			},
+		}
+	case ClassSecretKey:
+		s = Solution{
+			Title: "The stored passwords can no longer be read",
+			Explanation: "The server's secret key changed: the passwords stored for {mailbox} were encrypted with another key, so they cannot be read " +
+				"and nothing was copied. This happens when the service is moved or restored without its key file, or its key setting is changed.",
+			Steps: []string{
+				"Re-enter the passwords: open Edit for {mailbox} and type both passwords again, the old service's and the new one's.",
+				"If you run this service yourself, you can instead put back the original secret key (the file secret.key in the data directory, or the MAILFERRY_SECRET_KEY setting): then every stored password works again.",
+				"Run the trial migration or the migration again. Messages already copied are not copied a second time.",
 			},
 		}
 	default:

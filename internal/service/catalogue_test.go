@@ -10,7 +10,7 @@ import (
 func TestCatalogueEveryClassIsComplete(t *testing.T) {
 	classes := Classes()
 	want := []ErrorClass{ClassAuth, ClassHost, ClassConnect, ClassTLS, ClassMailboxMissing, ClassQuota,
-		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassOther}
+		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassOther}
 	if !slices.Equal(classes, want) {
 		t.Fatalf("Classes() = %v, want %v", classes, want)
 	}
@@ -90,7 +90,9 @@ func TestSolveSpecificAdvice(t *testing.T) {
 		want  []string
 	}{
 		{ClassAuth, SideSource, []string{"IMAP", "app password", "Gmail", "Microsoft 365", "trial migration again"}},
-		{ClassMailboxMissing, SideDestination, []string{"Create the mailbox", "never creates"}},
+		{ClassMailboxMissing, SideDestination, []string{"Create the mailbox on the new service first", "never creates"}},
+		{ClassAuth, SideDestination, []string{"does not create mailboxes", "Create the mailbox on the new service first"}},
+		{ClassSecretKey, "", []string{"secret key changed", "Re-enter the passwords", "secret.key"}},
 		{ClassMailboxMissing, SideSource, []string{"still exists"}},
 		{ClassQuota, SideDestination, []string{"70%", "more space"}},
 		{ClassPasswordChanged, SideSource, []string{"new password", "not to change passwords"}},

@@ -234,29 +234,7 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 			Message: fmt.Sprintf("missing %s %s; %s", word, strings.Join(missing, ", "), acceptedHeaders)})
 	}
 
-	var validEmail func(string) bool
-	// shown quotes a rejected address so the user can find it, but only when
-	// it cannot be a password: if the header does not match the data (columns
-	// swapped), the "email" cell may hold one. Tell-tale signs are a value
-	// without an @, one overlapping a password cell, or a password cell that
-	// holds an address.
-	shown := func(v string, passwords ...string) string {
-		const hidden = "the value (not shown, as it may be a password; check that the columns match the header)"
-		if !strings.Contains(v, "@") {
-			return hidden
-		}
-		for _, p := range passwords {
-			p = strings.TrimSpace(p)
-			if p != "" && (strings.Contains(v, p) || strings.Contains(p, v) || validEmail(p)) {
-				return hidden
-			}
-		}
-		if utf8.RuneCountInString(v) > 80 {
-			v = string([]rune(v)[:77]) + "..."
-		}
-		return strconv.Quote(v)
-	}
-	validEmail = func(s string) bool {
+	validEmail := func(s string) bool {
 		if strings.Count(s, "@") != 1 {
 			return false
 		}
@@ -346,6 +324,13 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 			DestPassword:   get(colDestPassword),
 			Flags:          get(colFlags),
 		}
+		if isTemplateExample(in) {
+			// The template's example row would otherwise import as
+			// a mailbox that cannot exist (and fail every pass).
+			errs = append(errs, RowError{Row: row, Message: fmt.Sprintf("this is the example row of the template (%s), not a mailbox: "+
+				"delete this line and put one line per mailbox to move below the header", exampleSourceEmail)})
+			continue
+		}
 		emailsOK := true
 		checkEmail := func(k int, v string) {
 			if pos[k] < 0 {
@@ -357,7 +342,10 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 			case v == "":
 				msg = "the email address is missing"
 			case !validEmail(v):
-				msg = shown(v, in.SourcePassword, in.DestPassword) + " is not a valid email address"
+				// The value is not quoted: the row and column say
+				// where it is, and it may be a password in the wrong
+				// column.
+				msg = "this is not a valid email address; it looks like name@company.com"
 			default:
 				return
 			}
@@ -466,8 +454,23 @@ func WriteMailboxCSV(w io.Writer, rows []MailboxExportRow) error {
 	return cw.Error()
 }
 
+// The template's example row. An import refuses it, by its addresses or by
+// its placeholder passwords, so that it is never taken for a mailbox.
+const (
+	exampleSourceEmail = "alice@example.com"
+	exampleDestEmail   = "alice@example.com"
+	exampleSourcePass  = "source-password"
+	exampleDestPass    = "destination-password"
+)
+
+func isTemplateExample(in MailboxInput) bool {
+	return (strings.EqualFold(strings.TrimSpace(in.SourceEmail), exampleSourceEmail) && strings.EqualFold(strings.TrimSpace(in.DestEmail), exampleDestEmail)) ||
+		(in.SourcePassword == exampleSourcePass && in.DestPassword == exampleDestPass)
+}
+
 // MailboxCSVTemplate returns the downloadable template: MigrationWiz's full
-// header and one example row with example.com addresses.
+// header and one example row with example.com addresses, which an import
+// refuses with a row error (it is not a mailbox).
 func MailboxCSVTemplate() []byte {
 	var b bytes.Buffer
 	cw := csv.NewWriter(&b)
@@ -475,7 +478,7 @@ func MailboxCSVTemplate() []byte {
 	// Writes to a bytes.Buffer cannot fail.
 	_ = cw.WriteAll([][]string{
 		{"Source Email", "Source Login Name", "Source Password", "Destination Email", "Destination Login Name", "Destination Password", "Flags"},
-		{"alice@example.com", "alice@example.com", "source-password", "alice@example.com", "alice@example.com", "destination-password", ""},
+		{exampleSourceEmail, exampleSourceEmail, exampleSourcePass, exampleDestEmail, exampleDestEmail, exampleDestPass, ""},
 	})
 	return b.Bytes()
 }

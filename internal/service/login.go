@@ -11,16 +11,43 @@ import (
 )
 
 // Login-link settings, after the seed: a single-use link that expires.
+//
+// Links are limited per address so that nobody can flood a mailbox with
+// them, but the limit must not lock the address's owner out: anyone can
+// ask for links to anyone's address. So the window of the per-address
+// limit is the lifetime of a link. Whenever the limit refuses a request,
+// the links it counted were all mailed to the owner within the last
+// LoginLinkTTL, none has expired yet, and the newest one logs the owner
+// in; a flood only ever delays a new link by at most LoginLinkTTL, and
+// sends at most loginPerAddress mails per LoginLinkTTL. Sending a new
+// link never invalidates the earlier ones, for the same reason.
 const (
 	LoginLinkTTL = 15 * time.Minute
 	SessionTTL   = 12 * time.Hour
-	// At most this many links per address and per client IP an hour.
-	loginPerAddress = 5
+	// At most this many links per address per LoginLinkTTL.
+	loginPerAddress = 3
+	// At most this many links per client IP an hour.
 	loginPerIP      = 20
+	loginIPWindow   = time.Hour
+	loginAddrWindow = LoginLinkTTL
 )
 
-// ErrRateLimited means too many login links were asked for.
+// ErrRateLimited means too many login links were asked for. The error
+// returned is a *RateLimitError, which says for how long.
 var ErrRateLimited = errors.New("too many login requests; wait a while and try again")
+
+// RateLimitError is a refused login-link request.
+type RateLimitError struct {
+	// PerAddress: the address had its links; else the client IP did.
+	PerAddress bool
+	// Retry is when a new link can be asked for.
+	Retry time.Duration
+}
+
+func (e *RateLimitError) Error() string { return ErrRateLimited.Error() }
+
+// Is makes errors.Is(err, ErrRateLimited) true.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
 func randomToken(n int) string {
 	b := make([]byte, n)
@@ -39,17 +66,21 @@ func (s *Service) RequestLogin(ctx context.Context, email, clientIP string) (str
 		return "", err
 	}
 	t := time.Now()
-	hourAgo := t.Add(-time.Hour).Unix()
 	for _, b := range []struct {
-		bucket string
-		limit  int
-	}{{"addr:" + addr, loginPerAddress}, {"ip:" + clientIP, loginPerIP}} {
+		bucket  string
+		limit   int
+		window  time.Duration
+		address bool
+	}{{"addr:" + addr, loginPerAddress, loginAddrWindow, true}, {"ip:" + clientIP, loginPerIP, loginIPWindow, false}} {
 		var n int
-		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_requests WHERE bucket = $1 AND at > $2`, b.bucket, hourAgo).Scan(&n); err != nil {
+		var oldest int64
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(at), 0) FROM login_requests WHERE bucket = $1 AND at > $2`,
+			b.bucket, t.Add(-b.window).Unix()).Scan(&n, &oldest); err != nil {
 			return "", err
 		}
 		if n >= b.limit {
-			return "", ErrRateLimited
+			retry := time.Until(time.Unix(oldest, 0).Add(b.window)).Round(time.Minute)
+			return "", &RateLimitError{PerAddress: b.address, Retry: max(retry, time.Minute)}
 		}
 	}
 	for _, bucket := range []string{"addr:" + addr, "ip:" + clientIP} {
@@ -57,7 +88,7 @@ func (s *Service) RequestLogin(ctx context.Context, email, clientIP string) (str
 			return "", err
 		}
 	}
-	_, _ = s.db.ExecContext(ctx, `DELETE FROM login_requests WHERE at < $1`, hourAgo)
+	_, _ = s.db.ExecContext(ctx, `DELETE FROM login_requests WHERE at < $1`, t.Add(-max(loginIPWindow, loginAddrWindow)).Unix())
 	token := randomToken(32)
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO login_tokens (token_hash, email, expires_at) VALUES ($1, $2, $3)`,
 		hashToken(token), addr, t.Add(LoginLinkTTL).Unix()); err != nil {

@@ -24,7 +24,13 @@ func cleanEmail(field, v string) (string, error) {
 	v = strings.TrimSpace(v)
 	a, err := mail.ParseAddress(v)
 	if err != nil || a.Address != v || !strings.Contains(v, "@") {
-		return "", inputErr(field, "%q is not a valid email address", v)
+		// The value is not quoted: a password typed into the wrong
+		// field would be shown back, and logged by whoever logs errors.
+		what := map[string]string{"source_email": "the source email", "destination_email": "the destination email"}[field]
+		if what == "" {
+			what = "this"
+		}
+		return "", inputErr(field, "%s is not a valid email address; it looks like name@company.com", what)
 	}
 	return strings.ToLower(v), nil
 }
@@ -72,13 +78,41 @@ func (s *Service) open(mailboxID, side, sealed string) (string, error) {
 	}
 	b, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil {
-		return "", fmt.Errorf("decrypt password: corrupt value")
+		return "", fmt.Errorf("%w (%s password: not a sealed value)", ErrSecretKey, side)
 	}
 	p, err := s.sealer.Open(b, []byte("mailbox:"+mailboxID+":"+side))
 	if err != nil {
-		return "", fmt.Errorf("decrypt password: %w (was the secret key changed?)", err)
+		return "", fmt.Errorf("%w (%s password: %v)", ErrSecretKey, side, err)
 	}
 	return string(p), nil
+}
+
+// ErrSecretKey means a stored password cannot be decrypted: the server's
+// secret key is not the one it was sealed with. No retry can fix that;
+// only new passwords or the old key can.
+var ErrSecretKey = errors.New("the server's secret key changed: the stored passwords cannot be read; re-enter the passwords")
+
+// UnreadableSecrets counts the mailboxes whose stored passwords the
+// current secret key does not open, for a warning at start-up.
+func (s *Service) UnreadableSecrets(ctx context.Context) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, source_secret, dest_secret FROM mailboxes WHERE source_secret <> '' OR dest_secret <> ''`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id, src, dst string
+		if err := rows.Scan(&id, &src, &dst); err != nil {
+			return n, err
+		}
+		_, e1 := s.open(id, "source", src)
+		_, e2 := s.open(id, "destination", dst)
+		if errors.Is(e1, ErrSecretKey) || errors.Is(e2, ErrSecretKey) {
+			n++
+		}
+	}
+	return n, rows.Err()
 }
 
 // AddMailboxes adds pairs to a project, all or none: a duplicate of an
@@ -330,7 +364,7 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	if _, err := s.Mailbox(ctx, ownerID, projectID, mailboxID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject FROM failed_items
+	rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages FROM failed_items
 		WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
 			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
 		ORDER BY folder, uid`, mailboxID)
@@ -341,7 +375,7 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	out := []FailedItem{}
 	for rows.Next() {
 		var f FailedItem
-		if err := rows.Scan(&f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject); err != nil {
+		if err := rows.Scan(&f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages); err != nil {
 			return nil, err
 		}
 		out = append(out, f)

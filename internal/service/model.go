@@ -230,13 +230,18 @@ type PlanRow struct {
 	Bytes       int64  `json:"bytes"`
 }
 
-// FailedItem is one message a pass could not copy.
+// FailedItem is one message a pass could not copy, or all the messages of
+// a folder that could not be listed (UID 0, Messages their number).
 type FailedItem struct {
-	PassID  string `json:"pass_id"`
-	Folder  string `json:"folder"`
-	UID     uint32 `json:"uid"`
-	Size    int64  `json:"size"`
-	Kind    string `json:"kind"`
-	Reason  string `json:"reason"`
-	Subject string `json:"subject,omitempty"`
+	PassID string `json:"pass_id"`
+	Folder string `json:"folder"`
+	UID    uint32 `json:"uid"`
+	Size   int64  `json:"size"`
+	// Messages is how many messages the item stands for: 1 for a
+	// message, a folder's count for a folder, 0 for a failure that left
+	// no message uncopied.
+	Messages int64  `json:"messages"`
+	Kind     string `json:"kind"`
+	Reason   string `json:"reason"`
+	Subject  string `json:"subject,omitempty"`
 }

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strings"
 	"time"
 )
@@ -37,16 +39,21 @@ func ValidateMailbox(in MailboxInput) []*InputError {
 	return out
 }
 
-// LoginTokenValid reports whether a login token can still be used,
-// without using it: the portal shows a friendly page for an expired or
-// used link before anyone presses "Log in". Only ConsumeLogin turns a
-// token into a session.
-func (s *Service) LoginTokenValid(ctx context.Context, token string) (bool, error) {
+// LoginTokenEmail returns the address a login token logs in to, without
+// using the token: the portal names the account before anyone presses
+// "Log in" (a forwarded link would otherwise log its reader in to
+// someone else's account), and shows a friendly page for an expired or
+// used link. Such a link is ErrNotFound. Only ConsumeLogin turns a token
+// into a session.
+func (s *Service) LoginTokenEmail(ctx context.Context, token string) (string, error) {
 	if token == "" {
-		return false, nil
+		return "", ErrNotFound
 	}
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_tokens WHERE token_hash = $1 AND used_at = 0 AND expires_at > $2`,
-		hashToken(token), time.Now().Unix()).Scan(&n)
-	return n > 0, err
+	var email string
+	err := s.db.QueryRowContext(ctx, `SELECT email FROM login_tokens WHERE token_hash = $1 AND used_at = 0 AND expires_at > $2`,
+		hashToken(token), time.Now().Unix()).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return email, err
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -91,7 +92,7 @@ type Owner struct {
 func (s *Service) EnsureOwner(ctx context.Context, email string) (Owner, error) {
 	addr, err := mail.ParseAddress(strings.TrimSpace(email))
 	if err != nil {
-		return Owner{}, inputErr("email", "%q is not a valid email address", email)
+		return Owner{}, inputErr("email", "this is not a valid email address; it looks like name@company.com")
 	}
 	email = strings.ToLower(addr.Address)
 	var o Owner
@@ -169,7 +170,9 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 		return inputErr("source.type", "unknown source type %q", in.Source.Type)
 	}
 	in.Source.Host = strings.TrimSpace(in.Source.Host)
-	if in.Source.Host == "" || strings.ContainsAny(in.Source.Host, " /:@") {
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(in.Source.Host, "["), "]")); err == nil && a.Zone() == "" {
+		in.Source.Host = a.String() // an IPv6 address is stored without brackets
+	} else if in.Source.Host == "" || strings.ContainsAny(in.Source.Host, " /:@") {
 		return inputErr("source.host", "enter the server name only, e.g. mail.example.com or imap.example.com (an IP address works too)")
 	}
 	if in.Source.Security == "" {
@@ -185,7 +188,16 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 			in.Source.Port = 143
 		}
 	default:
-		return inputErr("source.security", "use tls (port 993), starttls or none (port 143)")
+		return inputErr("source.security", "use tls (port 993), starttls or none (no encryption, port 143)")
+	}
+	if in.Source.Security == "none" {
+		// Without TLS there is no certificate to accept, and the
+		// password travels in clear text only when the user says so:
+		// a login would be refused otherwise.
+		in.Source.Insecure = false
+		if !in.Source.AllowPlaintext {
+			return inputErr("source.allow_plaintext", "with no encryption the passwords travel in clear text: set allow_plaintext to accept that, or use tls or starttls")
+		}
 	}
 	if in.Source.Port < 1 || in.Source.Port > 65535 {
 		return inputErr("source.port", "the port must be between 1 and 65535 (IMAP: 993 with SSL, 143 without)")
@@ -362,4 +374,125 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, st)
 		}
 	}
+}
+
+// ProjectUpdate changes a project after it was created: its name and its
+// source server (e.g. the corrected address Solve Issue asks for). Fields
+// left out (null) keep their values. Changing the security without a port
+// moves a default port along (993 ↔ 143). The destination cannot change:
+// mail may already have been copied there.
+type ProjectUpdate struct {
+	Name   *string         `json:"name,omitempty"`
+	Source *EndpointUpdate `json:"source,omitempty"`
+}
+
+// EndpointUpdate is the part of an Endpoint to change.
+type EndpointUpdate struct {
+	Type           *string `json:"type,omitempty"`
+	Host           *string `json:"host,omitempty"`
+	Port           *int    `json:"port,omitempty"`
+	Security       *string `json:"security,omitempty"`
+	Insecure       *bool   `json:"insecure,omitempty"`
+	AllowPlaintext *bool   `json:"allow_plaintext,omitempty"`
+}
+
+// busyMailboxes counts a project's mailboxes that a pass is working on.
+func busyMailboxes(p Project) int {
+	return p.Mailboxes[StatusQueued] + p.Mailboxes[StatusVerifying] + p.Mailboxes[StatusMigrating]
+}
+
+// UpdateProject applies u to an owner's active project. It is refused
+// while a pass runs, since its workers already use the old settings.
+func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, u ProjectUpdate) (Project, error) {
+	p, err := s.projectForWrite(ctx, ownerID, projectID)
+	if err != nil {
+		return p, err
+	}
+	if busyMailboxes(p) > 0 {
+		return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the servers", ErrConflict)
+	}
+	in := ProjectInput{Name: p.Name, Source: p.Source, DestinationPreset: p.DestinationPreset, Options: p.Options}
+	if u.Name != nil {
+		in.Name = *u.Name
+	}
+	if e := u.Source; e != nil {
+		if e.Type != nil {
+			in.Source.Type = *e.Type
+		}
+		if e.Host != nil {
+			in.Source.Host = *e.Host
+		}
+		if e.Security != nil && *e.Security != in.Source.Security {
+			if e.Port == nil && (in.Source.Port == 993 || in.Source.Port == 143) {
+				in.Source.Port = 0 // the new security's default
+			}
+			in.Source.Security = *e.Security
+		}
+		if e.Port != nil {
+			in.Source.Port = *e.Port
+		}
+		if e.Insecure != nil {
+			in.Source.Insecure = *e.Insecure
+		}
+		if e.AllowPlaintext != nil {
+			in.Source.AllowPlaintext = *e.AllowPlaintext
+		}
+	}
+	if err := in.validate(s.presets); err != nil {
+		return p, err
+	}
+	_, err = s.db.ExecContext(ctx, `UPDATE projects SET name = $1, source_type = $2, source_host = $3, source_port = $4, source_security = $5,
+			source_insecure = $6, source_plaintext = $7 WHERE id = $8 AND owner_id = $9 AND state = 'active'`,
+		in.Name, in.Source.Type, in.Source.Host, in.Source.Port, in.Source.Security, b2i(in.Source.Insecure), b2i(in.Source.AllowPlaintext),
+		projectID, ownerID)
+	if err != nil {
+		return p, fmt.Errorf("update project: %w", err)
+	}
+	return s.Project(ctx, ownerID, projectID)
+}
+
+// DeleteProject removes an owner's project with its mailboxes, their
+// stored passwords, passes, statistics and failure reports. Mail already
+// copied stays on the destination and nothing is touched on either
+// server. It is refused while a pass runs: its workers would go on with
+// rows that no longer exist; stop the pass first.
+func (s *Service) DeleteProject(ctx context.Context, ownerID, projectID string) error {
+	p, err := s.Project(ctx, ownerID, projectID)
+	if err != nil {
+		return err
+	}
+	if busyMailboxes(p) > 0 {
+		return fmt.Errorf("%w: a pass is running; stop it first, then delete the project", ErrConflict)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	// A pass could have been queued since the check above; the count
+	// inside the transaction is the one that counts.
+	var busy int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mailboxes WHERE project_id = $1 AND status IN ('queued', 'verifying', 'migrating')`,
+		projectID).Scan(&busy); err != nil {
+		return err
+	}
+	if busy > 0 {
+		return fmt.Errorf("%w: a pass is running; stop it first, then delete the project", ErrConflict)
+	}
+	// The secrets are blanked before the rows go, as Finish does, so
+	// they are not left in a page SQLite has yet to reuse.
+	for _, q := range []string{
+		`UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`,
+		`DELETE FROM failed_items WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
+		`DELETE FROM mailbox_passes WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
+		`DELETE FROM mailbox_events WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
+		`DELETE FROM mailboxes WHERE project_id = $1`,
+		`DELETE FROM passes WHERE project_id = $1`,
+		`DELETE FROM projects WHERE id = $1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, projectID); err != nil {
+			return fmt.Errorf("delete project: %w", err)
+		}
+	}
+	return tx.Commit()
 }

@@ -176,22 +176,58 @@ func TestLoginLinks(t *testing.T) {
 	if _, err := s.ConsumeLogin(ctx, tok); !errors.Is(err, ErrNotFound) {
 		t.Error("an expired link must not log in")
 	}
-	// Rate limits per address and per IP.
-	for i := 0; i < 4; i++ {
-		if _, err := s.RequestLogin(ctx, "flood@example.com", fmt.Sprintf("10.1.0.%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.RequestLogin(ctx, "flood@example.com", "10.1.0.9"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.RequestLogin(ctx, "flood@example.com", "10.1.0.10"); !errors.Is(err, ErrRateLimited) {
-		t.Errorf("sixth link for one address within an hour: %v", err)
-	}
+	// Rate limits per address (TestLoginLinkFloodDoesNotLockOutTheOwner)
+	// and per IP.
 	for i := 0; i < 20; i++ {
 		_, _ = s.RequestLogin(ctx, fmt.Sprintf("u%d@example.com", i), "10.9.9.9")
 	}
 	if _, err := s.RequestLogin(ctx, "another@example.com", "10.9.9.9"); !errors.Is(err, ErrRateLimited) {
 		t.Errorf("too many links from one IP: %v", err)
+	}
+}
+
+// Anyone can ask for login links to anyone's address. A flood of them
+// must not lock the owner out: when the limit refuses a request, the
+// newest link already sent still works, and a new one can be had once
+// the links counted have expired (15 minutes), not after an hour.
+func TestLoginLinkFloodDoesNotLockOutTheOwner(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	var newest string
+	sent := 0
+	for i := 0; ; i++ {
+		tok, err := s.RequestLogin(ctx, "owner@example.com", fmt.Sprintf("10.2.0.%d", i))
+		if errors.Is(err, ErrRateLimited) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		newest, sent = tok, sent+1
+		if i > 50 {
+			t.Fatal("no limit on links for one address")
+		}
+	}
+	if sent < 2 || sent > 5 {
+		t.Errorf("%d links for one address before the limit", sent)
+	}
+	// The owner's newest link still logs in, limit or not.
+	if sess, err := s.ConsumeLogin(ctx, newest); err != nil || sess.Owner.Email != "owner@example.com" {
+		t.Fatalf("the newest link no longer works during a flood: %v", err)
+	}
+	// 16 minutes later every counted link has expired, and the owner can
+	// ask for a new one.
+	if _, err := s.db.Exec(`UPDATE login_requests SET at = at - 960`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`UPDATE login_tokens SET expires_at = expires_at - 960`); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.RequestLogin(ctx, "owner@example.com", "10.2.1.1")
+	if err != nil {
+		t.Fatalf("16 minutes after a flood the owner still cannot get a link: %v", err)
+	}
+	if _, err := s.ConsumeLogin(ctx, tok); err != nil {
+		t.Fatal(err)
 	}
 }

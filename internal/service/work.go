@@ -26,7 +26,8 @@ type Work struct {
 }
 
 // LoadWork reads a job's work; ErrNotFound when the pass or mailbox is
-// gone (e.g. deleted), which ends the job.
+// gone (e.g. deleted), which ends the job, and ErrSecretKey when the
+// stored passwords cannot be decrypted, which fails it.
 func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work, error) {
 	var w Work
 	var err error
@@ -161,8 +162,8 @@ func (s *Service) finishMailboxPass(ctx context.Context, passID, mailboxID strin
 		return false, err
 	}
 	for _, f := range o.Failures {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO failed_items (pass_id, mailbox_id, folder, uid, size, kind, reason, subject)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, passID, mailboxID, f.Folder, f.UID, f.Size, f.Kind, f.Reason, f.Subject); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO failed_items (pass_id, mailbox_id, folder, uid, size, kind, reason, subject, messages)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, passID, mailboxID, f.Folder, f.UID, f.Size, f.Kind, f.Reason, f.Subject, f.Messages); err != nil {
 			return false, err
 		}
 	}

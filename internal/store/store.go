@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -57,6 +58,9 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("state: create data directory: %w", err)
 	}
 	path := filepath.Join(dir, dbFile)
+	if err := PrivateSQLite(path); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
 	// WAL keeps readers off the writer's back, and a committed
 	// transaction survives a crash of the process; synchronous=NORMAL is
 	// crash-safe in WAL mode (only a power loss may drop the very last
@@ -467,4 +471,88 @@ func (s *Store) Forget(ctx context.Context, pair, srcPath string, uidValidity ui
 		}
 	}
 	return wrap("forget messages", tx.Commit())
+}
+
+// FolderPlan is the recorded destination of one source folder of a pair.
+// A pass decides it the first time it meets the folder and every later
+// pass follows it, so that a folder keeps its destination whatever the
+// destination's folder list looks like by then.
+type FolderPlan struct {
+	SrcPath string
+	// Dst is the destination path, one segment per element.
+	Dst []string
+	// DstRole is the special use the destination folder was created
+	// with, when Mailferry created it for a role.
+	DstRole string
+	// Why is the reason shown to users, e.g. `special use \Sent`.
+	Why string
+	// Mapped is what the user's --map rules made of the source path when
+	// the plan was decided; nil when no rule matched.
+	Mapped    []string
+	DecidedAt time.Time
+}
+
+// FolderPlans returns every recorded plan of a pair, by source path.
+func (s *Store) FolderPlans(ctx context.Context, pair string) (map[string]FolderPlan, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT src_path, dst_path, dst_role, reason, mapped, decided_at
+		FROM folder_plans WHERE pair_key = $1`, pair)
+	if err != nil {
+		return nil, wrap("read folder plans", err)
+	}
+	defer rows.Close()
+	out := map[string]FolderPlan{}
+	for rows.Next() {
+		var p FolderPlan
+		var dst, mapped string
+		var at int64
+		if err := rows.Scan(&p.SrcPath, &dst, &p.DstRole, &p.Why, &mapped, &at); err != nil {
+			return nil, wrap("read folder plans", err)
+		}
+		if err := json.Unmarshal([]byte(dst), &p.Dst); err != nil {
+			return nil, wrap("read folder plans", fmt.Errorf("folder %q: destination %q: %w", p.SrcPath, dst, err))
+		}
+		if mapped != "" {
+			if err := json.Unmarshal([]byte(mapped), &p.Mapped); err != nil {
+				return nil, wrap("read folder plans", fmt.Errorf("folder %q: mapping %q: %w", p.SrcPath, mapped, err))
+			}
+		}
+		p.DecidedAt = time.Unix(at, 0)
+		out[p.SrcPath] = p
+	}
+	return out, wrap("read folder plans", rows.Err())
+}
+
+// SaveFolderPlans records plans (new ones, or ones a changed mapping rule
+// replaced) in one transaction.
+func (s *Store) SaveFolderPlans(ctx context.Context, pair string, plans []FolderPlan) error {
+	if len(plans) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("save folder plans", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
+	now := time.Now().Unix()
+	for _, p := range plans {
+		dst, err := json.Marshal(p.Dst)
+		if err != nil {
+			return wrap("save folder plans", err)
+		}
+		mapped := ""
+		if p.Mapped != nil {
+			b, err := json.Marshal(p.Mapped)
+			if err != nil {
+				return wrap("save folder plans", err)
+			}
+			mapped = string(b)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO folder_plans (pair_key, src_path, dst_path, dst_role, reason, mapped, decided_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (pair_key, src_path) DO UPDATE SET dst_path = $3, dst_role = $4, reason = $5, mapped = $6, decided_at = $7`,
+			pair, p.SrcPath, string(dst), p.DstRole, p.Why, mapped, now); err != nil {
+			return wrap("save folder plans", err)
+		}
+	}
+	return wrap("save folder plans", tx.Commit())
 }

@@ -137,3 +137,47 @@ func TestRecordManyRowsAndRepeats(t *testing.T) {
 		t.Errorf("last UID: %+v", r)
 	}
 }
+
+// A folder plan survives a reopen, segments with '/' included, and a
+// later save replaces it.
+func TestFolderPlansRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans := []FolderPlan{
+		{SrcPath: "Sent Items", Dst: []string{"Sent Items"}, Why: "same path"},
+		{SrcPath: "Sent", Dst: []string{"Sent"}, DstRole: `\Sent`, Why: `special use \Sent (created)`},
+		{SrcPath: "Old/2001", Dst: []string{"Archive", "a/b"}, Why: "mapping rule", Mapped: []string{"Archive", "a/b"}},
+	}
+	if err := s.SaveFolderPlans(ctx, "p", plans); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.FolderPlans(ctx, "p")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("plans: %v %+v", err, got)
+	}
+	if p := got["Old/2001"]; len(p.Dst) != 2 || p.Dst[1] != "a/b" || len(p.Mapped) != 2 || p.Why != "mapping rule" {
+		t.Errorf("Old/2001: %+v", p)
+	}
+	if p := got["Sent"]; p.DstRole != `\Sent` || p.Mapped != nil {
+		t.Errorf("Sent: %+v", p)
+	}
+	if err := s.SaveFolderPlans(ctx, "p", []FolderPlan{{SrcPath: "Old/2001", Dst: []string{"Archiv", "2001"}, Why: "mapping rule", Mapped: []string{"Archiv", "2001"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.FolderPlans(ctx, "p"); got["Old/2001"].Dst[0] != "Archiv" || len(got) != 3 {
+		t.Errorf("after replacing: %+v", got)
+	}
+	if other, _ := s.FolderPlans(ctx, "q"); len(other) != 0 {
+		t.Errorf("another pair sees %d plans", len(other))
+	}
+}

@@ -71,3 +71,10 @@ func writeSelfSignedCert(dir string) (*x509.CertPool, error) {
 	pool.AddCert(cert)
 	return pool, nil
 }
+
+// WriteSelfSignedCert is writeSelfSignedCert for the in-process test servers
+// in subpackages (ewsserver, graphserver, xoauth2imap): it writes cert.pem and key.pem
+// into dir and returns a pool that trusts exactly that certificate.
+func WriteSelfSignedCert(dir string) (*x509.CertPool, error) {
+	return writeSelfSignedCert(dir)
+}

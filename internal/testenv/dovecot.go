@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
@@ -120,7 +121,8 @@ type Dovecot struct {
 	stopOnce sync.Once
 	stopErr  error
 
-	usersMu sync.Mutex // serialises AddUser's read-modify-write of a user file
+	usersMu    sync.Mutex // serialises AddUser's read-modify-write of a user file
+	specialUse bool       // the instance has SPECIAL-USE folders (DovecotOptions.SpecialUse)
 }
 
 const (
@@ -217,6 +219,7 @@ func newDovecot(t testing.TB, opts DovecotOptions) (d *Dovecot, bin string, id i
 		Host:       "127.0.0.1",
 		Dir:        dir,
 		Layout:     opts.Layout,
+		specialUse: opts.SpecialUse,
 		confPath:   filepath.Join(dir, "dovecot.conf"),
 		logPath:    filepath.Join(dir, "dovecot.log"),
 		stderrPath: filepath.Join(dir, "dovecot.stderr"),
@@ -624,6 +627,29 @@ func (d *Dovecot) AddUser(t testing.TB, user, password string) {
 		// file during the current second. Waiting for the next second
 		// guarantees the next login re-reads it.
 		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+		return
+	}
+	if d.specialUse {
+		d.openSpecialFolders(t, name, password)
+	}
+}
+
+// openSpecialFolders opens a new user's special-use folders once, one
+// after the other. Dovecot 2.3 creates "auto = subscribe" folders on first
+// access, and two sessions opening one of them at the same moment make
+// one fail with "NO [ALREADYEXISTS] Mailbox already exists" (and, under
+// load, a Dovecot process panic on its list index lock): a server race
+// that would fail whichever test happened to open them concurrently.
+func (d *Dovecot) openSpecialFolders(t testing.TB, user, password string) {
+	t.Helper()
+	c := d.Dial(t, user, password)
+	for _, m := range specialUseMailboxes() {
+		if _, err := c.Select(d.Layout.Prefix()+m.name, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			t.Fatalf("testenv: opening %s of %s: %v", m.name, user, err)
+		}
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatalf("testenv: logging out %s: %v", user, err)
 	}
 }
 

@@ -66,3 +66,30 @@ func (p *Proxy) LimitBandwidth(t testing.TB, kbPerSecond int) {
 	t.Helper()
 	p.addToxic(t, "bandwidth", "upstream", fmt.Sprintf(`{"rate":%d}`, kbPerSecond))
 }
+
+// CutReadsAfter closes each connection once it has carried n bytes
+// towards the client: a connection reset in the middle of a FETCH
+// response.
+func (p *Proxy) CutReadsAfter(t testing.TB, n int64) {
+	t.Helper()
+	p.addToxic(t, "limit_data", "downstream", fmt.Sprintf(`{"bytes":%d}`, n))
+}
+
+// Down closes the listener and every connection through it, as a server
+// that went away: connections are cut and new ones are refused until Up.
+func (p *Proxy) Down() { p.p.Stop() }
+
+// Up listens again on the same address after Down.
+func (p *Proxy) Up(t testing.TB) {
+	t.Helper()
+	if err := p.p.Start(); err != nil {
+		t.Fatalf("restart proxy on %s: %v", p.Addr, err)
+	}
+}
+
+// LimitReadBandwidth caps the rate towards the client in KB/s, so that a
+// long download (a FETCH of many bodies) takes a predictable while.
+func (p *Proxy) LimitReadBandwidth(t testing.TB, kbPerSecond int) {
+	t.Helper()
+	p.addToxic(t, "bandwidth", "downstream", fmt.Sprintf(`{"rate":%d}`, kbPerSecond))
+}

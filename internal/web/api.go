@@ -1,12 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,17 @@ type statusWriter struct {
 	status int
 }
 
+// Unwrap lets http.ResponseController reach the connection (to extend
+// deadlines for uploads and downloads).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Deadlines of the routes that move files, beyond the server's read and
+// write timeouts.
+const (
+	uploadTimeout   = 5 * time.Minute
+	downloadTimeout = 10 * time.Minute
+)
+
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
@@ -82,6 +95,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/projects", a(s.listProjects))
 	m.HandleFunc("POST /api/projects", a(s.createProject))
 	m.HandleFunc("GET /api/projects/{project}", a(s.getProject))
+	m.HandleFunc("PATCH /api/projects/{project}", a(s.updateProject))
+	m.HandleFunc("DELETE /api/projects/{project}", a(s.deleteProject))
 	m.HandleFunc("POST /api/projects/{project}/finish", a(s.finishProject))
 	m.HandleFunc("GET /api/projects/{project}/mailboxes", a(s.listMailboxes))
 	m.HandleFunc("POST /api/projects/{project}/mailboxes", a(s.addMailboxes))
@@ -142,7 +157,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // and answered with a generic message: internals are not for clients.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ie *service.InputError
+	var tl *TooLargeError
 	switch {
+	case errors.As(err, &tl):
+		writeError(w, http.StatusRequestEntityTooLarge, "the request body is "+tl.Error())
 	case errors.As(err, &ie):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: ie.Message, Field: ie.Field, Rows: ie.Rows})
 	case errors.Is(err, service.ErrNotFound):
@@ -155,8 +173,44 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+// Body limits of the API. A larger body is answered 413 with the limit,
+// never cut off and parsed (which read as "not valid JSON").
+const (
+	maxJSONBytes = 1 << 20
+	maxCSVBytes  = 1 << 20 // what service.ParseMailboxCSV accepts
+)
+
+// TooLargeError is a request body over its route's limit.
+type TooLargeError struct{ Limit int64 }
+
+func (e *TooLargeError) Error() string {
+	return "too large: the limit is " + humanLimit(e.Limit)
+}
+
+func humanLimit(n int64) string {
+	if n%(1<<20) == 0 {
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	}
+	return strconv.FormatInt(n>>10, 10) + " KiB"
+}
+
+// readBody reads a whole request body of at most limit bytes; a longer
+// one is a *TooLargeError.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, &TooLargeError{Limit: limit}
+	}
+	return b, err
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := readBody(w, r, maxJSONBytes)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &service.InputError{Message: "the request body is not valid JSON for this route: " + err.Error()}
@@ -178,7 +232,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, o service.
 
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, o service.Owner) {
 	var in service.ProjectInput
-	if err := decode(r, &in); err != nil {
+	if err := decode(w, r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -197,6 +251,28 @@ func (s *Server) getProject(w http.ResponseWriter, r *http.Request, o service.Ow
 		return
 	}
 	writeJSON(w, 200, p)
+}
+
+func (s *Server) updateProject(w http.ResponseWriter, r *http.Request, o service.Owner) {
+	var u service.ProjectUpdate
+	if err := decode(w, r, &u); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, err := s.svc.UpdateProject(r.Context(), o.ID, r.PathValue("project"), u)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, 200, p)
+}
+
+func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request, o service.Owner) {
+	if err := s.svc.DeleteProject(r.Context(), o.ID, r.PathValue("project")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) finishProject(w http.ResponseWriter, r *http.Request, o service.Owner) {
@@ -237,7 +313,7 @@ func (b mailboxBody) input() service.MailboxInput {
 }
 
 func (s *Server) addMailboxes(w http.ResponseWriter, r *http.Request, o service.Owner) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := readBody(w, r, maxJSONBytes)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -267,7 +343,10 @@ func (s *Server) addMailboxes(w http.ResponseWriter, r *http.Request, o service.
 }
 
 func (s *Server) importCSV(w http.ResponseWriter, r *http.Request, o service.Owner) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
+	// A big file on a slow line may take longer than the server's
+	// read timeout allows a request.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTimeout))
+	body, err := readBody(w, r, maxCSVBytes)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -286,6 +365,7 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, o service.Own
 		s.fail(w, r, err)
 		return
 	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(downloadTimeout))
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="mailboxes-status.csv"`)
 	if err := service.WriteMailboxCSV(w, rows); err != nil {
@@ -304,7 +384,7 @@ func (s *Server) getMailbox(w http.ResponseWriter, r *http.Request, o service.Ow
 
 func (s *Server) updateMailbox(w http.ResponseWriter, r *http.Request, o service.Owner) {
 	var b mailboxBody
-	if err := decode(r, &b); err != nil {
+	if err := decode(w, r, &b); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -344,7 +424,7 @@ func (s *Server) listPasses(w http.ResponseWriter, r *http.Request, o service.Ow
 
 func (s *Server) startPass(w http.ResponseWriter, r *http.Request, o service.Owner) {
 	var in service.PassInput
-	if err := decode(r, &in); err != nil {
+	if err := decode(w, r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}

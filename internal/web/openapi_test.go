@@ -310,6 +310,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		{"Preset", service.Preset{}, true},
 		{"Options", service.Options{}, false},
 		{"ProjectInput", service.ProjectInput{}, false},
+		{"ProjectUpdate", service.ProjectUpdate{}, false},
+		{"EndpointUpdate", service.EndpointUpdate{}, false},
 		{"Project", service.Project{}, true},
 		{"MailboxInput", mailboxBody{}, false},
 		{"MailboxUpdate", mailboxBody{}, false},

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/service"
 )
@@ -37,7 +38,7 @@ const (
 	sessionCookie    = "mailferry_session"
 	preSessionCookie = "mailferry_csrf"
 	csrfField        = "csrf"
-	maxFormBytes     = 3 << 20 // the CSV import is at most 1 MiB, plus multipart overhead
+	maxFormBytes     = maxCSVBytes + 64<<10 // the CSV import is at most 1 MiB, plus multipart overhead
 )
 
 // DefaultAgreement is the user agreement shown at login when the operator
@@ -140,6 +141,10 @@ func (s *Server) portalRoutes() {
 		{"GET /migrations/new", u(s.newMigration)},
 		{"POST /migrations/new", u(s.createMigration)},
 		{"GET /projects/{project}", u(s.projectHome)},
+		{"GET /projects/{project}/servers", u(s.serversPage)},
+		{"POST /projects/{project}/servers", u(s.saveServers)},
+		{"GET /projects/{project}/delete", u(s.deletePage)},
+		{"POST /projects/{project}/delete", u(s.deleteSubmit)},
 		{"GET /projects/{project}/mailboxes", u(s.mailboxesPage)},
 		{"POST /projects/{project}/mailboxes", u(s.addMailboxRows)},
 		{"POST /projects/{project}/mailboxes/import", u(s.importMailboxes)},
@@ -219,9 +224,9 @@ func wizardSteps(p *service.Project, current int) []step {
 		case n == current:
 			st.State = "current"
 		}
-		if p != nil && n > 1 {
+		if p != nil && (n > 1 || p.State != "finished") {
 			base := "/projects/" + p.ID
-			st.URL = base + []string{"", "", "/mailboxes", "/trial", "/migrate", "/finish"}[n]
+			st.URL = base + []string{"", "/servers", "/mailboxes", "/trial", "/migrate", "/finish"}[n]
 			if n == 5 && p.State == "finished" {
 				st.URL = base + "/done"
 			}
@@ -372,30 +377,61 @@ func (s *Server) withSession(h userHandler) http.HandlerFunc {
 				Message: "Your session has ended, so nothing was changed. Log in again, then repeat what you were doing."})
 			return
 		}
-		if r.Method == http.MethodPost && !s.checkCSRF(w, r, sess.CSRF) {
-			s.errorPage(w, r, sess, errorData{Status: http.StatusForbidden, Heading: "This form has expired",
-				Message: "For your security nothing was changed: the form did not carry the token of your session. Go back, reload the page and try again."})
-			return
+		if r.Method == http.MethodPost {
+			switch err := s.checkCSRF(w, r, sess.CSRF); {
+			case errors.Is(err, errFormTooLarge):
+				s.tooLargePage(w, r, sess)
+				return
+			case err != nil:
+				s.errorPage(w, r, sess, errorData{Status: http.StatusForbidden, Heading: "This form has expired",
+					Message: "For your security nothing was changed: the form did not carry the token of your session. Go back, reload the page and try again."})
+				return
+			}
 		}
 		h(w, r, sess)
 	}
 }
 
+// tooLargePage answers a form or upload over its limit: the form cannot
+// even be read, so nothing was changed.
+func (s *Server) tooLargePage(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	s.errorPage(w, r, sess, errorData{Status: http.StatusRequestEntityTooLarge, Heading: "That is too large",
+		Message: "Nothing was changed: what you sent is too large: the limit is " + humanLimit(maxCSVBytes) +
+			". A CSV file of up to 10,000 mailboxes fits; split a larger one into several files."})
+}
+
+var (
+	errFormTooLarge = errors.New("form too large")
+	errBadCSRF      = errors.New("missing or wrong CSRF token")
+)
+
 // checkCSRF parses the form (multipart too) within the size limit and
-// compares its csrf field with want in constant time.
-func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request, want string) bool {
+// compares its csrf field with want in constant time: nil when they
+// match, errFormTooLarge when the body is over the limit (and so was not
+// read), errBadCSRF otherwise.
+func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request, want string) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	var err error
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		// An upload (the CSV import) may take longer on a slow line
+		// than the server's read timeout allows a request.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTimeout))
 		err = r.ParseMultipartForm(2 << 20)
 	} else {
 		err = r.ParseForm()
 	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errFormTooLarge
+	}
 	if err != nil || want == "" {
-		return false
+		return errBadCSRF
 	}
 	got := r.PostFormValue(csrfField)
-	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return errBadCSRF
+	}
+	return nil
 }
 
 // isTLS reports whether the browser talks HTTPS to us, directly or
@@ -433,6 +469,10 @@ func notice(r *http.Request) string {
 		return capitalize(mailboxes(n)) + " imported from your file. Add more, or continue to the trial."
 	case "updated":
 		return "The mailbox details are saved. Run the trial again to check them."
+	case "servers-updated":
+		return "The server settings are saved. Run the trial again to check them."
+	case "deleted":
+		return "The migration project was deleted, with its stored passwords. Mail already copied stays on the destination."
 	case "removed":
 		return "The mailbox was removed from this project. Mail already copied stays in the destination."
 	case "trial-started":

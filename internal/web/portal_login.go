@@ -37,13 +37,23 @@ func preSessionToken(w http.ResponseWriter, r *http.Request) string {
 	return tok
 }
 
-// checkPreSession checks the double-submitted token of a login form.
+// checkPreSession checks the double-submitted token of a login form;
+// a refused form has been answered.
 func (s *Server) checkPreSession(w http.ResponseWriter, r *http.Request) bool {
 	c, err := r.Cookie(preSessionCookie)
-	if err != nil || len(c.Value) < 32 {
+	want := ""
+	if err == nil && len(c.Value) >= 32 {
+		want = c.Value
+	}
+	switch err := s.checkCSRF(w, r, want); {
+	case errors.Is(err, errFormTooLarge):
+		s.tooLargePage(w, r, nil)
+		return false
+	case err != nil:
+		s.preSessionRejected(w, r)
 		return false
 	}
-	return s.checkCSRF(w, r, c.Value)
+	return true
 }
 
 func (s *Server) preSessionRejected(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +115,6 @@ func (s *Server) agreementPage(w http.ResponseWriter, r *http.Request) {
 // link is used), so the page cannot tell anyone who uses the service.
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if !s.checkPreSession(w, r) {
-		s.preSessionRejected(w, r)
 		return
 	}
 	f := loginForm{Email: strings.TrimSpace(r.PostFormValue("email")), Agreed: r.PostFormValue("agree") == "yes", Errors: map[string]string{}}
@@ -127,12 +136,26 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	var ie *service.InputError
 	switch {
 	case errors.As(err, &ie):
-		f.Errors["email"] = fmt.Sprintf("%q is not a valid email address. Check it for typos; it looks like name@company.com.", f.Email)
+		// Not quoted: whatever was typed (a password, by mistake?) is
+		// not shown back.
+		f.Errors["email"] = "This is not a valid email address. Check it for typos; it looks like name@company.com."
 		s.renderLogin(w, r, http.StatusBadRequest, f, "")
 		return
 	case errors.Is(err, service.ErrRateLimited):
-		s.renderLogin(w, r, http.StatusTooManyRequests, f,
-			"Too many login links were asked for in the last hour. Use the newest link you received, or try again later.")
+		var rl *service.RateLimitError
+		errors.As(err, &rl)
+		wait := "in a few minutes"
+		if rl != nil {
+			wait = fmt.Sprintf("in %s", plural(int(rl.Retry/time.Minute), "1 minute", "%d minutes"))
+		}
+		msg := fmt.Sprintf("Too many login links were asked for from this network. Use the newest link you received, or try again %s.", wait)
+		if rl != nil && rl.PerAddress {
+			// Every link counted here went to that mailbox less than a
+			// link's lifetime ago, so the newest one still works.
+			msg = fmt.Sprintf("Several login links were sent to this address in the last %d minutes. Use the newest one in that mailbox "+
+				"(look in the spam folder too): it still works. You can ask for another one %s.", int(service.LoginLinkTTL/time.Minute), wait)
+		}
+		s.renderLogin(w, r, http.StatusTooManyRequests, f, msg)
 		return
 	case err != nil:
 		s.portalFail(w, r, nil, err)
@@ -163,21 +186,22 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 // single-use token.
 func (s *Server) verifyPage(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
-	ok, err := s.svc.LoginTokenValid(r.Context(), token)
+	email, err := s.svc.LoginTokenEmail(r.Context(), token)
+	if errors.Is(err, service.ErrNotFound) {
+		s.render(w, r, http.StatusGone, "link-invalid", view{Title: "This login link no longer works"})
+		return
+	}
 	if err != nil {
 		s.portalFail(w, r, nil, err)
 		return
 	}
-	if !ok {
-		s.render(w, r, http.StatusGone, "link-invalid", view{Title: "This login link no longer works"})
-		return
-	}
-	s.render(w, r, http.StatusOK, "verify", view{Title: "Log in", CSRF: preSessionToken(w, r), Data: token})
+	s.render(w, r, http.StatusOK, "verify", view{Title: "Log in as " + email, CSRF: preSessionToken(w, r), Data: struct {
+		Token, Email string
+	}{token, email}})
 }
 
 func (s *Server) verifySubmit(w http.ResponseWriter, r *http.Request) {
 	if !s.checkPreSession(w, r) {
-		s.preSessionRejected(w, r)
 		return
 	}
 	sess, err := s.svc.ConsumeLogin(r.Context(), r.PostFormValue("token"))

@@ -159,9 +159,14 @@ func (s *Server) importMailboxes(w http.ResponseWriter, r *http.Request, sess *s
 		return
 	}
 	defer file.Close()
-	body, err := io.ReadAll(io.LimitReader(file, 2<<20))
+	body, err := io.ReadAll(io.LimitReader(file, maxCSVBytes+1))
 	if err != nil {
 		s.portalFail(w, r, sess, err)
+		return
+	}
+	if len(body) > maxCSVBytes {
+		s.renderMailboxes(w, r, sess, http.StatusRequestEntityTooLarge, mailboxesView{CSVError: "The file is too large: the limit is " +
+			humanLimit(maxCSVBytes) + ". Nothing was imported; split it into several files of at most 10,000 mailboxes."}, "")
 		return
 	}
 	added, err := s.svc.ImportCSV(r.Context(), sess.Owner.ID, r.PathValue("project"), body)

@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/service"
 )
@@ -465,6 +466,7 @@ func (s *Server) reportCSV(w http.ResponseWriter, r *http.Request, sess *service
 		s.portalFail(w, r, sess, err)
 		return
 	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(downloadTimeout))
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="mailferry-report.csv"`)
 	if err := service.WriteMailboxCSV(w, rows); err != nil {

@@ -96,10 +96,12 @@ type securityChoice struct {
 var securityChoices = []securityChoice{
 	{"tls", "SSL/TLS", "Encrypted from the start. Recommended; usually port 993.", 993},
 	{"starttls", "STARTTLS", "Starts unencrypted, then switches to encryption; usually port 143.", 143},
-	{"none", "None", "Not encrypted: the password can be read on the network. Usually port 143.", 143},
+	{"none", "No encryption", "The password and the mail can be read on the network. Usually port 143.", 143},
 }
 
-// projectForm is the first step of the wizard: servers.
+// projectForm is the first step of the wizard: servers. With Editing
+// set it changes the servers of an existing project (the destination
+// stays: mail may already be there).
 type projectForm struct {
 	Name, Type, Host, Port, Security, Preset string
 	AllowPlaintext, Insecure                 bool
@@ -107,6 +109,7 @@ type projectForm struct {
 	Types                                    []sourceType
 	Securities                               []securityChoice
 	Presets                                  []service.Preset
+	Editing                                  *service.Project
 }
 
 func (s *Server) renderNewMigration(w http.ResponseWriter, r *http.Request, sess *service.Session, status int, f projectForm, errMsg string) {
@@ -117,8 +120,11 @@ func (s *Server) renderNewMigration(w http.ResponseWriter, r *http.Request, sess
 	if f.Preset == "" && len(f.Presets) == 1 {
 		f.Preset = f.Presets[0].ID
 	}
-	s.render(w, r, status, "new", view{Title: "Start a new migration", Session: sess, CSRF: sess.CSRF, Steps: wizardSteps(nil, 1),
-		Error: errMsg, Data: f})
+	v := view{Title: "Start a new migration", Session: sess, CSRF: sess.CSRF, Steps: wizardSteps(nil, 1), Error: errMsg, Data: f}
+	if p := f.Editing; p != nil {
+		v.Title, v.Project, v.Steps = "Servers · "+p.Name, p, wizardSteps(p, 1)
+	}
+	s.render(w, r, status, "new", v)
 }
 
 func (s *Server) newMigration(w http.ResponseWriter, r *http.Request, sess *service.Session) {
@@ -128,36 +134,40 @@ func (s *Server) newMigration(w http.ResponseWriter, r *http.Request, sess *serv
 // projectFields maps the service's field names to the form's.
 var projectFields = map[string]string{
 	"name": "name", "source.type": "type", "source.host": "host", "source.port": "port", "source.security": "security",
-	"destination_preset": "preset",
+	"source.allow_plaintext": "allow_plaintext", "destination_preset": "preset",
 }
 
-func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+// readServerForm reads the servers form into f and the source endpoint
+// it describes; field errors that need no service go into f.Errors.
+func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 	f := projectForm{
 		Name: strings.TrimSpace(r.PostFormValue("name")), Type: r.PostFormValue("type"), Host: strings.TrimSpace(r.PostFormValue("host")),
 		Port: strings.TrimSpace(r.PostFormValue("port")), Security: r.PostFormValue("security"), Preset: r.PostFormValue("preset"),
 		AllowPlaintext: r.PostFormValue("allow_plaintext") == "yes", Insecure: r.PostFormValue("insecure") == "yes",
 		Errors: map[string]string{},
 	}
-	in := service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset,
-		Source: service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}}
+	src := service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}
 	if f.Port != "" {
 		port, err := strconv.Atoi(f.Port)
 		if err != nil {
-			f.Errors["port"] = "Enter the port as a number: 993 for SSL/TLS, 143 for STARTTLS or none."
+			f.Errors["port"] = "Enter the port as a number: 993 for SSL/TLS, 143 for STARTTLS or no encryption."
 		}
-		in.Source.Port = port
+		src.Port = port
 	}
 	if f.Security == "none" {
+		// There is no certificate to accept without TLS.
+		f.Insecure, src.Insecure = false, false
 		if !f.AllowPlaintext {
 			f.Errors["allow_plaintext"] = "Without encryption anyone on the network can read the passwords. Tick this box to accept that, or choose SSL/TLS or STARTTLS."
 		}
-		in.Source.AllowPlaintext = f.AllowPlaintext
+		src.AllowPlaintext = f.AllowPlaintext
 	}
-	if len(f.Errors) > 0 {
-		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below.")
-		return
-	}
-	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, in)
+	return f, src
+}
+
+// serverFormError shows a service error on the servers form: next to its
+// field when it has one.
+func (s *Server) serverFormError(w http.ResponseWriter, r *http.Request, sess *service.Session, f projectForm, err error) {
 	var ie *service.InputError
 	if errors.As(err, &ie) {
 		field, ok := projectFields[ie.Field]
@@ -169,11 +179,114 @@ func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *s
 		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below.")
 		return
 	}
+	if errors.Is(err, service.ErrConflict) {
+		s.renderNewMigration(w, r, sess, http.StatusConflict, f, userMessage(err)+". Nothing was changed.")
+		return
+	}
+	s.portalFail(w, r, sess, err)
+}
+
+func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	f, src := readServerForm(r)
+	if len(f.Errors) > 0 {
+		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below.")
+		return
+	}
+	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src})
+	if err != nil {
+		s.serverFormError(w, r, sess, f, err)
+		return
+	}
+	http.Redirect(w, r, "/projects/"+p.ID+"/mailboxes?notice=created", http.StatusSeeOther)
+}
+
+// serversPage is the first step again for an existing project: its name
+// and source server can be corrected (Solve Issue sends users here).
+func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project"))
 	if err != nil {
 		s.portalFail(w, r, sess, err)
 		return
 	}
-	http.Redirect(w, r, "/projects/"+p.ID+"/mailboxes?notice=created", http.StatusSeeOther)
+	if p.State == "finished" {
+		http.Redirect(w, r, "/projects/"+p.ID+"/done", http.StatusSeeOther)
+		return
+	}
+	f := projectForm{Name: p.Name, Type: p.Source.Type, Host: p.Source.Host, Port: strconv.Itoa(p.Source.Port), Security: p.Source.Security,
+		Preset: p.DestinationPreset, AllowPlaintext: p.Source.AllowPlaintext, Insecure: p.Source.Insecure, Editing: &p}
+	s.renderNewMigration(w, r, sess, http.StatusOK, f, "")
+}
+
+func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project"))
+	if err != nil {
+		s.portalFail(w, r, sess, err)
+		return
+	}
+	f, src := readServerForm(r)
+	f.Editing, f.Preset = &p, p.DestinationPreset
+	if len(f.Errors) > 0 {
+		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below. Nothing was changed yet.")
+		return
+	}
+	port := src.Port
+	u := service.ProjectUpdate{Name: &f.Name, Source: &service.EndpointUpdate{Type: &src.Type, Host: &src.Host, Port: &port,
+		Security: &src.Security, Insecure: &src.Insecure, AllowPlaintext: &src.AllowPlaintext}}
+	if f.Port == "" {
+		u.Source.Port = nil // the security's default
+	}
+	if _, err := s.svc.UpdateProject(r.Context(), sess.Owner.ID, p.ID, u); err != nil {
+		s.serverFormError(w, r, sess, f, err)
+		return
+	}
+	next := "/mailboxes"
+	if p.Mailboxes[service.StatusNotStarted] < total(p.Mailboxes) {
+		next = "/trial" // tried before: the trial checks the new settings
+	}
+	http.Redirect(w, r, "/projects/"+p.ID+next+"?notice=servers-updated", http.StatusSeeOther)
+}
+
+func total(counts map[service.Status]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
+// deletePage asks before a project is deleted.
+func (s *Server) deletePage(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	s.renderDelete(w, r, sess, http.StatusOK, "")
+}
+
+func (s *Server) renderDelete(w http.ResponseWriter, r *http.Request, sess *service.Session, status int, errMsg string) {
+	p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project"))
+	if err != nil {
+		s.portalFail(w, r, sess, err)
+		return
+	}
+	s.render(w, r, status, "delete", view{Title: "Delete " + p.Name, Session: sess, CSRF: sess.CSRF, Project: &p, Error: errMsg,
+		Data: struct {
+			Mailboxes int
+			Busy      bool
+		}{total(p.Mailboxes), p.Mailboxes[service.StatusQueued]+p.Mailboxes[service.StatusVerifying]+p.Mailboxes[service.StatusMigrating] > 0}})
+}
+
+func (s *Server) deleteSubmit(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	if r.PostFormValue("confirm") != "delete" {
+		s.renderDelete(w, r, sess, http.StatusBadRequest, "Nothing was deleted: confirm with the Delete button below.")
+		return
+	}
+	err := s.svc.DeleteProject(r.Context(), sess.Owner.ID, r.PathValue("project"))
+	if errors.Is(err, service.ErrConflict) {
+		s.renderDelete(w, r, sess, http.StatusConflict, userMessage(err)+".")
+		return
+	}
+	if err != nil {
+		s.portalFail(w, r, sess, err)
+		return
+	}
+	http.Redirect(w, r, "/migrations?notice=deleted", http.StatusSeeOther)
 }
 
 // projectHome opens a project at the step it is at.

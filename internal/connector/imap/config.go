@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -80,6 +81,11 @@ type Config struct {
 	// Dial, when set, replaces the TCP dialer (tests route through a
 	// latency proxy with it).
 	Dial func(network, addr string) (net.Conn, error)
+	// DialContext, when set, opens the TCP connection before Dial is
+	// considered: the service passes its outbound policy here
+	// (internal/netpolicy), which refuses addresses portal users may
+	// not reach. Its errors are reported as any failed connection.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Addr returns host:port.

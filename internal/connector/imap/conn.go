@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,8 +188,12 @@ func (c *Conn) Close() error {
 
 func (c *Conn) server() string { return c.cfg.Addr() }
 
-// dialTCP opens the TCP connection, through Config.Dial when set.
+// dialTCP opens the TCP connection, through Config.DialContext or
+// Config.Dial when set.
 func (c *Conn) dialTCP(ctx context.Context) (net.Conn, error) {
+	if c.cfg.DialContext != nil {
+		return c.cfg.DialContext(ctx, "tcp", c.server())
+	}
 	if c.cfg.Dial != nil {
 		return c.cfg.Dial("tcp", c.server())
 	}
@@ -221,22 +224,14 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 		tc := tls.Client(raw, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
-			return nil, tlsError(err, op)
+			return nil, handshakeError(err, c.server())
 		}
 		client = imapclient.New(tc, opts)
 	case SecurityStartTLS:
 		client, err = imapclient.NewStartTLS(raw, opts)
 		if err != nil {
 			raw.Close()
-			if isTLSError(err) {
-				return nil, tlsError(err, op)
-			}
-			e := classify(err, op+" (STARTTLS)")
-			var ce *connector.Error
-			if errors.As(e, &ce) && ce.Kind != connector.KindTransient {
-				ce.Kind, ce.Hint = connector.KindTLS, hintTLS
-			}
-			return nil, e
+			return nil, startTLSError(err, c.server())
 		}
 	default:
 		client = imapclient.New(raw, opts)
@@ -272,7 +267,7 @@ func (c *Conn) login(client *imapclient.Client) error {
 			Err: errors.New("refusing to send the password over an unencrypted connection")}
 	}
 	if err := client.WaitGreeting(); err != nil {
-		return classify(err, op)
+		return greetingError(err, c.server())
 	}
 	if client.Caps().Has(imap.CapLoginDisabled) {
 		return &connector.Error{Kind: connector.KindConfig, Op: op, Hint: hintPlaintext,
@@ -281,10 +276,7 @@ func (c *Conn) login(client *imapclient.Client) error {
 	if err := client.Login(c.cfg.Username, c.cfg.Password).Wait(); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) {
-			// Any NO to LOGIN is an authentication problem, whatever
-			// response code the server chose.
-			return &connector.Error{Kind: connector.KindAuth, Op: op, Hint: hintAuth,
-				Err: fmt.Errorf("server said: %s", strings.TrimSpace(ie.Text))}
+			return loginError(ie, op)
 		}
 		return classify(err, op)
 	}

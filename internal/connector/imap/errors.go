@@ -23,8 +23,8 @@ const (
 		"and some (Gmail, iCloud, Yahoo, Microsoft 365 with MFA) need an app password instead of the normal one."
 	hintHost = "Check the server name for typos. For IMAP it is usually mail.yourdomain.com or imap.yourdomain.com; " +
 		"an IP address works too."
-	hintConnect = "The server did not accept a connection on this port. Check the port (993 for SSL/TLS, 143 for STARTTLS or none) " +
-		"and that no firewall blocks it."
+	hintConnect = "No IMAP server answered at this address and port. Check the server name and the port (993 for SSL/TLS, " +
+		"143 for STARTTLS or no encryption), and that no firewall blocks the connection."
 	hintTLS = "The secure connection could not be set up. Check that the port matches the security setting " +
 		"(993 = TLS, 143 = STARTTLS). If the server uses a self-signed or expired certificate and you trust it, " +
 		"run again with --insecure."
@@ -36,7 +36,42 @@ const (
 		"what was copied stays copied."
 	hintMissingFolder = "The folder does not exist on the server (it may have been deleted or renamed during the migration). Run again to pick up the current folder list."
 	hintThrottle      = "The server is limiting how fast we may work. Mailferry retries by itself; if this persists, lower --connections."
+	hintNoAccount     = "The server says this mailbox does not exist. Mailferry does not create mailboxes: create it on that server first " +
+		"(on a new service, in its admin panel), or check the email address and login name."
 )
+
+// loginError sorts a NO to LOGIN. It is an authentication problem
+// whatever response code the server chose (RFC 5530 AUTHENTICATIONFAILED
+// is the usual one, and most servers say the same for an unknown user, so
+// as not to reveal who has an account), unless the server says that the
+// account does not exist: RFC 5530's NONEXISTENT, or words to that effect
+// from servers configured to tell (Dovecot with a passdb "reason").
+func loginError(ie *imap.Error, op string) error {
+	text := strings.Join(strings.Fields(ie.Text), " ")
+	err := fmt.Errorf("server said: %s", text)
+	if ie.Code == imap.ResponseCodeNonExistent || saysNoAccount(text) {
+		return &connector.Error{Kind: connector.KindNoAccount, Op: op, Hint: hintNoAccount, Err: err}
+	}
+	return &connector.Error{Kind: connector.KindAuth, Op: op, Hint: hintAuth, Err: err}
+}
+
+// noAccountPhrases are what servers say at login about an account that
+// does not exist (whitespace normalised, lower case).
+var noAccountPhrases = []string{
+	"no such user", "unknown user", "user unknown", "user not found", "user does not exist", "user doesn't exist",
+	"no such account", "account not found", "account does not exist", "account doesn't exist",
+	"no such mailbox", "mailbox not found", "mailbox does not exist", "mailbox doesn't exist", "not provisioned",
+}
+
+func saysNoAccount(text string) bool {
+	text = strings.ToLower(text)
+	for _, p := range noAccountPhrases {
+		if strings.Contains(text, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // classify turns any error from go-imap or the network into a
 // *connector.Error. op names what was being done.
@@ -49,7 +84,64 @@ func classify(err error, op string) error {
 		return err
 	}
 	kind, hint := kindOf(err)
+	if kind == connector.KindConnect {
+		// Refused, timed out, unreachable or refused by the outbound
+		// policy all read the same (see errUnreachable).
+		return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: &unreachableError{cause: err}}
+	}
 	return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: err}
+}
+
+// unreachableError is the one text for every way of not reaching an IMAP
+// server: connection refused, timed out, host unreachable, refused by the
+// service's outbound policy, closed before the greeting, or a server that
+// answered something other than IMAP. Telling these apart would let
+// whoever can enter a server address map the ports of the network the
+// service runs in (a closed port, an open one, a banner's first byte);
+// the hint covers all of them. The cause stays reachable with errors.Is
+// and errors.As, but its text, which may quote the other end's bytes, is
+// never shown.
+type unreachableError struct{ cause error }
+
+func (e *unreachableError) Error() string { return "no IMAP server answered" }
+
+func (e *unreachableError) Unwrap() error { return e.cause }
+
+// unreachable is the uniform error for connecting to server.
+func unreachable(server string, cause error) error {
+	return &connector.Error{Kind: connector.KindConnect, Op: "connect to " + server, Hint: hintConnect, Err: &unreachableError{cause: cause}}
+}
+
+// greetingError classifies a failure to read the server's greeting (RFC
+// 9051 section 7.1). A greeting that is a proper IMAP response (BYE, for
+// a server that is busy) keeps its meaning; anything else means no IMAP
+// server is there.
+func greetingError(err error, server string) error {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return classify(err, "connect to "+server)
+	}
+	return unreachable(server, err)
+}
+
+// startTLSError classifies a failed STARTTLS exchange (RFC 9051 section
+// 6.2.1): a refused command or a failed handshake are TLS problems, a
+// connection on which nothing IMAP answered is not reachable.
+func startTLSError(err error, server string) error {
+	op := "connect to " + server
+	if isTLSError(err) {
+		return tlsError(err, op)
+	}
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return unreachable(server, err)
+	}
+	e := classify(err, op+" (STARTTLS)")
+	var ce *connector.Error
+	if errors.As(e, &ce) && ce.Kind != connector.KindTransient {
+		ce.Kind, ce.Hint = connector.KindTLS, hintTLS
+	}
+	return e
 }
 
 func kindOf(err error) (connector.Kind, string) {
@@ -117,6 +209,25 @@ func kindOfStatus(e *imap.Error) (connector.Kind, string) {
 	return connector.KindItem, ""
 }
 
+// handshakeError classifies a failed implicit-TLS handshake (RFC 8314):
+// a server that speaks TLS but fails the checks is a TLS problem, one that
+// answered a plain IMAP greeting is on a port without TLS, and anything
+// else is not an IMAP server at all.
+func handshakeError(err error, server string) error {
+	var rec tls.RecordHeaderError
+	if (errors.As(err, &rec) && !looksLikeIMAP(rec.RecordHeader[:])) || !isTLSError(err) {
+		return unreachable(server, err)
+	}
+	return tlsError(err, "connect to "+server)
+}
+
+// looksLikeIMAP reports whether the first bytes a server sent are the
+// start of an IMAP greeting ("* OK", "* PREAUTH", "* BYE").
+func looksLikeIMAP(b []byte) bool {
+	s := strings.ToUpper(string(b))
+	return strings.HasPrefix(s, "* OK") || strings.HasPrefix(s, "* PRE") || strings.HasPrefix(s, "* BYE")
+}
+
 func isTLSError(err error) bool {
 	var (
 		unknownAuth x509.UnknownAuthorityError
@@ -153,7 +264,7 @@ func describeTLS(err error) string {
 		}
 		return "the server's certificate is not valid"
 	case errors.As(err, &recordErr):
-		return "the server did not answer with TLS; the port may expect STARTTLS or no encryption"
+		return "the server answered without encryption; the port expects STARTTLS or no encryption"
 	}
 	return "TLS handshake failed"
 }

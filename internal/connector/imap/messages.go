@@ -214,6 +214,19 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 			continue
 		}
 		fnErr = c.deliver(ctx, md, want, fn)
+		var lf *literalFailed
+		if errors.As(fnErr, &lf) {
+			// A literal whose read failed must not be read again:
+			// go-imap's reader goroutine, released by the failure,
+			// reads the same buffer (a data race), and draining would
+			// read it again. The connection is dead anyway: drop the
+			// session without draining. Close waits for that goroutine,
+			// which has nothing left to read; in the background, so a
+			// surprise cannot hold the fetch.
+			s.broken.Store(true)
+			go func() { _ = s.c.Close() }()
+			return lf.err
+		}
 	}
 	if err := cmd.Close(); err != nil && fnErr == nil {
 		s.fail(err)
@@ -268,15 +281,44 @@ func (c *Conn) deliver(ctx context.Context, md *imapclient.FetchMessageData, wan
 				continue
 			}
 			size := it.Literal.Size()
-			if err := fn(connector.Body{Message: m, Reader: it.Literal, Size: size}, nil); err != nil {
+			lit := &watchedLiteral{r: it.Literal, left: size}
+			if err := fn(connector.Body{Message: m, Reader: lit, Size: size}, nil); err != nil {
+				if lit.failed {
+					return &literalFailed{err}
+				}
 				return err
 			}
-			if _, err := io.Copy(io.Discard, it.Literal); err != nil {
-				return classify(err, "fetch message")
+			if _, err := io.Copy(io.Discard, lit); err != nil {
+				return &literalFailed{classify(err, "fetch message")}
 			}
 		}
 	}
 }
+
+// watchedLiteral remembers whether reading a message literal failed
+// before its end (a connection cut mid-literal shows as a plain io.EOF):
+// such a literal must not be read again.
+type watchedLiteral struct {
+	r      io.Reader
+	left   int64 // bytes announced and not read yet
+	failed bool
+}
+
+func (w *watchedLiteral) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	w.left -= int64(n)
+	if err != nil && (err != io.EOF || w.left > 0) {
+		w.failed = true
+	}
+	return n, err
+}
+
+// literalFailed carries an error met while or after a literal's read
+// failed (see Fetch).
+type literalFailed struct{ err error }
+
+func (e *literalFailed) Error() string { return e.err.Error() }
+func (e *literalFailed) Unwrap() error { return e.err }
 
 // pendingAppend is an APPEND whose answer has not been read yet.
 type pendingAppend struct {

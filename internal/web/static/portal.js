@@ -98,13 +98,16 @@
     });
   }
 
-  // New migration: the port follows the security choice unless the user
-  // typed another one; "allow plaintext" only matters without security.
+  // Servers form (new migration, or the servers of one): the port follows
+  // the security choice unless the user typed another one; "allow
+  // plaintext" only matters without encryption, and "accept an invalid
+  // certificate" only with it.
   function startServerForm() {
-    var form = document.getElementById('new-project');
+    var form = document.querySelector('form[data-server-form]');
     if (!form) { return; }
     var port = form.querySelector('#port');
     var plain = document.getElementById('plaintext-field');
+    var insecure = document.getElementById('insecure-field');
     var defaults = ['', '993', '143'];
 
     function update(changed) {
@@ -113,10 +116,14 @@
       if (changed && port && defaults.indexOf(port.value.trim()) >= 0) {
         port.value = checked.getAttribute('data-port');
       }
+      var none = checked.value === 'none';
       if (plain) {
-        var none = checked.value === 'none';
         plain.hidden = !none;
         if (!none) { plain.querySelector('input').checked = false; }
+      }
+      if (insecure) {
+        insecure.hidden = none;
+        if (none) { insecure.querySelector('input').checked = false; }
       }
     }
 
