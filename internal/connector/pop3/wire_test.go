@@ -240,3 +240,22 @@ func TestReadLine(t *testing.T) {
 		t.Errorf("line cut by EOF: err = %v", err)
 	}
 }
+
+func TestListingLines(t *testing.T) {
+	if n, uid, err := parseUIDLLine("3 000000036b0f7010"); err != nil || n != 3 || uid != "000000036b0f7010" {
+		t.Errorf("UIDL line: %d %q %v", n, uid, err)
+	}
+	if n, size, err := parseListLine("12 4096 extra"); err != nil || n != 12 || size != 4096 {
+		t.Errorf("LIST line: %d %d %v", n, size, err)
+	}
+	for _, bad := range []string{"", "x y", "0 abc", "-1 abc", "3"} {
+		if _, _, err := parseUIDLLine(bad); err == nil {
+			t.Errorf("UIDL line %q accepted", bad)
+		}
+	}
+	for _, bad := range []string{"", "1", "1 -5", "a 5", "0 5"} {
+		if _, _, err := parseListLine(bad); err == nil {
+			t.Errorf("LIST line %q accepted", bad)
+		}
+	}
+}
