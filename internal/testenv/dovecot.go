@@ -102,13 +102,14 @@ type DovecotOptions struct {
 
 // Dovecot is a running throwaway Dovecot instance.
 type Dovecot struct {
-	Host     string         // "127.0.0.1"
-	Port     int            // plain IMAP (STARTTLS offered when TLS)
-	TLSPort  int            // implicit TLS IMAP; 0 unless TLS
-	POP3Port int            // plain POP3
-	CACert   *x509.CertPool // trusts the instance's certificate when TLS, else nil
-	Dir      string         // the instance's private directory (config, logs, mail)
-	Layout   Layout
+	Host        string         // "127.0.0.1"
+	Port        int            // plain IMAP (STARTTLS offered when TLS)
+	TLSPort     int            // implicit TLS IMAP; 0 unless TLS
+	POP3Port    int            // plain POP3 (STLS offered when TLS)
+	POP3TLSPort int            // implicit TLS POP3 (pop3s); 0 unless TLS
+	CACert      *x509.CertPool // trusts the instance's certificate when TLS, else nil
+	Dir         string         // the instance's private directory (config, logs, mail)
+	Layout      Layout
 
 	confPath   string
 	logPath    string
@@ -157,7 +158,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		}
 		err = d.start(bin, renderConfig(d.Dir, id, opts, p), p)
 		if err == nil {
-			d.Port, d.TLSPort, d.POP3Port = p.imap, p.imaps, p.pop3
+			d.Port, d.TLSPort, d.POP3Port, d.POP3TLSPort = p.imap, p.imaps, p.pop3, p.pop3s
 			break
 		}
 		if errors.Is(err, errAddrInUse) && attempt < startAttempts {
@@ -318,7 +319,7 @@ func prepareDirs(dir string, id identity) error {
 func freePorts(withTLS bool) (ports, error) {
 	n := 2
 	if withTLS {
-		n = 3
+		n = 4
 	}
 	var got []int
 	for range n {
@@ -331,7 +332,7 @@ func freePorts(withTLS bool) (ports, error) {
 	}
 	p := ports{imap: got[0], pop3: got[1]}
 	if withTLS {
-		p.imaps = got[2]
+		p.imaps, p.pop3s = got[2], got[3]
 	}
 	return p, nil
 }
@@ -484,7 +485,12 @@ func (d *Dovecot) probe(p ports) error {
 		return err
 	}
 	if p.imaps != 0 {
-		return check(p.imaps, true, imapGreeting)
+		if err := check(p.imaps, true, imapGreeting); err != nil {
+			return err
+		}
+	}
+	if p.pop3s != 0 {
+		return check(p.pop3s, true, pop3Greeting)
 	}
 	return nil
 }
@@ -565,6 +571,14 @@ func (d *Dovecot) TLSAddr() string {
 
 // POP3Addr is host:port of the plain POP3 listener.
 func (d *Dovecot) POP3Addr() string { return net.JoinHostPort(d.Host, strconv.Itoa(d.POP3Port)) }
+
+// POP3TLSAddr is host:port of the implicit-TLS POP3 listener ("" unless TLS).
+func (d *Dovecot) POP3TLSAddr() string {
+	if d.POP3TLSPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(d.Host, strconv.Itoa(d.POP3TLSPort))
+}
 
 // TLSConfig is a client configuration that trusts only this instance's
 // certificate; nil unless TLS. ServerName is left empty so that go-imap and
