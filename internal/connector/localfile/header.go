@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/textproto"
+	"github.com/mailferry/mailferry/internal/connector"
 )
 
 // MaxHeader bounds how much of a message's header block is read for
@@ -72,4 +73,37 @@ func ReceivedDate(block []byte) (time.Time, bool) {
 		return t, true
 	}
 	return time.Time{}, false
+}
+
+// NewExactReader yields exactly n bytes of r (a file whose size was
+// read), and a KindItem error naming what (e.g. "maildir /x/cur/y") and
+// the offset when the file turns out shorter: it was cut while being
+// read.
+func NewExactReader(r io.Reader, n int64, what string) io.Reader {
+	return &exactReader{r: r, n: n, what: what}
+}
+
+type exactReader struct {
+	r    io.Reader
+	n    int64
+	off  int64
+	what string
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.off >= e.n {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.n-e.off {
+		p = p[:e.n-e.off]
+	}
+	n, err := e.r.Read(p)
+	e.off += int64(n)
+	if err == io.EOF && e.off < e.n {
+		return n, connector.Errorf(connector.KindItem, "", io.ErrUnexpectedEOF, "%s at byte %d: the file became shorter while it was read", e.what, e.off)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
 }

@@ -649,33 +649,6 @@ func (c *Conn) fetchOne(dir string, f connector.Folder, m connector.Message, kws
 			fmt.Errorf("the file has %d bytes but its name says S=%d", fi.Size(), n.size), "maildir %s at byte %d", full, min(fi.Size(), n.size)))
 	}
 	m.Size = fi.Size()
-	r := &exactReader{r: fh, n: m.Size, name: full}
+	r := localfile.NewExactReader(fh, m.Size, "maildir "+full)
 	return fn(connector.Body{Message: m, Reader: r, Size: m.Size}, nil)
-}
-
-// exactReader yields exactly n bytes of r, and says so when the file
-// turns out shorter (cut while being read).
-type exactReader struct {
-	r    io.Reader
-	n    int64
-	off  int64
-	name string
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.off >= e.n {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.n-e.off {
-		p = p[:e.n-e.off]
-	}
-	n, err := e.r.Read(p)
-	e.off += int64(n)
-	if err == io.EOF && e.off < e.n {
-		return n, connector.Errorf(connector.KindItem, "", io.ErrUnexpectedEOF, "maildir %s at byte %d: the file became shorter while it was read", e.name, e.off)
-	}
-	if err == io.EOF {
-		err = nil
-	}
-	return n, err
 }
