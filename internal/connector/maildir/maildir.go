@@ -341,6 +341,9 @@ func unchanged(since connector.Cursor, st map[string]localfile.Stamp) bool {
 // vouches that nothing changed; the engine recognises messages it
 // copied before by their IDs.
 func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.ListOptions, fn func([]connector.Message) error) (connector.Listing, error) {
+	if f.NoSelect {
+		return connector.Listing{}, nil // a parent that exists only as a path prefix
+	}
 	dir, err := c.folderDir(f)
 	if err != nil {
 		return connector.Listing{}, err
@@ -518,6 +521,9 @@ func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder, since [
 	for i, f := range folders {
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
+			continue
+		}
+		if f.NoSelect {
 			continue
 		}
 		dir, err := c.folderDir(f)
