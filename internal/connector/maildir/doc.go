@@ -9,7 +9,8 @@
 //	maildir:///home/alice/Maildir        file-URL style (no host)
 //	maildir:/backup/alice?layout=fs      how new subfolders are written
 //
-// A source must exist; a destination is created when missing.
+// A source must exist; a destination is created when missing. A '?'
+// starts the parameters, so a path cannot contain one.
 //
 // # Folders
 //

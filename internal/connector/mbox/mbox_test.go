@@ -2,6 +2,7 @@ package mbox
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/connector/localfile"
 	"github.com/mailferry/mailferry/internal/connector/localfile/filetest"
 	"github.com/mailferry/mailferry/internal/mail"
 )
@@ -322,6 +324,9 @@ func TestUnreadableFile(t *testing.T) {
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "Good"), []byte("From a@b Mon Jan  1 00:00:00 2001\nSubject: g\n\ng\n"), 0o644))
 	must(t, os.Symlink("Loop.mbox", filepath.Join(dir, "Loop.mbox")))
+	outside := filepath.Join(t.TempDir(), "secret.mbox")
+	must(t, os.WriteFile(outside, []byte("From a@b Mon Jan  1 00:00:00 2001\nSubject: s\n\ns\n"), 0o644))
+	must(t, os.Symlink(outside, filepath.Join(dir, "Out.mbox")))
 	if os.Geteuid() != 0 {
 		must(t, os.WriteFile(filepath.Join(dir, "Locked.mbox"), []byte("From a@b Mon Jan  1 00:00:00 2001\n\n"), 0o000))
 	}
@@ -333,15 +338,18 @@ func TestUnreadableFile(t *testing.T) {
 		switch f.Path.String() {
 		case "Good":
 			must(t, err)
-		case "Loop", "Locked":
+		case "Loop", "Locked", "Out":
 			if connector.KindOf(err) != connector.KindItem || !strings.Contains(err.Error(), filepath.Join(dir, f.Path[0]+".mbox")) {
 				t.Errorf("List(%s): %v, want a KindItem error naming the file", f.Path, err)
+			}
+			if f.Path[0] == "Out" && !errors.Is(err, localfile.ErrOutsideRoot) {
+				t.Errorf("List(Out): %v, want the link out of the tree refused", err)
 			}
 		default:
 			t.Errorf("unexpected folder %q", f.Path)
 		}
 	}
-	if len(fs) < 2 {
+	if len(fs) < 3 {
 		t.Errorf("folders %v: the unreadable file must be listed so that its failure is reported", filetest.Paths(fs))
 	}
 }
