@@ -36,6 +36,11 @@ const (
 	// to) does not exist. Most servers do not tell it apart from a wrong
 	// password (KindAuth). Stop this mailbox.
 	KindNoAccount
+	// KindPermission: the login worked but the account lacks a right the
+	// operation needs (EWS ApplicationImpersonation, a Graph application
+	// permission such as Mail.ReadWrite). Stop this mailbox; the hint
+	// names the right to grant.
+	KindPermission
 )
 
 // String names the kind for logs and JSON events.
@@ -61,6 +66,8 @@ func (k Kind) String() string {
 		return "config"
 	case KindNoAccount:
 		return "no-account"
+	case KindPermission:
+		return "permission"
 	}
 	return "unknown"
 }
@@ -68,7 +75,7 @@ func (k Kind) String() string {
 // Fatal reports whether an error of this kind stops the whole mailbox.
 func (k Kind) Fatal() bool {
 	switch k {
-	case KindAuth, KindTLS, KindHost, KindConnect, KindConfig, KindNoAccount:
+	case KindAuth, KindTLS, KindHost, KindConnect, KindConfig, KindNoAccount, KindPermission:
 		return true
 	}
 	return false
