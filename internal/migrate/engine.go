@@ -602,7 +602,7 @@ func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 		}
 		err := r.retry(func() error {
 			var err error
-			dest, err = r.dst.CreateFolder(r.ctx, fs.plan.Dest.Path)
+			dest, err = r.dst.CreateFolder(r.ctx, fs.plan.Dest.Path, fs.plan.Dest.Role)
 			return err
 		})
 		if err != nil {

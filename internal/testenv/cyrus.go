@@ -38,10 +38,11 @@ type CyrusOptions struct {
 //     QRESYNC, UIDPLUS, QUOTA and APPENDLIMIT are offered;
 //   - a user's mailbox exists only once an administrator created it
 //     (AddUser does);
-//   - by default (munge8bit) 8-bit bytes in header fields are replaced
-//     by 'X' on APPEND, so such a message is served changed, and some
-//     malformed headers are refused with "NO Message contains invalid
-//     header".
+//   - by default (munge8bit) 8-bit bytes in the header are replaced by
+//     'X' on APPEND, so such a message is served changed; a message with
+//     a bare LF is refused ("NO Message contains bare newlines"), and so
+//     are some malformed headers ("NO Message contains invalid header");
+//     a lone CR is kept.
 type Cyrus struct {
 	Host   string // "127.0.0.1"
 	Port   int

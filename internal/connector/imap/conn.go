@@ -40,6 +40,10 @@ type Conn struct {
 	dialing     int
 	affinity    map[string]*appendConn // folder name -> its append connection
 	createMu    sync.Mutex             // serialises CreateFolder
+	madeParents map[string]bool        // folders CreateFolder made as parents; under createMu
+	// noUIDNext is set once the server's SELECT answer lacked UIDNEXT
+	// (Courier-IMAP); List then asks with STATUS.
+	noUIDNext atomic.Bool
 }
 
 var (
@@ -51,7 +55,8 @@ var (
 // session is one logged-in IMAP connection.
 type session struct {
 	c        *imapclient.Client
-	selected string // mailbox name currently selected, "" for none
+	w        *watchConn // the TCP connection under c
+	selected string     // mailbox name currently selected, "" for none
 	readOnly bool
 	broken   atomic.Bool
 	// inflight counts commands sent but not answered; pipelined appends
@@ -69,15 +74,21 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 30 * time.Second
 	}
-	c := &Conn{cfg: cfg, freed: make(chan struct{}, 1)}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	c := &Conn{cfg: cfg, freed: make(chan struct{}, 1), madeParents: map[string]bool{}}
 	s, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.caps = s.c.Caps()
-	if c.ns, err = readNamespace(s.c, c.caps); err != nil {
+	done := s.busy()
+	c.ns, err = readNamespace(s.c, c.caps)
+	done()
+	if err != nil {
 		s.c.Close()
-		return nil, classify(err, "read namespace")
+		return nil, s.classify(err, "read namespace")
 	}
 	c.feats = connector.Features{
 		UIDPlus:        c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2),
@@ -181,7 +192,9 @@ func (c *Conn) Close() error {
 		a.close()
 	}
 	for _, s := range idle {
+		done := s.busy()
 		_ = s.c.Logout().Wait()
+		done()
 		_ = s.c.Close()
 	}
 	return nil
@@ -189,13 +202,21 @@ func (c *Conn) Close() error {
 
 func (c *Conn) server() string { return c.cfg.Addr() }
 
-// dialTCP opens the TCP connection, through Config.Dial when set.
-func (c *Conn) dialTCP(ctx context.Context) (net.Conn, error) {
+// dialTCP opens the TCP connection, through Config.Dial when set, and
+// watches it for stalls.
+func (c *Conn) dialTCP(ctx context.Context) (*watchConn, error) {
+	var conn net.Conn
+	var err error
 	if c.cfg.Dial != nil {
-		return c.cfg.Dial("tcp", c.server())
+		conn, err = c.cfg.Dial("tcp", c.server())
+	} else {
+		d := net.Dialer{KeepAlive: 30 * time.Second}
+		conn, err = d.DialContext(ctx, "tcp", c.server())
 	}
-	d := net.Dialer{KeepAlive: 30 * time.Second}
-	return d.DialContext(ctx, "tcp", c.server())
+	if err != nil {
+		return nil, err
+	}
+	return newWatchConn(conn, c.cfg.StallTimeout), nil
 }
 
 // dial opens and authenticates one session.
@@ -246,7 +267,7 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	_ = raw.SetDeadline(time.Time{})
-	return &session{c: client}, nil
+	return &session{c: client, w: raw}, nil
 }
 
 func (c *Conn) tlsConfig() *tls.Config {
@@ -393,6 +414,20 @@ func (s *session) fail(err error) {
 	}
 }
 
+// busy marks the session as waiting for the server until the returned
+// func is called, so that a server that stops sending is noticed (see
+// watchConn). Callers end it while they run a caller's callback.
+func (s *session) busy() func() { return s.w.arm() }
+
+// classify is classify for errors of this session: once a stall dropped
+// the connection, whatever go-imap made of that is reported as the stall.
+func (s *session) classify(err error, op string) error {
+	if s.w.stalled() {
+		return s.w.stallFailure(op)
+	}
+	return classify(err, op)
+}
+
 // guard closes the session if ctx ends while a command is running, so that
 // no call blocks past cancellation. The returned func must be called when
 // the command is done.
@@ -424,7 +459,7 @@ func (c *Conn) selected(s *session, cmd *imapclient.SelectCommand, name string, 
 	data, err := cmd.Wait()
 	if err != nil {
 		s.fail(err)
-		return nil, classify(err, fmt.Sprintf("open folder %q", name))
+		return nil, s.classify(err, fmt.Sprintf("open folder %q", name))
 	}
 	s.selected, s.readOnly = name, !writable
 	return data, nil

@@ -36,6 +36,8 @@ const (
 		"what was copied stays copied."
 	hintMissingFolder = "The folder does not exist on the server (it may have been deleted or renamed during the migration). Run again to pick up the current folder list."
 	hintThrottle      = "The server is limiting how fast we may work. Mailferry retries by itself; if this persists, lower --connections."
+	hintStall         = "The server stopped answering, so Mailferry dropped the connection and retries on a new one. " +
+		"If this keeps happening, check the server's load and the network, or raise --stall-timeout for a server that is slow but alive."
 )
 
 // classify turns any error from go-imap or the network into a
