@@ -57,7 +57,7 @@ type serveFlags struct {
 	smtpPassFile                             string
 	smtpPort, workers, hostLimit, connection int
 	apiOnly, jsonLogs                        bool
-	leaseTTL, rescueAfter                    time.Duration
+	leaseTTL, rescueAfter, stallTimeout      time.Duration
 }
 
 func runServe(ctx context.Context, env Env, args []string) int {
@@ -81,6 +81,8 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	fs.IntVar(&f.connection, "connections", 4, "connections per server and mailbox")
 	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", imapconn.DefaultStallTimeout,
+		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
 	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when the job of a dead worker is run again")
 	fs.Usage = func() {
@@ -91,6 +93,10 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
+		return ExitUsage
+	}
+	if f.stallTimeout < time.Second {
+		fmt.Fprintln(env.Stderr, "mailferry serve: --stall-timeout must be at least 1s, e.g. --stall-timeout 60s")
 		return ExitUsage
 	}
 	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
@@ -132,7 +138,8 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
 	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg), Log: log,
-		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL}
+		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL,
+		StallTimeout: f.stallTimeout}
 	q, err := jobs.OpenSQLite(ctx, dir, runner, jobs.Config{MaxWorkers: f.workers, Work: !f.apiOnly, Log: log, RescueAfter: f.rescueAfter})
 	if err != nil {
 		return err

@@ -43,7 +43,11 @@ type Runner struct {
 	HostLimit int
 	// Connections per side and mailbox (default 4).
 	Connections int
-	SpoolDir    string
+	// StallTimeout drops a connection that moves no data for this long
+	// while an answer is awaited; the pass retries on a new one (default
+	// imap.DefaultStallTimeout).
+	StallTimeout time.Duration
+	SpoolDir     string
 	// TLSConfigHook, when set, adjusts connector settings (tests).
 	TLSConfigHook func(*imapconn.Config)
 	// LeaseTTL is how long a lease outlives its holder's last renewal:
@@ -223,7 +227,8 @@ func (r *Runner) configs(w service.Work) (src, dst imapconn.Config, err error) {
 			return imapconn.Config{}, err
 		}
 		c := imapconn.Config{Host: e.Host, Port: e.Port, Security: sec, Username: user, Password: pass,
-			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections}
+			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections,
+			StallTimeout: r.StallTimeout}
 		if r.TLSConfigHook != nil {
 			r.TLSConfigHook(&c)
 		}
