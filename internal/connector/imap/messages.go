@@ -380,7 +380,13 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 	if c.literalPlus {
 		return c.appendPipelined(ctx, f, req, op)
 	}
-	s, err := c.acquire(ctx)
+	var s *session
+	var err error
+	if c.appendAffinity.Load() {
+		s, err = c.acquireForAppend(ctx, f.Name)
+	} else {
+		s, err = c.acquire(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -421,6 +427,14 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 		s.fail(err)
 		c.release(s)
 		return nil, uncertain(s.classify(err, op))
+	}
+	if c.appendSequential.Load() {
+		// See Open: the answer is read before the session takes the
+		// next APPEND, so that the server never has an answer and a
+		// continuation to send at once. Wait then returns it at once.
+		done := s.busy()
+		_, _ = cmd.Wait()
+		done()
 	}
 	// The session goes back to the pool while the answer is pending: the
 	// next Append may use it, which is what pipelines the writes. The

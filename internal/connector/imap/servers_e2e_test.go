@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -457,5 +458,81 @@ func TestCopyDovecotToCyrusCreatesRoles(t *testing.T) {
 	checkRefusals(res)
 	if res.Stats.Copied != 0 || res.Stats.Present != int64(len(msgs)-refused) {
 		t.Errorf("second pass: copied %d, present %d; want 0 and %d", res.Stats.Copied, res.Stats.Present, len(msgs)-refused)
+	}
+}
+
+// appendScanner records, per connection, whether its client wrote an
+// APPEND into a given folder.
+type appendScanner struct {
+	needle []byte
+	mu     sync.Mutex
+	conns  int // connections that carried such an APPEND
+}
+
+func (a *appendScanner) Dial(addr string) func(network, _ string) (net.Conn, error) {
+	return func(network, _ string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &scanConn{Conn: c, a: a}, nil
+	}
+}
+
+type scanConn struct {
+	net.Conn
+	a    *appendScanner
+	tail []byte
+	seen bool
+}
+
+// NetConn lets the connector reach the TCP connection (quick ACKs).
+func (c *scanConn) NetConn() net.Conn { return c.Conn }
+
+func (c *scanConn) Write(b []byte) (int, error) {
+	if !c.seen {
+		buf := append(c.tail, b...)
+		if bytes.Contains(buf, c.a.needle) {
+			c.seen = true
+			c.a.mu.Lock()
+			c.a.conns++
+			c.a.mu.Unlock()
+		}
+		c.tail = append([]byte(nil), buf[max(0, len(buf)-len(c.a.needle)):]...)
+	}
+	return c.Conn.Write(b)
+}
+
+// Courier serialises sessions that append to one folder through a lock
+// file (IMAP_USELOCKS), which made several connections into one folder
+// slow and erratic (docs/PERFORMANCE.md): a folder's appends go to one
+// connection, however many the destination has.
+func TestCourierFolderAppendsUseOneConnection(t *testing.T) {
+	t.Parallel()
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	dst := testenv.StartCourier(t, testenv.CourierOptions{})
+	src.AddUser(t, "vera", e2ePassword)
+	dst.AddUser(t, "vera", e2ePassword)
+	const n = 120
+	seedServer(t, src, "vera", []string{"One"}, e2eMessages([]string{"One"}, n))
+	scan := &appendScanner{needle: []byte(`APPEND "INBOX.One"`)}
+	scfg, dcfg := configFor(t, src, "vera"), configFor(t, dst, "vera")
+	dcfg.Dial = scan.Dial(dst.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, d, serr, derr := imapconn.OpenBoth(ctx, scfg, dcfg)
+	if serr != nil || derr != nil {
+		t.Fatalf("open: %v %v", serr, derr)
+	}
+	defer s.Close()
+	defer d.Close()
+	start := time.Now()
+	res, err := migrate.Run(ctx, s, d, migrate.Options{Streams: 4, PinStreams: true})
+	t.Logf("copy took %v", time.Since(start))
+	if err != nil || len(res.Failures) != 0 || res.Stats.Copied != n {
+		t.Fatalf("copied %d of %d: %v %+v", res.Stats.Copied, n, err, res.Failures)
+	}
+	if scan.conns != 1 {
+		t.Errorf("appends into one folder went over %d connections, want 1", scan.conns)
 	}
 }

@@ -64,6 +64,9 @@ type stallConn struct {
 	frozen atomic.Bool
 }
 
+// NetConn lets the connector reach the TCP connection (quick ACKs).
+func (c *stallConn) NetConn() net.Conn { return c.Conn }
+
 func (c *stallConn) count(n int) {
 	if c.n.Add(int64(n)) <= c.d.after {
 		return

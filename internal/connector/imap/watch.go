@@ -42,6 +42,8 @@ type watchConn struct {
 	armed   int
 	timer   *time.Timer
 	tripped atomic.Bool
+	// quickAck: acknowledge every segment at once (see quickAck).
+	quickAck atomic.Bool
 }
 
 func newWatchConn(c net.Conn, limit time.Duration) *watchConn {
@@ -52,6 +54,9 @@ func newWatchConn(c net.Conn, limit time.Duration) *watchConn {
 }
 
 func (w *watchConn) Read(b []byte) (int, error) {
+	if w.quickAck.Load() {
+		quickAck(w.Conn)
+	}
 	n, err := w.Conn.Read(b)
 	if n > 0 {
 		w.last.Store(time.Now().UnixNano())
@@ -77,6 +82,11 @@ func (w *watchConn) Write(b []byte) (int, error) {
 			return done, err
 		}
 		b = b[n:]
+	}
+	if w.quickAck.Load() {
+		// Sending switches Linux back to delayed ACKs ("pingpong"),
+		// and the reader is typically blocked in Read already.
+		quickAck(w.Conn)
 	}
 	return done, nil
 }
