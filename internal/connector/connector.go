@@ -179,8 +179,11 @@ type Destination interface {
 	Conn
 	// CreateFolder creates p (and missing parents), subscribes it and
 	// returns it. Creating a folder that exists is not an error, so the
-	// call is idempotent.
-	CreateFolder(ctx context.Context, p mail.Path) (Folder, error)
+	// call is idempotent. A role other than mail.RoleNone is given to
+	// the new folder where the server allows (IMAP CREATE-SPECIAL-USE,
+	// RFC 6154 section 3); elsewhere, and for a folder that existed, it
+	// is ignored.
+	CreateFolder(ctx context.Context, p mail.Path, role mail.Role) (Folder, error)
 	// Append sends one message to folder f and returns once its bytes are
 	// on their way. The caller must call Wait on the result. An error from
 	// Append itself means nothing was stored. An error from Wait may leave
