@@ -72,7 +72,10 @@ func TestServiceOutageAndCounts(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	args := []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--preset", "Test Destination=imap://" + dst.Addr() + "?allow_plaintext=1",
-		"--smtp-host", smtp.Host, "--smtp-port", fmt.Sprint(smtp.Port), "--smtp-security", "none", "--connections", "2"}
+		"--smtp-host", smtp.Host, "--smtp-port", fmt.Sprint(smtp.Port), "--smtp-security", "none", "--connections", "2",
+		// The test servers are on loopback, which portal projects may not
+		// reach by default (outbound policy).
+		"--allow-net", "127.0.0.0/8"}
 	srv := &server{t: t, bin: bin, env: env, url: base, log: &syncBuffer{}, args: args}
 	srv.start()
 	defer func() {

@@ -70,6 +70,7 @@ type copyFlags struct {
 	fullRescan, deleteMissing    bool
 	cpuProfile, memProfile       string
 	retryBudget                  time.Duration
+	stallTimeout                 time.Duration
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
@@ -94,6 +95,8 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.connections, "connections", 6, "connections per server (1-16); given explicitly it is pinned, otherwise the most Mailferry adapts up to")
 	fs.IntVar(&f.pipeline, "pipeline", 128, "appends awaiting answers per connection")
 	fs.IntVar(&f.batch, "batch", 64, "messages per pipelined FETCH")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", imapconn.DefaultStallTimeout,
+		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one (e.g. 60s, 5m)")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "where the sync state is kept (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
 	fs.BoolVar(&f.fullRescan, "full-rescan", false, "check every message against the destination instead of trusting the saved state")
@@ -240,10 +243,14 @@ func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Optio
 			return src, dst, opts, usageError{fmt.Sprintf("%s %d: must be between %d and %d (%s)", n.flag, n.v, n.lo, n.hi, n.what)}
 		}
 	}
+	if f.stallTimeout < time.Second {
+		return src, dst, opts, usageError{"--stall-timeout must be at least 1s, e.g. --stall-timeout 60s"}
+	}
 	for _, c := range []*imapconn.Config{&src, &dst} {
 		c.InsecureSkipVerify = f.insecure
 		c.AllowPlaintext = f.allowPlaintext
 		c.MaxConnections = f.connections
+		c.StallTimeout = f.stallTimeout
 	}
 	if opts.Rules, err = migrate.ParseRules(f.include, f.exclude, f.mappings); err != nil {
 		return src, dst, opts, usageError{err.Error()}

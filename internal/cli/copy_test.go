@@ -259,6 +259,10 @@ func TestCopyCLIErrors(t *testing.T) {
 			ExitUsage, []string{"not a valid regular expression"}},
 		{"bad mapping", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", "--map", "Inbox"},
 			ExitUsage, []string{"^Source/Path->Destination/Path"}},
+		{"stall timeout too short", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", "--stall-timeout", "0s"},
+			ExitUsage, []string{"--stall-timeout must be at least 1s"}},
+		{"stall timeout not a duration", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", "--stall-timeout", "60"},
+			ExitUsage, []string{"-stall-timeout"}},
 		{"password as argument", passwords(), []string{"--from", imapURL(d), "--from-user", "bob", "--to", imapURL(d), "--to-user", "bob", secret + "x"},
 			ExitUsage, []string{"passwords are never given as arguments"}},
 	}

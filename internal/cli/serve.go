@@ -68,7 +68,7 @@ type serveFlags struct {
 	smtpPassFile                             string
 	smtpPort, workers, hostLimit, connection int
 	apiOnly, jsonLogs                        bool
-	leaseTTL, rescueAfter                    time.Duration
+	leaseTTL, rescueAfter, stallTimeout      time.Duration
 	allowNets, denyNets                      []string
 	denyPrivate                              bool
 	readTimeout, writeTimeout, idleTimeout   time.Duration
@@ -98,6 +98,8 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
 	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", imapconn.DefaultStallTimeout,
+		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
 	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when the job of a dead worker is run again")
 	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
@@ -118,6 +120,10 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	}
 	if f.retryBudget <= 0 {
 		fmt.Fprintln(env.Stderr, "mailferry serve: --retry-budget must be a positive duration, e.g. 5m")
+		return ExitUsage
+	}
+	if f.stallTimeout < time.Second {
+		fmt.Fprintln(env.Stderr, "mailferry serve: --stall-timeout must be at least 1s, e.g. --stall-timeout 60s")
 		return ExitUsage
 	}
 	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
@@ -229,8 +235,9 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg), Log: log,
 		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL,
-		SourceDial:  policy.DialContext,
-		RetryBudget: f.retryBudget}
+		SourceDial:   policy.DialContext,
+		RetryBudget:  f.retryBudget,
+		StallTimeout: f.stallTimeout}
 	q, err := jobs.OpenSQLite(ctx, dir, runner, jobs.Config{MaxWorkers: f.workers, Work: !f.apiOnly, Log: log, RescueAfter: f.rescueAfter})
 	if err != nil {
 		return err

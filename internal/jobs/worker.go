@@ -44,7 +44,11 @@ type Runner struct {
 	HostLimit int
 	// Connections per side and mailbox (default 4).
 	Connections int
-	SpoolDir    string
+	// StallTimeout drops a connection that moves no data for this long
+	// while an answer is awaited; the pass retries on a new one (default
+	// imap.DefaultStallTimeout).
+	StallTimeout time.Duration
+	SpoolDir     string
 	// TLSConfigHook, when set, adjusts connector settings (tests).
 	TLSConfigHook func(*imapconn.Config)
 	// SourceDial, when set, opens the connections to the source servers
@@ -242,7 +246,8 @@ func (r *Runner) configs(w service.Work) (src, dst imapconn.Config, err error) {
 			return imapconn.Config{}, err
 		}
 		c := imapconn.Config{Host: e.Host, Port: e.Port, Security: sec, Username: user, Password: pass,
-			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections, DialContext: dial}
+			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections, DialContext: dial,
+			StallTimeout: r.StallTimeout}
 		if r.TLSConfigHook != nil {
 			r.TLSConfigHook(&c)
 		}

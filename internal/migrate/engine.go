@@ -762,7 +762,7 @@ func (r *run) ledgerFor(fs *folderState) (*ledger, error) {
 	case fs.plan.Create && !r.opts.DryRun:
 		err := r.retry(r.dstHealth, nil, func() error {
 			var err error
-			dest, err = r.dst.CreateFolder(r.ctx, fs.plan.Dest.Path)
+			dest, err = r.dst.CreateFolder(r.ctx, fs.plan.Dest.Path, fs.plan.Dest.Role)
 			return err
 		})
 		if err != nil {

@@ -515,23 +515,27 @@ func (d *Dovecot) stop() error {
 // adds up across a test suite, and a throwaway instance has nothing worth
 // flushing. Killing the children while the master shuts down is no faster
 // in general: the master respawns log and anvil and then sleeps anyway.
-func (d *Dovecot) kill() error {
-	if err := killGroup(d.pgid); err != nil {
-		return fmt.Errorf("killing process group %d: %w", d.pgid, err)
+func (d *Dovecot) kill() error { return killAndReap(d.pgid, d.exited, "dovecot master") }
+
+// killAndReap SIGKILLs process group pgid, whose leader's exit closes
+// exited, and waits until none of the group runs.
+func killAndReap(pgid int, exited <-chan struct{}, leader string) error {
+	if err := killGroup(pgid); err != nil {
+		return fmt.Errorf("killing process group %d: %w", pgid, err)
 	}
 	timeout := time.After(stopTimeout)
 	select {
-	case <-d.exited:
+	case <-exited:
 	case <-timeout:
-		return fmt.Errorf("dovecot master (pid %d) did not exit within %v", d.pgid, stopTimeout)
+		return fmt.Errorf("%s (pid %d) did not exit within %v", leader, pgid, stopTimeout)
 	}
-	// Only now, with the master reaped by cmd.Wait, may its orphans be
-	// reaped by group: earlier, reapGroup could steal the master's exit
+	// Only now, with the leader reaped by cmd.Wait, may its orphans be
+	// reaped by group: earlier, reapGroup could steal the leader's exit
 	// status from cmd.Wait.
-	for !reapGroup(d.pgid) || groupAlive(d.pgid) {
+	for !reapGroup(pgid) || groupAlive(pgid) {
 		select {
 		case <-timeout:
-			return fmt.Errorf("processes of group %d still running after %v", d.pgid, stopTimeout)
+			return fmt.Errorf("processes of group %d still running after %v", pgid, stopTimeout)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

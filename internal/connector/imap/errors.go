@@ -38,6 +38,8 @@ const (
 	hintThrottle      = "The server is limiting how fast we may work. Mailferry retries by itself; if this persists, lower --connections."
 	hintNoAccount     = "The server says this mailbox does not exist. Mailferry does not create mailboxes: create it on that server first " +
 		"(on a new service, in its admin panel), or check the email address and login name."
+	hintStall = "The server stopped answering, so Mailferry dropped the connection and retries on a new one. " +
+		"If this keeps happening, check the server's load and the network, or raise --stall-timeout for a server that is slow but alive."
 )
 
 // loginError sorts a NO to LOGIN. It is an authentication problem

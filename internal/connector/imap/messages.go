@@ -37,9 +37,17 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	// The session waits for the server except while fn runs.
+	wait := s.busy()
+	defer func() { wait() }()
 	// SELECT and the listing FETCH travel together (one round trip); the
 	// FETCH is sent before we know whether the folder is empty, and its
-	// answer is then ignored.
+	// answer is then ignored. On a server whose SELECT omits UIDNEXT, a
+	// STATUS ahead of them supplies it.
+	var pre *imapclient.StatusCommand
+	if c.noUIDNext.Load() {
+		pre = s.c.Status(f.Name, &imap.StatusOptions{UIDNext: true})
+	}
 	selCmd := c.startSelect(s, f.Name, opts.ForAppend)
 	batch := opts.Batch
 	if batch <= 0 {
@@ -60,10 +68,31 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		fo.ChangedSince = opts.ChangedSince
 	}
 	cmd := s.c.Fetch(set, fo)
+	var preData *imap.StatusData
+	var preErr error
+	if pre != nil {
+		preData, preErr = pre.Wait()
+	}
 	sel, err := c.selected(s, selCmd, f.Name, opts.ForAppend)
 	if err != nil {
 		_ = cmd.Close()
 		return st, err
+	}
+	// RFC 3501 section 6.3.1 requires UIDNEXT in the answer to SELECT;
+	// Courier-IMAP 5 leaves it out.
+	late := false
+	if sel.UIDNext == 0 {
+		switch {
+		case preData != nil:
+			sel.UIDNext = preData.UIDNext
+		case preErr != nil:
+			_ = cmd.Close()
+			s.fail(preErr)
+			return st, s.classify(preErr, fmt.Sprintf("status of folder %q", f.Name))
+		default:
+			c.noUIDNext.Store(true)
+			late = true
+		}
 	}
 	st = connector.FolderStatus{
 		UIDValidity:   sel.UIDValidity,
@@ -86,13 +115,19 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 			var ie *imap.Error
 			if !errors.As(err, &ie) {
 				s.fail(err)
-				return st, classify(err, fmt.Sprintf("list messages in %q", f.Name))
+				return st, s.classify(err, fmt.Sprintf("list messages in %q", f.Name))
+			}
+		}
+		if late {
+			if st.UIDNext, err = c.uidNext(s, f.Name, 0); err != nil {
+				return st, err
 			}
 		}
 		return st, nil
 	}
 	buf := make([]connector.Message, 0, batch)
 	var fnErr error
+	var highest uint32
 	for {
 		md := cmd.Next()
 		if md == nil {
@@ -106,20 +141,33 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 			fnErr = err
 			continue
 		}
+		highest = max(highest, m.UID)
 		if m.UID < opts.MinUID || (opts.MaxUID > 0 && m.UID > opts.MaxUID) {
 			continue // "n:*" includes the last message even below n (RFC 3501 6.4.8)
 		}
 		buf = append(buf, m)
 		if len(buf) == batch {
+			wait()
 			fnErr = fn(buf)
+			wait = s.busy()
 			buf = buf[:0:0]
 			buf = make([]connector.Message, 0, batch)
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		s.fail(err)
-		return st, classify(err, fmt.Sprintf("list messages in %q", f.Name))
+		return st, s.classify(err, fmt.Sprintf("list messages in %q", f.Name))
 	}
+	if late {
+		bound := uint32(0)
+		if opts.MaxUID == 0 {
+			bound = highest // listed through "*"
+		}
+		if st.UIDNext, err = c.uidNext(s, f.Name, bound); err != nil {
+			return st, err
+		}
+	}
+	wait()
 	if fnErr != nil {
 		return st, fnErr
 	}
@@ -129,6 +177,25 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		}
 	}
 	return st, nil
+}
+
+// uidNext reads a folder's UIDNEXT with STATUS after it was listed, the
+// first time a server's SELECT turned out to lack it (later listings ask
+// before selecting). A message that arrived since the listing must stay
+// above the UIDNEXT reported, or a delta pass would skip it, so with
+// highest, the largest UID listed through "*", the answer is capped at
+// highest+1.
+func (c *Conn) uidNext(s *session, name string, highest uint32) (uint32, error) {
+	data, err := s.c.Status(name, &imap.StatusOptions{UIDNext: true}).Wait()
+	if err != nil {
+		s.fail(err)
+		return 0, s.classify(err, fmt.Sprintf("status of folder %q", name))
+	}
+	next := uint32(data.UIDNext)
+	if highest > 0 && next > highest+1 {
+		next = highest + 1
+	}
+	return next, nil
 }
 
 func readListing(md *imapclient.FetchMessageData) (connector.Message, error) {
@@ -184,6 +251,7 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	defer s.busy()() // deliver pauses it while fn runs
 	var sel *imapclient.SelectCommand
 	if s.selected != f.Name {
 		sel = c.startSelect(s, f.Name, false)
@@ -213,7 +281,7 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 		if fnErr != nil {
 			continue
 		}
-		fnErr = c.deliver(ctx, md, want, fn)
+		fnErr = c.deliver(ctx, s, md, want, fn)
 		var lf *literalFailed
 		if errors.As(fnErr, &lf) {
 			// A literal whose read failed must not be read again:
@@ -230,7 +298,7 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 	}
 	if err := cmd.Close(); err != nil && fnErr == nil {
 		s.fail(err)
-		return classify(err, fmt.Sprintf("fetch messages from %q", f.Name))
+		return s.classify(err, fmt.Sprintf("fetch messages from %q", f.Name))
 	}
 	if fnErr != nil {
 		// The session may be mid-stream; drop it rather than drain it.
@@ -251,7 +319,7 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 	return nil
 }
 
-func (c *Conn) deliver(ctx context.Context, md *imapclient.FetchMessageData, want map[uint32]connector.Message, fn func(connector.Body, error) error) error {
+func (c *Conn) deliver(ctx context.Context, s *session, md *imapclient.FetchMessageData, want map[uint32]connector.Message, fn func(connector.Body, error) error) error {
 	var uid uint32
 	for {
 		item := md.Next()
@@ -274,22 +342,26 @@ func (c *Conn) deliver(ctx context.Context, md *imapclient.FetchMessageData, wan
 			}
 			delete(want, uid)
 			if it.Literal == nil {
-				if err := fn(connector.Body{Message: m}, &connector.Error{Kind: connector.KindItem,
-					Op: fmt.Sprintf("fetch UID %d", uid), Err: errors.New("the server returned no content for this message")}); err != nil {
+				if err := paused(s, func() error {
+					return fn(connector.Body{Message: m}, &connector.Error{Kind: connector.KindItem,
+						Op: fmt.Sprintf("fetch UID %d", uid), Err: errors.New("the server returned no content for this message")})
+				}); err != nil {
 					return err
 				}
 				continue
 			}
 			size := it.Literal.Size()
-			lit := &watchedLiteral{r: it.Literal, left: size}
-			if err := fn(connector.Body{Message: m, Reader: lit, Size: size}, nil); err != nil {
+			// fn may block on what follows (a slow destination): only its
+			// reads of the body wait for this server.
+			lit := &watchedLiteral{r: watchedReader{r: it.Literal, w: s.w}, left: size}
+			if err := paused(s, func() error { return fn(connector.Body{Message: m, Reader: lit, Size: size}, nil) }); err != nil {
 				if lit.failed {
 					return &literalFailed{err}
 				}
 				return err
 			}
 			if _, err := io.Copy(io.Discard, lit); err != nil {
-				return &literalFailed{classify(err, "fetch message")}
+				return &literalFailed{s.classify(err, "fetch message")}
 			}
 		}
 	}
@@ -320,6 +392,14 @@ type literalFailed struct{ err error }
 func (e *literalFailed) Error() string { return e.err.Error() }
 func (e *literalFailed) Unwrap() error { return e.err }
 
+// paused runs fn, a caller's callback, without counting its time as a
+// wait for the server: the session is busy again when it returns.
+func paused(s *session, fn func() error) error {
+	s.w.disarm()
+	defer s.w.rearm()
+	return fn()
+}
+
 // pendingAppend is an APPEND whose answer has not been read yet.
 type pendingAppend struct {
 	c    *Conn
@@ -341,7 +421,13 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 	if c.literalPlus {
 		return c.appendPipelined(ctx, f, req, op)
 	}
-	s, err := c.acquire(ctx)
+	var s *session
+	var err error
+	if c.appendAffinity.Load() {
+		s, err = c.acquireForAppend(ctx, f.Name)
+	} else {
+		s, err = c.acquire(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +437,9 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 		flags[i] = imap.Flag(fl)
 	}
 	s.inflight.Add(1)
+	// Without LITERAL+ go-imap waits for the server's "+" before the
+	// literal, and then sends it: both are waits for the server.
+	sending := s.busy()
 	cmd := s.c.Append(f.Name, req.Size, &imap.AppendOptions{Flags: flags, Time: req.InternalDate})
 	n, werr := io.Copy(cmd, req.Body)
 	if werr == nil && n != req.Size {
@@ -360,21 +449,33 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 		// A literal cut short leaves the server waiting for bytes that
 		// will never come; the session is unusable and the message was
 		// not stored (the server stores nothing until the literal ends).
+		sending()
+		e := s.classify(werr, op)
 		s.broken.Store(true)
 		_ = s.c.Close()
 		s.inflight.Add(-1)
 		stop()
 		c.release(s)
-		return nil, classify(werr, op)
+		return nil, e
 	}
-	if err := cmd.Close(); err != nil {
+	err = cmd.Close()
+	sending()
+	if err != nil {
 		s.inflight.Add(-1)
 		stop()
 		// The literal may have reached the server in full even though
 		// the close failed: the outcome is unknown.
 		s.fail(err)
 		c.release(s)
-		return nil, uncertain(classify(err, op))
+		return nil, uncertain(s.classify(err, op))
+	}
+	if c.appendSequential.Load() {
+		// See Open: the answer is read before the session takes the
+		// next APPEND, so that the server never has an answer and a
+		// continuation to send at once. Wait then returns it at once.
+		done := s.busy()
+		_, _ = cmd.Wait()
+		done()
 	}
 	// The session goes back to the pool while the answer is pending: the
 	// next Append may use it, which is what pipelines the writes. The
@@ -389,7 +490,9 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 func (p *pendingAppend) Wait() (connector.AppendResult, error) {
 	defer p.stop()
 	defer p.s.inflight.Add(-1)
+	done := p.s.busy()
 	data, err := p.cmd.Wait()
+	done()
 	if err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) {
@@ -397,7 +500,7 @@ func (p *pendingAppend) Wait() (connector.AppendResult, error) {
 		}
 		// No tagged answer: the connection failed after the bytes left.
 		p.s.fail(err)
-		return connector.AppendResult{}, uncertain(classify(err, p.op))
+		return connector.AppendResult{}, uncertain(p.s.classify(err, p.op))
 	}
 	return connector.AppendResult{UID: uint32(data.UID), UIDValidity: data.UIDValidity}, nil
 }
@@ -433,7 +536,13 @@ func (c *Conn) appendPipelined(ctx context.Context, f connector.Folder, req conn
 		c.releaseAppender(a)
 		var uw errUncertainWrite
 		if errors.As(err, &uw) {
+			if a.w.stalled() {
+				return nil, uncertain(a.w.stallFailure(op))
+			}
 			return nil, uncertain(classify(uw.err, op))
+		}
+		if a.w.stalled() {
+			return nil, a.w.stallFailure(op)
 		}
 		// The literal did not reach the server whole: nothing stored.
 		e := classify(err, op)
@@ -502,6 +611,9 @@ func (p *rawPending) Wait() (connector.AppendResult, error) {
 		return res, nil
 	}
 	var ie *imap.Error
+	if !errors.As(err, &ie) && p.a.w.stalled() {
+		return connector.AppendResult{}, uncertain(p.a.w.stallFailure(p.op))
+	}
 	if errors.As(err, &ie) {
 		e := classifyAppendNo(ie, p.op)
 		if final > 1 {
@@ -552,6 +664,7 @@ func (c *Conn) store(ctx context.Context, f connector.Folder, uids []uint32, wha
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	defer s.busy()()
 	if s.selected != f.Name || s.readOnly {
 		if _, err := c.selectFolder(s, f.Name, true); err != nil {
 			return err
@@ -563,7 +676,7 @@ func (c *Conn) store(ctx context.Context, f connector.Folder, uids []uint32, wha
 	}
 	if err := fn(s, set); err != nil {
 		s.fail(err)
-		return classify(err, fmt.Sprintf("%s in %q", what, f.Name))
+		return s.classify(err, fmt.Sprintf("%s in %q", what, f.Name))
 	}
 	return nil
 }
