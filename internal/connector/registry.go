@@ -69,6 +69,11 @@ type OpenOptions struct {
 	SpoolDir string
 }
 
+// DefaultStallTimeout is how long a network connector lets a connection
+// go without a byte while an answer is awaited before it drops it and
+// fails the operation with a transient error (OpenOptions.StallTimeout).
+const DefaultStallTimeout = 60 * time.Second
+
 // Backend is one connector's registration.
 type Backend struct {
 	// Name is the connector's name ("imap", "pop3", "maildir", …).
