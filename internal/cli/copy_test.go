@@ -203,7 +203,7 @@ func TestStatusAfterCopy(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("status: exit %d %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"sam@" + src.Addr(), "sam@" + dst.Addr(), "INBOX", "Reports", "SYNCED UP TO UID"} {
+	for _, want := range []string{"sam@" + src.Addr(), "sam@" + dst.Addr(), "INBOX", "Reports", "LAST SYNCED"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}

@@ -305,7 +305,7 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))
 	}
 	for _, f := range res.Failures {
-		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, UID: f.UID, Size: f.Size, Messages: f.Messages,
+		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, ID: f.ID, Size: f.Size, Messages: f.Messages,
 			Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
 		if r.Metrics != nil {
 			r.Metrics.failures.WithLabelValues(itemClass(f.Kind)).Inc()

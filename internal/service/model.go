@@ -231,12 +231,16 @@ type PlanRow struct {
 }
 
 // FailedItem is one message a pass could not copy, or all the messages of
-// a folder that could not be listed (UID 0, Messages their number).
+// a folder that could not be listed (no ID, Messages their number).
 type FailedItem struct {
 	PassID string `json:"pass_id"`
 	Folder string `json:"folder"`
-	UID    uint32 `json:"uid"`
-	Size   int64  `json:"size"`
+	// ID is the source connector's ID of the message: IMAP
+	// "<uidvalidity>.<uid>", a POP3 UIDL, a file name. Items recorded by
+	// releases before the connector model have UID instead.
+	ID   string `json:"id,omitempty"`
+	UID  uint32 `json:"uid,omitempty"`
+	Size int64  `json:"size"`
 	// Messages is how many messages the item stands for: 1 for a
 	// message, a folder's count for a folder, 0 for a failure that left
 	// no message uncopied.
