@@ -611,7 +611,10 @@ func testMalformed(t *testing.T, h Harness) {
 	for body, size := range sizes {
 		// go-imap's in-memory server reports the size before adding
 		// the separator.
-		if size != int64(len(body)) && !(h.ServerAddsHeaderSeparator && strings.HasPrefix(body, string(raws[0]))) {
+		// POP3's LIST counts what is stored, not the line break RETR
+		// adds; the engine goes by the body's length anyway.
+		if size != int64(len(body)) && !(h.ServerAddsHeaderSeparator && strings.HasPrefix(body, string(raws[0]))) &&
+			!(h.AddsFinalNewline && size+2 == int64(len(body)) && strings.HasSuffix(body, "\r\n")) {
 			t.Errorf("malformed message listed with size %d, served %d bytes", size, len(body))
 		}
 	}
