@@ -18,6 +18,11 @@ const (
 	SchemeNone     = "imap"
 )
 
+// DefaultConnections is how many connections per mailbox the connector
+// opens through the registry when the caller does not say (what
+// mailferry copy always used; the engine adapts below it).
+const DefaultConnections = 6
+
 // Backend registers the IMAP connector: a source and a destination,
 // reached over the network.
 func Backend() connector.Backend {
@@ -28,7 +33,11 @@ func Backend() connector.Backend {
 		Destination: true,
 		Parse:       Parse,
 		Open: func(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (connector.Conn, error) {
-			return Open(ctx, ConfigOf(e, o))
+			cfg := ConfigOf(e, o)
+			if cfg.MaxConnections <= 0 {
+				cfg.MaxConnections = DefaultConnections
+			}
+			return Open(ctx, cfg)
 		},
 	}
 }
