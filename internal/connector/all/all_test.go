@@ -13,11 +13,11 @@ import (
 func TestRegistry(t *testing.T) {
 	r := Registry()
 	for _, c := range []struct {
-		raw, backend  string
-		local         bool
-		source, dest  bool
-		host          string
-		port          int
+		raw, backend string
+		local        bool
+		source, dest bool
+		host         string
+		port         int
 	}{
 		{"imaps://alice@mail.example.com", "imap", false, true, true, "mail.example.com", 993},
 		{"imap+starttls://mail.example.com:1143", "imap", false, true, true, "mail.example.com", 1143},
