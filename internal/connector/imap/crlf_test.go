@@ -6,6 +6,11 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/connector"
 )
 
 func crlfOf(s string) string {
@@ -54,4 +59,19 @@ func FuzzCRLF(f *testing.F) {
 			t.Fatalf("bareLFs(%q) = %d, converted grew by %d", in, n, len(got)-len(in))
 		}
 	})
+}
+
+// A throttled answer's "Suggested Backoff Time" becomes RetryAfter.
+func TestSuggestedBackoff(t *testing.T) {
+	for text, want := range map[string]time.Duration{
+		"Request is throttled. Suggested Backoff Time: 10000 milliseconds": 10 * time.Second,
+		"Request is throttled. Suggested backoff time: 250 milliseconds":   250 * time.Millisecond,
+		"Request is throttled.": 0,
+		"Request is throttled. Suggested Backoff Time: 99999999999 milliseconds": 10 * time.Minute,
+	} {
+		err := classify(&imap.Error{Type: imap.StatusResponseTypeNo, Text: text}, "append")
+		if got := connector.RetryAfterOf(err); got != want || connector.KindOf(err) != connector.KindTransient {
+			t.Errorf("%q: RetryAfter %v kind %v, want %v transient", text, got, connector.KindOf(err), want)
+		}
+	}
 }
