@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/connector/all"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
 	"github.com/mailferry/mailferry/internal/migrate"
@@ -104,7 +106,7 @@ type serveFlags struct {
 	maxMailboxes, dbPool                     int
 	noWorkers, jsonLogs                      bool
 	database, workerName, metricsListen      string
-	leaseTTL, rescueAfter                    time.Duration
+	leaseTTL, rescueAfter, stallTimeout      time.Duration
 	allowNets, denyNets                      []string
 	denyPrivate                              bool
 	readTimeout, writeTimeout, idleTimeout   time.Duration
@@ -158,6 +160,8 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", connector.DefaultStallTimeout,
+		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked before another takes them over")
 	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when River retires the jobs of dead workers once their mailboxes were taken over")
 	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
@@ -179,6 +183,10 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 	}
 	if f.retryBudget <= 0 {
 		fmt.Fprintf(env.Stderr, "mailferry %s: --retry-budget must be a positive duration, e.g. 5m\n", name)
+		return ExitUsage
+	}
+	if f.stallTimeout < time.Second {
+		fmt.Fprintf(env.Stderr, "mailferry %s: --stall-timeout must be at least 1s, e.g. --stall-timeout 60s\n", name)
 		return ExitUsage
 	}
 	if f.database == "" {
@@ -339,7 +347,8 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 	}
 	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg, name), Log: log, Name: name,
 		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection,
-		LeaseTTL: f.leaseTTL, MaxMailboxes: f.maxMailboxes, SourceDial: policy.DialContext, RetryBudget: f.retryBudget}
+		LeaseTTL: f.leaseTTL, MaxMailboxes: f.maxMailboxes, SourceDial: policy.DialContext, RetryBudget: f.retryBudget,
+		StallTimeout: f.stallTimeout}
 	q, err := jobs.Open(ctx, st, runner, jobs.Config{MaxWorkers: f.workers, Work: work, Log: log, RescueAfter: f.rescueAfter, DataDir: dir})
 	if err != nil {
 		return err
@@ -507,6 +516,7 @@ type presetFile struct {
 const presetFields = `{"presets": [{"id", "name", "type", "host", "port", "security", "insecure", "allow_plaintext"}]}`
 
 func loadPresets(file string, flags []string) ([]service.Preset, error) {
+	reg := all.Registry()
 	var out []service.Preset
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -540,12 +550,16 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 			}
 		}
 		u.RawQuery = ""
-		cfg, err := imapconn.ParseURL(u.String())
+		e, b, err := reg.Parse(withScheme(u.String(), reg))
 		if err != nil {
 			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
+		if b.Name != "imap" {
+			return nil, fmt.Errorf("--preset %q: destinations are IMAP servers: use imaps://, imap+starttls:// or imap://", name)
+		}
+		sec := map[string]string{imapconn.SchemeTLS: "tls", imapconn.SchemeStartTLS: "starttls", imapconn.SchemeNone: "none"}[e.Scheme]
 		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
-			Type: "imap", Host: cfg.Host, Port: cfg.Port, Security: cfg.Security.String(),
+			Type: "imap", Host: e.Host, Port: e.Port, Security: sec,
 			Insecure: q.Get("insecure") == "1", AllowPlaintext: q.Get("allow_plaintext") == "1"}})
 	}
 	if len(out) == 0 {

@@ -317,7 +317,7 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	}
 	out := []FailedItem{}
 	for _, f := range rs {
-		out = append(out, FailedItem{PassID: f.PassID, Folder: f.Folder, UID: f.UID, Size: f.Size, Messages: f.Messages, Kind: f.Kind,
+		out = append(out, FailedItem{PassID: f.PassID, Folder: f.Folder, ID: f.ID, UID: f.UID, Size: f.Size, Messages: f.Messages, Kind: f.Kind,
 			Reason: f.Reason, Subject: f.Subject})
 	}
 	return out, nil

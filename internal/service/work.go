@@ -115,7 +115,7 @@ func (s *Service) FinishMailboxPass(ctx context.Context, passID, mailboxID strin
 		f.Progress = &p
 	}
 	for _, x := range o.Failures {
-		f.Failures = append(f.Failures, store.FailedItem{Folder: x.Folder, UID: x.UID, Size: x.Size, Messages: x.Messages, Kind: x.Kind,
+		f.Failures = append(f.Failures, store.FailedItem{Folder: x.Folder, ID: x.ID, UID: x.UID, Size: x.Size, Messages: x.Messages, Kind: x.Kind,
 			Reason: x.Reason, Subject: x.Subject})
 	}
 	done, err := s.st.FinishMailboxPass(ctx, passID, mailboxID, f, now())

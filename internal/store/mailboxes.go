@@ -232,6 +232,9 @@ func (s *Store) Secrets(ctx context.Context) ([]SealedSecrets, error) {
 // FailedItem is one message (or folder) a pass could not copy.
 type FailedItem struct {
 	PassID, Folder string
+	// ID is the source connector's ID of the message (issue 11); items
+	// recorded before the connector model have only UID.
+	ID             string
 	UID            uint32
 	Size, Messages int64
 	Kind, Reason   string
@@ -240,10 +243,10 @@ type FailedItem struct {
 
 // Failures lists the failed items of a mailbox's last copying pass.
 func (s *Store) Failures(ctx context.Context, mailboxID string) ([]FailedItem, error) {
-	rs, err := s.q().query(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages FROM failed_items
+	rs, err := s.q().query(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages, item_id FROM failed_items
 		WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
 			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
-		ORDER BY folder, uid`, mailboxID)
+		ORDER BY folder, uid, item_id`, mailboxID)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +255,7 @@ func (s *Store) Failures(ctx context.Context, mailboxID string) ([]FailedItem, e
 	for rs.Next() {
 		var f FailedItem
 		var uid int64
-		if err := rs.Scan(&f.PassID, &f.Folder, &uid, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages); err != nil {
+		if err := rs.Scan(&f.PassID, &f.Folder, &uid, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages, &f.ID); err != nil {
 			return nil, err
 		}
 		f.UID = uint32(uid)

@@ -399,14 +399,14 @@ func (s *Store) insertFailures(ctx context.Context, tx *Tx, passID, mailboxID st
 	for len(items) > 0 {
 		n := min(len(items), failureChunk)
 		var b strings.Builder
-		b.WriteString(`INSERT INTO failed_items (pass_id, mailbox_id, folder, uid, size, kind, reason, subject, messages) VALUES `)
-		args := make([]any, 0, n*9)
+		b.WriteString(`INSERT INTO failed_items (pass_id, mailbox_id, folder, uid, size, kind, reason, subject, messages, item_id) VALUES `)
+		args := make([]any, 0, n*10)
 		for i, f := range items[:n] {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, passID, mailboxID, f.Folder, int64(f.UID), f.Size, f.Kind, f.Reason, f.Subject, f.Messages)
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, passID, mailboxID, f.Folder, int64(f.UID), f.Size, f.Kind, f.Reason, f.Subject, f.Messages, f.ID)
 		}
 		if _, err := tx.q.exec(ctx, s.dialect.bind(b.String()), args...); err != nil {
 			return err
