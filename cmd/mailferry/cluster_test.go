@@ -283,3 +283,116 @@ func queueState(t *testing.T, dbURL string) string {
 	}
 	return b.String()
 }
+
+// mailferry serve --no-workers serves the portal and API and runs no job:
+// a pass started through it stays queued (its jobs untouched in River's
+// table) until a mailferry worker comes, which then runs every mailbox.
+// A process that worked would have fetched the jobs within River's fetch
+// interval (one second; at once on the insert's notification).
+func TestServeNoWorkersRunsNoJobs(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	dbURL := pg.NewDatabase(t, "pgx")
+	bin := buildMailferry(t)
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	users := []string{"ann", "bob"}
+	for i, u := range users {
+		src.AddUser(t, u, pw)
+		dst.AddUser(t, u, pw)
+		testenv.SeedMailbox(t, src, u, pw, 0, 10+5*i, 200)
+	}
+	env := append(os.Environ(), "MAILFERRY_DATABASE_URL="+dbURL, "MAILFERRY_SECRET_KEY="+strings.Repeat("cd", 32))
+	common := []string{"--preset", "Dest=imap://" + dst.Addr() + "?allow_plaintext=1", "--allow-net", "127.0.0.0/8"}
+	add := exec.Command(bin, "user", "add", "--email", "owner@example.com", "--data-dir", t.TempDir())
+	add.Env = env
+	out, err := add.Output()
+	if err != nil {
+		t.Fatalf("user add: %v", err)
+	}
+	token := strings.TrimSpace(string(out))
+
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	apiSrv := &server{t: t, bin: bin, env: env, url: base, log: &syncBuffer{}, args: append([]string{"serve", "--no-workers",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", t.TempDir()}, common...)}
+	apiSrv.start()
+	procs := []*server{apiSrv}
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+			if t.Failed() {
+				t.Logf("%s log:\n%s", p.args[0], p.log.String())
+			}
+		}
+	}()
+
+	var project struct{ ID string }
+	if code := api(t, base, token, "POST", "/api/projects", "application/json", jsonBody(map[string]any{
+		"name": "API only", "destination_preset": "dest",
+		"source": map[string]any{"host": "127.0.0.1", "port": portOf(t, src.Addr()), "security": "none", "allow_plaintext": true},
+	}), &project); code != 201 {
+		t.Fatalf("create project: %d", code)
+	}
+	pp := "/api/projects/" + project.ID
+	var csv strings.Builder
+	csv.WriteString("Source Email,Source Login Name,Source Password,Destination Email,Destination Login Name,Destination Password\r\n")
+	for _, u := range users {
+		fmt.Fprintf(&csv, "%s@old.example,%s,%s,%s@new.example,%s,%s\r\n", u, u, pw, u, u, pw)
+	}
+	var imported []mailbox
+	if code := api(t, base, token, "POST", pp+"/mailboxes/import", "text/csv", []byte(csv.String()), &imported); code != 201 || len(imported) != len(users) {
+		t.Fatalf("import: %d, %d mailboxes", code, len(imported))
+	}
+	var p clusterPass
+	if code := api(t, base, token, "POST", pp+"/passes", "application/json", jsonBody(map[string]any{"kind": "full"}), &p); code != 201 {
+		t.Fatalf("start pass: %d", code)
+	}
+
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		api(t, base, token, "GET", pp+"/passes/"+p.ID, "", nil, &p)
+		for _, m := range p.Mailboxes {
+			if m.Status != "queued" || m.Worker != "" {
+				t.Fatalf("with no worker running, mailbox %s is %s (worker %q)", m.MailboxID, m.Status, m.Worker)
+			}
+		}
+		var jobs, touched int
+		if err := db.QueryRow(`SELECT COUNT(*), COUNT(*) FILTER (WHERE state <> 'available' OR attempt > 0) FROM river_job`).
+			Scan(&jobs, &touched); err != nil {
+			t.Fatal(err)
+		}
+		if jobs != len(users) || touched != 0 {
+			t.Fatalf("River has %d jobs (want %d), %d of them taken by someone: the API process ran jobs\n%s",
+				jobs, len(users), touched, queueState(t, dbURL))
+		}
+	}
+
+	mport := freePort(t)
+	w := &server{t: t, bin: bin, env: env, url: fmt.Sprintf("http://127.0.0.1:%d", mport), log: &syncBuffer{},
+		args: append([]string{"worker", "--worker-name", "late-worker", "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport),
+			"--data-dir", t.TempDir()}, common...)}
+	w.start()
+	procs = append(procs, w)
+	deadline := time.Now().Add(2 * time.Minute)
+	for p.State != "completed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pass did not complete once a worker ran: %+v\n%s", p, queueState(t, dbURL))
+		}
+		time.Sleep(100 * time.Millisecond)
+		api(t, base, token, "GET", pp+"/passes/"+p.ID, "", nil, &p)
+	}
+	for _, m := range p.Mailboxes {
+		if m.Status != "completed" || m.Worker != "late-worker" {
+			t.Errorf("mailbox %s: %s by %q (%s), want completed by late-worker", m.MailboxID, m.Status, m.Worker, m.LastError)
+		}
+	}
+	for _, u := range users {
+		if d := testenv.SameMailbox(testenv.Fingerprint(t, src, u, pw), testenv.Fingerprint(t, dst, u, pw)); d != "" {
+			t.Errorf("%s: %s", u, d)
+		}
+	}
+}
