@@ -154,7 +154,7 @@ func TestServiceOutageAndCounts(t *testing.T) {
 	balancedPass(t, p)
 	var failures []struct {
 		Folder   string `json:"folder"`
-		UID      uint32 `json:"uid"`
+		ID       string `json:"id"`
 		Messages int64  `json:"messages"`
 		Reason   string `json:"reason"`
 	}
@@ -171,8 +171,8 @@ func TestServiceOutageAndCounts(t *testing.T) {
 		case !strings.Contains(f.Reason, "not copied: the source was unreachable for"):
 			t.Errorf("failure without the reason: %+v", f)
 		}
-		if f.Folder == "" || (f.UID == 0) != (f.Messages != 1) {
-			t.Errorf("a failure names a folder and a UID, or counts a folder's messages: %+v", f)
+		if f.Folder == "" || (f.ID == "") != (f.Messages != 1) {
+			t.Errorf("a failure names a folder and an ID, or counts a folder's messages: %+v", f)
 		}
 	}
 	if listed != m.Failed || !tooLarge {

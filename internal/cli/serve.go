@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/connector/all"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
 	"github.com/mailferry/mailferry/internal/migrate"
@@ -98,7 +100,7 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
 	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
-	fs.DurationVar(&f.stallTimeout, "stall-timeout", imapconn.DefaultStallTimeout,
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", connector.DefaultStallTimeout,
 		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
 	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when the job of a dead worker is run again")
@@ -348,6 +350,7 @@ type presetFile struct {
 const presetFields = `{"presets": [{"id", "name", "type", "host", "port", "security", "insecure", "allow_plaintext"}]}`
 
 func loadPresets(file string, flags []string) ([]service.Preset, error) {
+	reg := all.Registry()
 	var out []service.Preset
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -381,12 +384,16 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 			}
 		}
 		u.RawQuery = ""
-		cfg, err := imapconn.ParseURL(u.String())
+		e, b, err := reg.Parse(withScheme(u.String(), reg))
 		if err != nil {
 			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
+		if b.Name != "imap" {
+			return nil, fmt.Errorf("--preset %q: destinations are IMAP servers: use imaps://, imap+starttls:// or imap://", name)
+		}
+		sec := map[string]string{imapconn.SchemeTLS: "tls", imapconn.SchemeStartTLS: "starttls", imapconn.SchemeNone: "none"}[e.Scheme]
 		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
-			Type: "imap", Host: cfg.Host, Port: cfg.Port, Security: cfg.Security.String(),
+			Type: "imap", Host: e.Host, Port: e.Port, Security: sec,
 			Insecure: q.Get("insecure") == "1", AllowPlaintext: q.Get("allow_plaintext") == "1"}})
 	}
 	if len(out) == 0 {

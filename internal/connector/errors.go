@@ -3,6 +3,7 @@ package connector
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind sorts errors by what the engine should do about them.
@@ -35,6 +36,11 @@ const (
 	// to) does not exist. Most servers do not tell it apart from a wrong
 	// password (KindAuth). Stop this mailbox.
 	KindNoAccount
+	// KindPermission: the login worked but the account lacks a right the
+	// operation needs (EWS ApplicationImpersonation, a Graph application
+	// permission such as Mail.ReadWrite). Stop this mailbox; the hint
+	// names the right to grant.
+	KindPermission
 )
 
 // String names the kind for logs and JSON events.
@@ -60,6 +66,8 @@ func (k Kind) String() string {
 		return "config"
 	case KindNoAccount:
 		return "no-account"
+	case KindPermission:
+		return "permission"
 	}
 	return "unknown"
 }
@@ -67,7 +75,7 @@ func (k Kind) String() string {
 // Fatal reports whether an error of this kind stops the whole mailbox.
 func (k Kind) Fatal() bool {
 	switch k {
-	case KindAuth, KindTLS, KindHost, KindConnect, KindConfig, KindNoAccount:
+	case KindAuth, KindTLS, KindHost, KindConnect, KindConfig, KindNoAccount, KindPermission:
 		return true
 	}
 	return false
@@ -85,6 +93,10 @@ type Error struct {
 	// Uncertain is set on append errors where the message may or may not
 	// have been stored (the connection dropped before the answer came).
 	Uncertain bool
+	// RetryAfter is the server's hint of how long to wait before trying
+	// again (IMAP "Suggested Backoff Time", EWS BackOffMilliseconds, HTTP
+	// Retry-After); 0 when it gave none. The retry layer honours it.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -134,4 +146,20 @@ func HintOf(err error) string {
 func IsUncertain(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Uncertain
+}
+
+// RetryAfterOf returns the first server hint of how long to wait found
+// in err's chain, 0 when there is none.
+func RetryAfterOf(err error) time.Duration {
+	for err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			return 0
+		}
+		if e.RetryAfter > 0 {
+			return e.RetryAfter
+		}
+		err = e.Err
+	}
+	return 0
 }

@@ -21,7 +21,7 @@ type identity struct {
 
 // ports are the listener ports of one start attempt; 0 disables a listener.
 type ports struct {
-	imap, imaps, pop3 int
+	imap, imaps, pop3, pop3s int
 }
 
 // specialUseMailboxes are created by SpecialUse, with their attributes.
@@ -170,12 +170,14 @@ func renderConfig(dir string, id identity, opts DovecotOptions, p ports) string 
 	w("    port = %d", p.pop3)
 	w("  }")
 	w("  inet_listener pop3s {")
-	w("    port = 0")
+	w("    port = %d", p.pop3s)
 	w("  }")
 	w("}")
-	// pop3s stays off: POP3 tests only need the plain port. The other
-	// default inet listener (submission) belongs to a protocol that is not
-	// enabled, so it never binds.
+	// pop3s (port 0 = off) listens only with TLS, like imaps (Dovecot's
+	// built-in listener of that name has ssl = yes); ssl = yes globally
+	// also makes the plain POP3 port offer STLS. The other default inet
+	// listener (submission) belongs to a protocol that is not enabled, so
+	// it never binds.
 
 	// After a failed login Dovecot delays every further login from the
 	// same IP (all tests use 127.0.0.1) by 4 to 15 seconds, tracked by

@@ -102,13 +102,14 @@ type DovecotOptions struct {
 
 // Dovecot is a running throwaway Dovecot instance.
 type Dovecot struct {
-	Host     string         // "127.0.0.1"
-	Port     int            // plain IMAP (STARTTLS offered when TLS)
-	TLSPort  int            // implicit TLS IMAP; 0 unless TLS
-	POP3Port int            // plain POP3
-	CACert   *x509.CertPool // trusts the instance's certificate when TLS, else nil
-	Dir      string         // the instance's private directory (config, logs, mail)
-	Layout   Layout
+	Host        string         // "127.0.0.1"
+	Port        int            // plain IMAP (STARTTLS offered when TLS)
+	TLSPort     int            // implicit TLS IMAP; 0 unless TLS
+	POP3Port    int            // plain POP3 (STLS offered when TLS)
+	POP3TLSPort int            // implicit TLS POP3 (pop3s); 0 unless TLS
+	CACert      *x509.CertPool // trusts the instance's certificate when TLS, else nil
+	Dir         string         // the instance's private directory (config, logs, mail)
+	Layout      Layout
 
 	confPath   string
 	logPath    string
@@ -123,6 +124,7 @@ type Dovecot struct {
 
 	usersMu    sync.Mutex // serialises AddUser's read-modify-write of a user file
 	specialUse bool       // the instance has SPECIAL-USE folders (DovecotOptions.SpecialUse)
+	id         identity   // who owns the mail
 }
 
 const (
@@ -157,7 +159,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		}
 		err = d.start(bin, renderConfig(d.Dir, id, opts, p), p)
 		if err == nil {
-			d.Port, d.TLSPort, d.POP3Port = p.imap, p.imaps, p.pop3
+			d.Port, d.TLSPort, d.POP3Port, d.POP3TLSPort = p.imap, p.imaps, p.pop3, p.pop3s
 			break
 		}
 		if errors.Is(err, errAddrInUse) && attempt < startAttempts {
@@ -216,6 +218,7 @@ func newDovecot(t testing.TB, opts DovecotOptions) (d *Dovecot, bin string, id i
 	}
 
 	d = &Dovecot{
+		id:         id,
 		Host:       "127.0.0.1",
 		Dir:        dir,
 		Layout:     opts.Layout,
@@ -318,7 +321,7 @@ func prepareDirs(dir string, id identity) error {
 func freePorts(withTLS bool) (ports, error) {
 	n := 2
 	if withTLS {
-		n = 3
+		n = 4
 	}
 	var got []int
 	for range n {
@@ -331,7 +334,7 @@ func freePorts(withTLS bool) (ports, error) {
 	}
 	p := ports{imap: got[0], pop3: got[1]}
 	if withTLS {
-		p.imaps = got[2]
+		p.imaps, p.pop3s = got[2], got[3]
 	}
 	return p, nil
 }
@@ -484,7 +487,12 @@ func (d *Dovecot) probe(p ports) error {
 		return err
 	}
 	if p.imaps != 0 {
-		return check(p.imaps, true, imapGreeting)
+		if err := check(p.imaps, true, imapGreeting); err != nil {
+			return err
+		}
+	}
+	if p.pop3s != 0 {
+		return check(p.pop3s, true, pop3Greeting)
 	}
 	return nil
 }
@@ -569,6 +577,14 @@ func (d *Dovecot) TLSAddr() string {
 
 // POP3Addr is host:port of the plain POP3 listener.
 func (d *Dovecot) POP3Addr() string { return net.JoinHostPort(d.Host, strconv.Itoa(d.POP3Port)) }
+
+// POP3TLSAddr is host:port of the implicit-TLS POP3 listener ("" unless TLS).
+func (d *Dovecot) POP3TLSAddr() string {
+	if d.POP3TLSPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(d.Host, strconv.Itoa(d.POP3TLSPort))
+}
 
 // TLSConfig is a client configuration that trusts only this instance's
 // certificate; nil unless TLS. ServerName is left empty so that go-imap and
@@ -670,6 +686,64 @@ func (d *Dovecot) Dial(t testing.TB, user, password string) *imapclient.Client {
 		t.Fatalf("testenv: logging in to %s as %q: %v", d.Addr(), user, err)
 	}
 	return c
+}
+
+// MailDir is where a user's mail is stored: a Maildir (Maildir++ for
+// LayoutCourier, LAYOUT=fs for LayoutSlash) holding Dovecot's own files
+// too (dovecot-uidlist, dovecot-uidvalidity, indexes).
+func (d *Dovecot) MailDir(user string) string {
+	return filepath.Join(d.Dir, "mail", strings.ToLower(user))
+}
+
+// RestoreMail copies the directory tree src into user's mail directory
+// (which must not exist yet: call it before the user's first login),
+// owned by the instance's mail user. With Dovecot's dovecot-uidlist,
+// dovecot-uidvalidity and index files included, the user's folders come
+// back with their UIDs, UIDVALIDITY and HIGHESTMODSEQ: tests restore a
+// mailbox another program left (cmd/mailferry's upgrade test).
+func (d *Dovecot) RestoreMail(t testing.TB, user, src string) {
+	t.Helper()
+	dst := d.MailDir(user)
+	if _, err := os.Stat(dst); err == nil {
+		t.Fatalf("testenv: restoring mail of %s: %s exists already", user, dst)
+	}
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case fi.IsDir():
+			if err := os.MkdirAll(to, 0o700); err != nil {
+				return err
+			}
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, b, 0o600); err != nil {
+				return err
+			}
+			// Mail files' mtimes are their INTERNALDATEs.
+			if err := os.Chtimes(to, fi.ModTime(), fi.ModTime()); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+		if d.id.root {
+			return os.Chown(to, d.id.mailUID, d.id.mailGID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testenv: restoring mail of %s from %s: %v", user, src, err)
+	}
 }
 
 // Doveadm runs doveadm against this instance (e.g. "mailbox", "list", "-u",

@@ -24,8 +24,16 @@ type Proxy struct {
 // StartProxy listens on a free loopback port and forwards to upstream.
 func StartProxy(t testing.TB, upstream string) *Proxy {
 	t.Helper()
+	return StartProxyAt(t, "127.0.0.1:0", upstream)
+}
+
+// StartProxyAt is StartProxy on a given loopback address, for tests that
+// need a server at an address fixed in their test data (mailferry copy
+// keys its state by server address).
+func StartProxyAt(t testing.TB, listen, upstream string) *Proxy {
+	t.Helper()
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "mailferry-test", "127.0.0.1:0", upstream)
+	p := toxiproxy.NewProxy(srv, "mailferry-test", listen, upstream)
 	if err := p.Start(); err != nil {
 		t.Fatalf("start proxy: %v", err)
 	}

@@ -23,6 +23,9 @@ type Conn struct {
 	caps  imap.CapSet
 	ns    namespace
 	feats connector.Features
+	// condStore and uidPlus are the server's CONDSTORE (RFC 7162) and
+	// UIDPLUS (RFC 4315).
+	condStore, uidPlus bool
 
 	mu     sync.Mutex
 	idle   []*session
@@ -54,9 +57,13 @@ type Conn struct {
 }
 
 var (
-	_ connector.Source      = (*Conn)(nil)
-	_ connector.Destination = (*Conn)(nil)
-	_ connector.Warmer      = (*Conn)(nil)
+	_ connector.Source       = (*Conn)(nil)
+	_ connector.Destination  = (*Conn)(nil)
+	_ connector.FlagSetter   = (*Conn)(nil)
+	_ connector.Deleter      = (*Conn)(nil)
+	_ connector.QuotaReader  = (*Conn)(nil)
+	_ connector.StatusReader = (*Conn)(nil)
+	_ connector.Warmer       = (*Conn)(nil)
 )
 
 // session is one logged-in IMAP connection.
@@ -64,6 +71,7 @@ type session struct {
 	c        *imapclient.Client
 	w        *watchConn // the TCP connection under c
 	selected string     // mailbox name currently selected, "" for none
+	validity uint32     // the selected mailbox's UIDVALIDITY
 	readOnly bool
 	broken   atomic.Bool
 	// inflight counts commands sent but not answered; pipelined appends
@@ -97,12 +105,22 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 		s.c.Close()
 		return nil, s.classify(err, "read namespace")
 	}
+	c.uidPlus = c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2)
+	c.condStore = c.caps.Has(imap.CapCondStore)
 	c.feats = connector.Features{
-		UIDPlus:        c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2),
-		CondStore:      c.caps.Has(imap.CapCondStore),
-		SpecialUse:     c.caps.Has(imap.CapSpecialUse),
-		Keywords:       true,
 		MaxConnections: cfg.MaxConnections,
+		Folders:        true,
+		CreateFolders:  true,
+		Keywords:       true,
+		SpecialUse:     c.caps.Has(imap.CapSpecialUse),
+		// Without CONDSTORE a delta listing reads the flags of every old
+		// message to find changed ones.
+		CheapChanges: c.condStore,
+		// UIDs only grow (RFC 3501 section 2.3.1.1): UID FETCH from:*
+		// lists exactly what arrived.
+		ExactNew:  true,
+		AppendIDs: c.uidPlus,
+		ByteExact: true,
 	}
 	if limit, ok := c.caps.AppendLimit(); ok && limit != nil {
 		c.feats.MaxMessageSize = int64(*limit)
@@ -524,7 +542,7 @@ func (c *Conn) selectFolder(s *session, name string, writable bool) (*imap.Selec
 // follower fails too rather than run in another folder (RFC 3501 6.3.1).
 func (c *Conn) startSelect(s *session, name string, writable bool) *imapclient.SelectCommand {
 	s.selected = "" // unknown until the answer
-	return s.c.Select(name, &imap.SelectOptions{ReadOnly: !writable, CondStore: c.feats.CondStore})
+	return s.c.Select(name, &imap.SelectOptions{ReadOnly: !writable, CondStore: c.condStore})
 }
 
 // selected waits for a SELECT sent by startSelect.
@@ -534,8 +552,34 @@ func (c *Conn) selected(s *session, cmd *imapclient.SelectCommand, name string, 
 		s.fail(err)
 		return nil, s.classify(err, fmt.Sprintf("open folder %q", name))
 	}
-	s.selected, s.readOnly = name, !writable
+	s.selected, s.readOnly, s.validity = name, !writable, data.UIDValidity
 	return data, nil
+}
+
+// deselect ends the selection of s before a STATUS of that folder:
+// RFC 3501 section 6.3.10 says STATUS SHOULD NOT be used on the selected
+// mailbox, and servers answer it from the session's view, which misses
+// what other sessions added since (Dovecot, Courier-IMAP). With UNSELECT
+// (RFC 3691) the folder is simply deselected; a folder opened read-only
+// is closed with CLOSE, which expunges nothing then (RFC 3501 section
+// 6.4.2); a writable one without UNSELECT (CLOSE would expunge) gets a
+// NOOP, which brings the session's view up to date. The command is sent
+// without waiting: the STATUS that follows travels with it.
+func (c *Conn) deselect(s *session) *imapclient.Command {
+	if s.selected == "" {
+		return nil
+	}
+	var cmd *imapclient.Command
+	switch {
+	case c.caps.Has(imap.CapUnselect) || c.caps.Has(imap.CapIMAP4rev2):
+		cmd = s.c.Unselect()
+	case s.readOnly:
+		cmd = s.c.UnselectAndExpunge()
+	default:
+		return s.c.Noop()
+	}
+	s.selected, s.validity = "", 0
+	return cmd
 }
 
 // reconnectError treats network trouble on a server that Open already

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -86,12 +88,44 @@ func classify(err error, op string) error {
 		return err
 	}
 	kind, hint := kindOf(err)
+	if kind == connector.KindTransient {
+		if d := suggestedBackoff(err); d > 0 {
+			return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: err, RetryAfter: d}
+		}
+	}
 	if kind == connector.KindConnect {
 		// Refused, timed out, unreachable or refused by the outbound
 		// policy all read the same (see errUnreachable).
 		return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: &unreachableError{cause: err}}
 	}
 	return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: err}
+}
+
+// suggestedBackoff reads how long a throttling server asks us to wait:
+// Microsoft 365 and Exchange answer "Request is throttled. Suggested
+// Backoff Time: 10000 milliseconds" (no response code says it). The
+// retry layer waits at least that long (connector.Error.RetryAfter).
+func suggestedBackoff(err error) time.Duration {
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return 0
+	}
+	text := strings.ToLower(ie.Text)
+	i := strings.Index(text, "suggested backoff time")
+	if i < 0 {
+		return 0
+	}
+	rest := strings.TrimLeft(text[i+len("suggested backoff time"):], ": ")
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	ms, perr := strconv.ParseInt(rest[:end], 10, 64)
+	if perr != nil || ms <= 0 {
+		return 0
+	}
+	d := time.Duration(ms) * time.Millisecond
+	return min(d, 10*time.Minute) // a hostile or broken server cannot park us for hours
 }
 
 // unreachableError is the one text for every way of not reaching an IMAP

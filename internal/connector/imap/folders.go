@@ -316,7 +316,7 @@ func alreadyExists(err error) bool {
 	return ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exists")
 }
 
-// Quota implements connector.Conn using GETQUOTAROOT INBOX (RFC 9208).
+// Quota implements connector.QuotaReader using GETQUOTAROOT INBOX (RFC 9208).
 func (c *Conn) Quota(ctx context.Context) (connector.Quota, bool, error) {
 	if !c.caps.Has(imap.CapQuota) {
 		return connector.Quota{}, false, nil
@@ -353,18 +353,15 @@ func (c *Conn) Quota(ctx context.Context) (connector.Quota, bool, error) {
 	return connector.Quota{}, false, nil
 }
 
-// Status implements connector.Conn with one STATUS command (RFC 3501
-// 6.3.10), adding SIZE (RFC 8438) and HIGHESTMODSEQ (RFC 7162) where the
-// server has them.
-func (c *Conn) Status(ctx context.Context, f connector.Folder) (connector.FolderStatus, error) {
-	sts, errs := c.Statuses(ctx, []connector.Folder{f})
-	return sts[0], errs[0]
-}
-
-// Statuses implements connector.Conn: all STATUS commands go out on one
-// session before any answer is read, so a delta pass over many folders
-// costs one round trip, not one per folder.
-func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder) ([]connector.FolderStatus, []error) {
+// Statuses implements connector.StatusReader with STATUS (RFC 3501
+// section 6.3.10), adding SIZE (RFC 8438) and HIGHESTMODSEQ (RFC 7162)
+// where the server has them. All STATUS commands go out on one session
+// before any answer is read, so a delta pass over many folders costs one
+// round trip, not one per folder. A folder is Unchanged when its
+// UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ equal its cursor's and
+// the server has CONDSTORE: without it a flag change leaves STATUS as it
+// was, so nothing can vouch for an untouched folder.
+func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder, since []connector.Cursor) ([]connector.FolderStatus, []error) {
 	sts := make([]connector.FolderStatus, len(folders))
 	errs := make([]error, len(folders))
 	s, err := c.acquire(ctx)
@@ -377,11 +374,23 @@ func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder) ([]conn
 	defer c.release(s)
 	defer s.guard(ctx)()
 	defer s.busy()()
+	var desel *imapclient.Command
+	for _, f := range folders {
+		if f.Name == s.selected {
+			desel = c.deselect(s)
+			break
+		}
+	}
 	opts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
-		HighestModSeq: c.feats.CondStore, Size: c.caps.Has(imap.CapStatusSize)}
+		HighestModSeq: c.condStore, Size: c.caps.Has(imap.CapStatusSize)}
 	cmds := make([]*imapclient.StatusCommand, len(folders))
 	for i, f := range folders {
 		cmds[i] = s.c.Status(f.Name, opts)
+	}
+	if desel != nil {
+		if err := desel.Wait(); err != nil {
+			s.fail(err) // a NO leaves the session usable; the STATUS answers stand
+		}
 	}
 	for i, cmd := range cmds {
 		data, err := cmd.Wait()
@@ -390,12 +399,18 @@ func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder) ([]conn
 			errs[i] = s.classify(err, fmt.Sprintf("status of folder %q", folders[i].Name))
 			continue
 		}
-		st := connector.FolderStatus{UIDNext: uint32(data.UIDNext), UIDValidity: data.UIDValidity, HighestModSeq: data.HighestModSeq}
+		st := connector.FolderStatus{}
 		if data.NumMessages != nil {
-			st.Messages = *data.NumMessages
+			st.Messages = int64(*data.NumMessages)
 		}
 		if data.Size != nil {
 			st.Size = *data.Size
+		}
+		if i < len(since) && since[i] != "" {
+			if cur, ok := parseCursor(since[i]); ok && data.NumMessages != nil {
+				st.Unchanged = cur.modSeq != 0 && data.HighestModSeq == cur.modSeq && data.UIDValidity == cur.uidValidity &&
+					uint32(data.UIDNext) == cur.uidNext && int64(*data.NumMessages) == cur.messages
+			}
 		}
 		sts[i] = st
 	}

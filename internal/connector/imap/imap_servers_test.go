@@ -44,7 +44,7 @@ func serverHarness(srv server, host string, port int, quirks conntest.Harness) c
 func TestConformanceCourier(t *testing.T) {
 	t.Parallel()
 	c := testenv.StartCourier(t, testenv.CourierOptions{})
-	conntest.Run(t, serverHarness(c, c.Host, c.Port, conntest.Harness{ServerAddsFinalNewline: true, ServerStripsLoneCR: true}))
+	conntest.Run(t, serverHarness(c, c.Host, c.Port, conntest.Harness{ServerAddsFinalNewline: true, ServerStripsLoneCR: true, LineEndsCRLF: true}))
 }
 
 // Cyrus IMAP 3.6 with Debian's namespace ('.' and INBOX.): LITERAL+ and
@@ -52,5 +52,5 @@ func TestConformanceCourier(t *testing.T) {
 func TestConformanceCyrus(t *testing.T) {
 	t.Parallel()
 	c := testenv.StartCyrus(t, testenv.CyrusOptions{Layout: testenv.LayoutCourier})
-	conntest.Run(t, serverHarness(c, c.Host, c.Port, conntest.Harness{CreatesRoles: true, ServerRefusesBareLF: true, ServerMunges8BitHeaders: true}))
+	conntest.Run(t, serverHarness(c, c.Host, c.Port, conntest.Harness{CreatesRoles: true, ServerMunges8BitHeaders: true, LineEndsCRLF: true}))
 }

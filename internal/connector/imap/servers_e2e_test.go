@@ -412,7 +412,7 @@ func TestCopyDovecotToCyrusCreatesRoles(t *testing.T) {
 			t.Errorf("%d failures, want the %d messages with an invalid header: %+v", len(res.Failures), refused, res.Failures)
 		}
 		for _, f := range res.Failures {
-			if !strings.Contains(f.Reason, "invalid header") || f.Kind != "item" || f.UID == 0 {
+			if !strings.Contains(f.Reason, "invalid header") || f.Kind != "item" || f.ID == "" {
 				t.Errorf("failure %+v: want Cyrus's refusal of the invalid header, for that message", f)
 			}
 		}

@@ -177,7 +177,12 @@ func stalledCopy(t *testing.T, src, dst mailServer, user string, d *stallDialer,
 	defer s.Close()
 	defer dc.Close()
 	start := time.Now()
-	res, err := migrate.Run(ctx, s, dc, migrate.Options{
+	// Small fetches: with one FETCH per folder, the answer could be in
+	// the socket buffers whole when the connection froze, and the frozen
+	// session was never asked for anything again (the test was flaky,
+	// 2 runs in 3 under load); with several per session the next one
+	// waits on the frozen connection.
+	res, err := migrate.Run(ctx, s, dc, migrate.Options{FetchBatch: 4,
 		Backoff: pacer.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 20}})
 	if err != nil {
 		t.Fatalf("copy: %v (after %v)", err, time.Since(start))

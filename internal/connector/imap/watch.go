@@ -17,7 +17,7 @@ import (
 // keeps flowing is progress however long it takes, so a minute without a
 // single byte is a stalled server or a dead link (a NAT that forgot the
 // connection, a load balancer that holds it open), not a slow one.
-const DefaultStallTimeout = 60 * time.Second
+const DefaultStallTimeout = connector.DefaultStallTimeout
 
 // writeChunk bounds one write to the socket, so that a large write on a
 // slow link shows progress piece by piece instead of only at its end.

@@ -1,0 +1,233 @@
+package connector
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Endpoint is a parsed mailbox address, e.g. imaps://mail.example.com,
+// pop3s://pop.example.com, maildir:/backup/alice, mbox:/backup/a.mbox.
+type Endpoint struct {
+	// Scheme selects the backend ("imaps", "pop3s", "maildir", …).
+	Scheme string
+	// Raw is the address as given, for the backend's own parsing.
+	Raw string
+	// Redacted is safe for logs and displays: no password, token or
+	// secret, whatever was given.
+	Redacted string
+	// Host and Port are set for network backends (outbound policy and
+	// per-host limits use them); empty for local files.
+	Host string
+	Port int
+	// Path is a local path or a URL path.
+	Path string
+	// User is a login name given in the address, if any.
+	User string
+	// Params are backend-specific settings from the address.
+	Params map[string]string
+}
+
+// Role is the part a connector plays in a copy.
+type Role int
+
+const (
+	RoleSource Role = iota
+	RoleDestination
+)
+
+// Credentials authenticate to a mailbox. They are never logged.
+type Credentials struct {
+	Username string
+	Password string
+}
+
+// OpenOptions are the settings every backend understands; a backend
+// ignores what does not apply to it.
+type OpenOptions struct {
+	Role        Role
+	Credentials Credentials
+	// InsecureSkipVerify accepts any certificate (explicit user opt-out).
+	InsecureSkipVerify bool
+	// AllowPlaintext permits sending a password without TLS.
+	AllowPlaintext bool
+	// RootCAs replaces the system roots (tests).
+	RootCAs *x509.CertPool
+	// MaxConnections caps parallel sessions (backend default when 0).
+	MaxConnections int
+	// StallTimeout drops a connection that makes no progress this long
+	// while an answer is awaited (backend default when 0).
+	StallTimeout time.Duration
+	// Dial, when set, replaces the TCP dialer: the operator's outbound
+	// policy, test proxies.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// SpoolDir is where large bodies may be spooled.
+	SpoolDir string
+}
+
+// DefaultStallTimeout is how long a network connector lets a connection
+// go without a byte while an answer is awaited before it drops it and
+// fails the operation with a transient error (OpenOptions.StallTimeout).
+const DefaultStallTimeout = 60 * time.Second
+
+// Backend is one connector's registration.
+type Backend struct {
+	// Name is the connector's name ("imap", "pop3", "maildir", …).
+	Name string
+	// Schemes are the URL schemes it owns.
+	Schemes []string
+	// Local backends read or write local files; portal users cannot use
+	// them.
+	Local bool
+	// Source and Destination say which roles the backend can play.
+	Source, Destination bool
+	// OneSession: servers of this kind usually allow one session per
+	// mailbox (POP3 servers lock the maildrop, RFC 1939 section 8), so a
+	// general setting of connections per server (mailferry serve
+	// --connections, mailferry copy's default) does not apply to it; only
+	// a choice made for this one copy does.
+	OneSession bool
+	// Parse reads an address of one of Schemes.
+	Parse func(raw string) (Endpoint, error)
+	// Open connects (or opens files) and returns a Source and/or
+	// Destination per Role.
+	Open func(ctx context.Context, e Endpoint, o OpenOptions) (Conn, error)
+}
+
+// Registry maps URL schemes to backends. Build one with NewRegistry; it
+// is read-only afterwards and safe for concurrent use.
+type Registry struct {
+	byScheme map[string]Backend
+	backends []Backend
+}
+
+// NewRegistry registers backends; a scheme claimed twice is an error.
+func NewRegistry(backends ...Backend) (*Registry, error) {
+	r := &Registry{byScheme: make(map[string]Backend)}
+	for _, b := range backends {
+		if b.Parse == nil || b.Open == nil || len(b.Schemes) == 0 {
+			return nil, fmt.Errorf("connector registry: backend %q lacks schemes, Parse or Open", b.Name)
+		}
+		for _, s := range b.Schemes {
+			s = strings.ToLower(s)
+			if o, dup := r.byScheme[s]; dup {
+				return nil, fmt.Errorf("connector registry: scheme %q claimed by both %q and %q", s, o.Name, b.Name)
+			}
+			r.byScheme[s] = b
+		}
+		r.backends = append(r.backends, b)
+	}
+	return r, nil
+}
+
+// Schemes lists every registered scheme, sorted.
+func (r *Registry) Schemes() []string {
+	out := make([]string, 0, len(r.byScheme))
+	for s := range r.byScheme {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Backends lists the registered backends in registration order.
+func (r *Registry) Backends() []Backend { return append([]Backend(nil), r.backends...) }
+
+// Parse finds the backend for raw's scheme and parses it. An address
+// without a scheme is an error that lists the known ones.
+func (r *Registry) Parse(raw string) (Endpoint, Backend, error) {
+	scheme, _, ok := strings.Cut(raw, ":")
+	if !ok || scheme == "" || strings.ContainsAny(scheme, "/\\ ") {
+		return Endpoint{}, Backend{}, fmt.Errorf("address %q has no scheme: use one of %s (e.g. imaps://mail.example.com)", redactGuess(raw), strings.Join(r.Schemes(), ", "))
+	}
+	b, found := r.byScheme[strings.ToLower(scheme)]
+	if !found {
+		return Endpoint{}, Backend{}, fmt.Errorf("address %q: unknown scheme %q: use one of %s", redactGuess(raw), scheme, strings.Join(r.Schemes(), ", "))
+	}
+	e, err := b.Parse(raw)
+	if err != nil {
+		return Endpoint{}, Backend{}, err
+	}
+	return e, b, nil
+}
+
+// OpenSource opens e as a source.
+func (r *Registry) OpenSource(ctx context.Context, e Endpoint, o OpenOptions) (Source, error) {
+	b, ok := r.byScheme[strings.ToLower(e.Scheme)]
+	if !ok || !b.Source {
+		return nil, fmt.Errorf("%s cannot be read from: %q is not a source type", e.Redacted, e.Scheme)
+	}
+	o.Role = RoleSource
+	c, err := b.Open(ctx, e, o)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := c.(Source)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("%s: the %s connector cannot read", e.Redacted, b.Name)
+	}
+	return s, nil
+}
+
+// OpenDestination opens e as a destination.
+func (r *Registry) OpenDestination(ctx context.Context, e Endpoint, o OpenOptions) (Destination, error) {
+	b, ok := r.byScheme[strings.ToLower(e.Scheme)]
+	if !ok || !b.Destination {
+		return nil, fmt.Errorf("%s cannot be written to: %q is not a destination type", e.Redacted, e.Scheme)
+	}
+	o.Role = RoleDestination
+	c, err := b.Open(ctx, e, o)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := c.(Destination)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("%s: the %s connector cannot write", e.Redacted, b.Name)
+	}
+	return d, nil
+}
+
+// OpenBoth opens a source and a destination at the same time, since a
+// login can be several round trips each. When either fails, the other is
+// closed; the errors say which side failed.
+func (r *Registry) OpenBoth(ctx context.Context, src Endpoint, so OpenOptions, dst Endpoint, do OpenOptions) (Source, Destination, error, error) {
+	var d Destination
+	var dErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d, dErr = r.OpenDestination(ctx, dst, do)
+	}()
+	s, sErr := r.OpenSource(ctx, src, so)
+	<-done
+	if sErr != nil || dErr != nil {
+		if s != nil {
+			_ = s.Close()
+		}
+		if d != nil {
+			_ = d.Close()
+		}
+		return nil, nil, sErr, dErr
+	}
+	return s, d, nil, nil
+}
+
+// redactGuess hides anything that looks like a password in an address
+// that could not be parsed (user:pass@host).
+func redactGuess(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	head := raw[:at]
+	if i := strings.LastIndex(head, ":"); i >= 0 && !strings.Contains(head[i:], "/") {
+		return head[:i] + ":***" + raw[at:]
+	}
+	return raw
+}
