@@ -327,7 +327,11 @@ func testTakeOverOnlyAbandonedParts(t *testing.T, open func() *Store) {
 	for _, p := range parts {
 		job[p.MailboxID] = p.JobID
 	}
-	const ttl = 300 * time.Millisecond
+	// The live lease must outlast the steps below (two reapers, a
+	// replacement, a hand-over) even on a loaded machine: at 300 ms it
+	// expired under a load average of 30 and the live part read as
+	// abandoned.
+	const ttl = 2 * time.Second
 	claim := func(m, holder string) {
 		t.Helper()
 		if ok, err := s.AcquireLease(ctx, MailboxLease(m), holder, ttl); err != nil || !ok {
