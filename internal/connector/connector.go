@@ -167,6 +167,11 @@ type AppendResult struct {
 	// ID is the new copy's ID when the server reports it (IMAP
 	// APPENDUID, EWS/Graph item ids); empty otherwise.
 	ID ID
+	// Rebuilt is set when the destination stored a message rebuilt from
+	// the given one's content rather than its bytes (Graph's JSON path):
+	// the copy is content-equivalent, not byte-exact, whatever
+	// Features.ByteExact says.
+	Rebuilt bool
 }
 
 // PendingAppend is an append whose bytes have been sent but whose answer
