@@ -50,8 +50,18 @@ func HTTPClient(o connector.OpenOptions) *http.Client {
 // names none; scopes are those the connector needs (ScopeGraph,
 // ScopeOutlook, ...); client makes the requests (see HTTPClient).
 func FromCredentials(c *connector.OAuth, tenant string, scopes []string, client *http.Client) (*Source, error) {
+	cfg, err := ConfigFromCredentials(c, tenant, scopes, client)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg)
+}
+
+// ConfigFromCredentials is FromCredentials without the New, for callers
+// that set more (a clock, OnRefreshToken).
+func ConfigFromCredentials(c *connector.OAuth, tenant string, scopes []string, client *http.Client) (Config, error) {
 	if c == nil {
-		return nil, connector.Errorf(connector.KindConfig, "give the app's tenant, client id and client secret or certificate", errNoOAuth, "set up OAuth")
+		return Config{}, connector.Errorf(connector.KindConfig, "give the app's tenant, client id and client secret or certificate", errNoOAuth, "set up OAuth")
 	}
 	cfg := Config{
 		Provider:     c.Provider,
@@ -69,11 +79,11 @@ func FromCredentials(c *connector.OAuth, tenant string, scopes []string, client 
 	if len(c.CertificatePEM) > 0 {
 		cert, key, err := ParseCertificatePEM(c.CertificatePEM)
 		if err != nil {
-			return nil, connector.Errorf(connector.KindConfig, "give the certificate registered with the app and its unencrypted RSA private key, PEM-encoded in one file", err, "read the app certificate")
+			return Config{}, connector.Errorf(connector.KindConfig, "give the certificate registered with the app and its unencrypted RSA private key, PEM-encoded in one file", err, "read the app certificate")
 		}
 		cfg.Certificate, cfg.Key = cert, key
 	}
-	return New(cfg)
+	return cfg, nil
 }
 
 type constError string
