@@ -13,10 +13,10 @@ import (
 
 func TestParse(t *testing.T) {
 	good := map[string]struct{ user, tenant, redacted string }{
-		"graph://contoso.onmicrosoft.com/alice@contoso.com":             {"alice@contoso.com", "contoso.onmicrosoft.com", "graph://contoso.onmicrosoft.com/alice@contoso.com"},
+		"graph://contoso.onmicrosoft.com/alice@contoso.com":              {"alice@contoso.com", "contoso.onmicrosoft.com", "graph://contoso.onmicrosoft.com/alice@contoso.com"},
 		"graph://5d1f9a3c-2b4e-4c6d-8e0f-1a2b3c4d5e6f/alice@contoso.com": {"alice@contoso.com", "5d1f9a3c-2b4e-4c6d-8e0f-1a2b3c4d5e6f", ""},
-		"graph://alice@contoso.com":                                     {"alice@contoso.com", "", "graph://alice@contoso.com"},
-		"GRAPH://contoso.com/bob%23EXT%23@contoso.com/":                 {"bob#EXT#@contoso.com", "contoso.com", ""},
+		"graph://alice@contoso.com":                                      {"alice@contoso.com", "", "graph://alice@contoso.com"},
+		"GRAPH://contoso.com/bob%23EXT%23@contoso.com/":                  {"bob#EXT#@contoso.com", "contoso.com", ""},
 	}
 	for raw, want := range good {
 		e, err := Parse(raw)

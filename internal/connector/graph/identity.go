@@ -19,11 +19,11 @@ import (
 // Extended properties ([MS-OXPROPS]) read and written by id. Graph
 // spells them "{type} {tag}" (singlevaluelegacyextendedproperty).
 const (
-	propFlags        = "Integer 0x0E07" // PidTagMessageFlags: mfRead 0x1, mfUnsent 0x8
+	propFlags        = "Integer 0x0E07"    // PidTagMessageFlags: mfRead 0x1, mfUnsent 0x8
 	propDelivery     = "SystemTime 0x0E06" // PidTagMessageDeliveryTime: the received time
 	propSubmit       = "SystemTime 0x0039" // PidTagClientSubmitTime: the sent time
-	propSize         = "Integer 0x0E08" // PidTagMessageSize
-	propLastVerb     = "Integer 0x1081" // PidTagLastVerbExecuted: 102 reply, 103 reply all, 104 forward
+	propSize         = "Integer 0x0E08"    // PidTagMessageSize
+	propLastVerb     = "Integer 0x1081"    // PidTagLastVerbExecuted: 102 reply, 103 reply all, 104 forward
 	propIdentityName = "MailferryIdentity"
 	// propIdentityGUID is Mailferry's own property set for the named
 	// property that keeps a copy's identity (see identityProp).

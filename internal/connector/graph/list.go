@@ -31,11 +31,11 @@ type graphMessage struct {
 	Removed *struct {
 		Reason string `json:"reason"`
 	} `json:"@removed"`
-	ReceivedDateTime  string    `json:"receivedDateTime"`
-	InternetMessageID string    `json:"internetMessageId"`
-	Subject           string    `json:"subject"`
-	IsRead            *bool     `json:"isRead"`
-	IsDraft           *bool     `json:"isDraft"`
+	ReceivedDateTime  string `json:"receivedDateTime"`
+	InternetMessageID string `json:"internetMessageId"`
+	Subject           string `json:"subject"`
+	IsRead            *bool  `json:"isRead"`
+	IsDraft           *bool  `json:"isDraft"`
 	Flag              *struct {
 		FlagStatus string `json:"flagStatus"`
 	} `json:"flag"`
