@@ -363,16 +363,24 @@ func readBounded(r io.Reader) ([]byte, error) {
 
 var errBodyTooLarge = errors.New("the message's text is larger than Graph's JSON path carries (3 MB)")
 
+// defaultName names a part that has no file name, as Outlook would.
 func defaultName(mt string, n int) string {
 	switch mt {
 	case "message/rfc822":
-		return fmt.Sprintf("message%d.eml", n)
+		return fmt.Sprintf("message%03d.eml", n)
 	case "text/plain":
 		return fmt.Sprintf("ATT%05d.txt", n)
 	case "text/html":
 		return fmt.Sprintf("ATT%05d.htm", n)
 	case "text/calendar":
-		return fmt.Sprintf("invite%d.ics", n)
+		return fmt.Sprintf("invite%03d.ics", n)
+	}
+	if rest, ok := strings.CutPrefix(mt, "image/"); ok && rest != "" && !strings.ContainsAny(rest, "/\\. ") {
+		ext := strings.TrimPrefix(rest, "x-")
+		if ext == "jpeg" {
+			ext = "jpg"
+		}
+		return fmt.Sprintf("image%03d.%s", n, ext)
 	}
 	return fmt.Sprintf("ATT%05d.bin", n)
 }

@@ -103,7 +103,8 @@ func (c *Conn) sortError(err error, a access, notFound, other connector.Kind, op
 	if errors.As(err, &ce) && !isAPIError(err) {
 		return err // already sorted (token endpoint, transport)
 	}
-	e := &connector.Error{Op: fmt.Sprintf(op, args...), Err: err}
+	// An uncertain write stays uncertain whatever its kind.
+	e := &connector.Error{Op: fmt.Sprintf(op, args...), Err: err, Uncertain: connector.IsUncertain(err)}
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		e.Kind = connector.KindTransient
