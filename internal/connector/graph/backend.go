@@ -129,7 +129,7 @@ type settings struct {
 func defaultSettings() settings {
 	return settings{
 		clock:            realClock{},
-		budgets:          budgets{requests: requestBudget, reqWin: requestWindow, upload: uploadBudget, upWin: uploadWindow},
+		budgets:          budgets{requests: requestBudget, reqWin: requestWindow, upload: uploadBudget, upWin: uploadWindow, largestUpload: 4 << 20},
 		backoff:          pacer.Backoff{Min: time.Second, Max: time.Minute, Attempts: 6},
 		maxRequestBody:   4 << 20,
 		inlineAttachment: 3 << 20,

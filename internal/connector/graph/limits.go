@@ -37,10 +37,12 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error { return pace
 
 // bucket is a token bucket that keeps a client under budget per window
 // in every window, not only on average: it holds at most burst tokens
-// and refills at (budget-burst)/window, so any window sees at most burst
-// + (budget-burst) = budget. A request larger than the bucket waits
-// until it is full and then runs it into debt, which later requests wait
-// out, so one large upload is not refused and the budget still holds.
+// and refills at (budget-burst)/window, so that any window sees at most
+// burst + (budget-burst) = budget. A request waits until the bucket holds
+// its whole cost, so burst is at least the largest request (a tenth of
+// the budget otherwise). Only a request larger than half the budget (a
+// budget shrunk for tests) waits for a full bucket and runs it into
+// debt, which later requests wait out.
 type bucket struct {
 	clock  clock
 	burst  float64
@@ -50,8 +52,8 @@ type bucket struct {
 	last   time.Time
 }
 
-func newBucket(c clock, budget float64, window time.Duration) *bucket {
-	burst := budget / budgetBurstPart
+func newBucket(c clock, budget float64, window time.Duration, largest float64) *bucket {
+	burst := min(max(budget/budgetBurstPart, largest), budget/2)
 	return &bucket{clock: c, burst: burst, rate: (budget - burst) / window.Seconds(), tokens: burst, last: c.Now()}
 }
 
@@ -130,6 +132,8 @@ type budgets struct {
 	reqWin   time.Duration
 	upload   float64
 	upWin    time.Duration
+	// largestUpload is the largest request body sent.
+	largestUpload float64
 }
 
 func (s *sharedLimits) acquire(c clock, appKey, mailbox string, connCap int, b budgets) *limits {
@@ -144,13 +148,13 @@ func (s *sharedLimits) acquire(c clock, appKey, mailbox string, connCap int, b b
 	mk := appKey + "\x00" + mailbox
 	m := s.mailboxes[mk]
 	if m == nil {
-		m = &mailboxLimits{requests: newBucket(c, b.requests, b.reqWin)}
+		m = &mailboxLimits{requests: newBucket(c, b.requests, b.reqWin, maxBatch)}
 		s.mailboxes[mk] = m
 	}
 	m.refs++
 	u := s.uploads[mailbox]
 	if u == nil {
-		u = &uploadLimits{bytes: newBucket(c, b.upload, b.upWin)}
+		u = &uploadLimits{bytes: newBucket(c, b.upload, b.upWin, b.largestUpload)}
 		s.uploads[mailbox] = u
 	}
 	u.refs++
