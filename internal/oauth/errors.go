@@ -188,7 +188,8 @@ func firstLine(d string) string {
 
 // ParseRetryAfter reads an HTTP Retry-After header (RFC 9110 §10.2.3):
 // seconds, possibly fractional as Graph's samples show, or an HTTP date.
-// It returns 0 when there is none or it cannot be read.
+// It returns 0 when there is none, it cannot be read, or it lies more
+// than a day ahead (a broken clock or header, not a throttling hint).
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -201,7 +202,7 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		return time.Duration(f * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
+		if d := t.Sub(now); d > 0 && d <= 24*time.Hour {
 			return d
 		}
 	}
