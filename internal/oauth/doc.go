@@ -26,6 +26,29 @@
 //     web-server#offline). Microsoft returns a new refresh token each time;
 //     the newest is used from then on and handed to Config.OnRefreshToken.
 //
+// # What to register, per use
+//
+//   - Graph (connector graph): a Microsoft Entra app registration with a
+//     client secret or certificate and the Microsoft Graph application
+//     permissions Mail.Read (reading) or Mail.ReadWrite (writing), plus
+//     Mail-Advanced.ReadWrite.All for byte-exact imports, with admin
+//     consent; scope ScopeGraph. The steps are in the graph package.
+//   - Microsoft 365 IMAP, app-only: the same kind of app with the
+//     application permission IMAP.AccessAsApp of "Office 365 Exchange
+//     Online" (API permissions, APIs my organization uses) and admin
+//     consent; then, in Exchange Online PowerShell, New-ServicePrincipal
+//     -AppId <client id> -ObjectId <the enterprise application's object
+//     id> and Add-MailboxPermission -Identity <mailbox> -User <that
+//     service principal> -AccessRights FullAccess for each mailbox; scope
+//     ScopeOutlook.
+//   - Microsoft 365 IMAP, delegated: a refresh token for the user, issued
+//     for ScopeOutlookIMAPUser and ScopeOfflineAccess (asked for again on
+//     every refresh); public clients need no secret.
+//   - Gmail: an OAuth client of a Google Cloud project with the Gmail
+//     scope ScopeGoogleMail (https://mail.google.com/) and a refresh token
+//     the user granted; Google's refresh requests carry no scope. Refresh
+//     tokens of a project in "Testing" status end after 7 days.
+//
 // Credentials are sent in the form body (AuthStyleInParams), as both
 // providers document; never in a URL.
 //
