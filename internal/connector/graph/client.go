@@ -115,7 +115,15 @@ func (c *client) do(ctx context.Context, req request) (*response, error) {
 		if !req.anonymous {
 			if token, err = c.tokens.Token(ctx); err != nil {
 				leave()
-				return nil, err
+				// A token endpoint that is briefly unavailable is
+				// waited out like Graph itself; a refused login is not.
+				if connector.KindOf(err) != connector.KindTransient || attempt >= attempts || ctx.Err() != nil {
+					return nil, err
+				}
+				if err := c.clock.Sleep(ctx, c.backoff.Delay(attempt, connector.RetryAfterOf(err))); err != nil {
+					return nil, ctxError(err)
+				}
+				continue
 			}
 		}
 		resp, err := c.send(ctx, req, target, token)

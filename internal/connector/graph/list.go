@@ -103,8 +103,12 @@ type lister struct {
 	fn        func([]connector.Message) error
 	size      int
 	delivered bool
-	newIDs    map[uint64]struct{} // listed as ChangeNew in this call
-	removed   map[uint64]struct{}
+	// newIDs holds what a delta listing listed as ChangeNew, so that the
+	// updated query and AllOld do not list it again; a full listing
+	// needs none (and would hold one entry per message).
+	track   bool
+	newIDs  map[uint64]struct{}
+	removed map[uint64]struct{}
 }
 
 func idHash(id string) uint64 {
@@ -146,6 +150,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	if opts.Since != "" {
 		old, ok := decodeCursor(opts.Since, f.Name, func(s string) bool { return c.sameOrigin(s) })
 		if ok {
+			l.track = true
 			cur, err = l.delta(ctx, old)
 			if errors.Is(err, errDeltaExpired) && !l.delivered {
 				ok = false
@@ -270,7 +275,9 @@ func (l *lister) handleNew(ctx context.Context, page []graphMessage) error {
 			removed = append(removed, l.removal(g.ID)...)
 			continue
 		}
-		l.newIDs[idHash(g.ID)] = struct{}{}
+		if l.track {
+			l.newIDs[idHash(g.ID)] = struct{}{}
+		}
 		msgs = append(msgs, connector.Message{ID: connector.ID(g.ID), Change: connector.ChangeNew})
 	}
 	if err := l.c.describe(ctx, page, msgs); err != nil {

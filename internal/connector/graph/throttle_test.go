@@ -141,6 +141,17 @@ func TestTokenRefreshedAfter401AndBeforeExpiry(t *testing.T) {
 	if n := e.srv.RequestCount(graphserver.RouteGetFolder) - before; n != 1 {
 		t.Fatalf("folder requests %d: a request was refused and sent again", n)
 	}
+	// The token endpoint briefly down while a token is replaced: waited
+	// out, the request goes through.
+	e.srv.ExpireAccessTokens()
+	e.srv.InjectFault(graphserver.Fault{Route: graphserver.RouteMicrosoftToken, Status: 503})
+	grants := e.srv.TokenRequests().ClientCredentials
+	if _, errs := c.Statuses(ctx, []connector.Folder{inbox}, nil); errs[0] != nil {
+		t.Fatalf("token endpoint 503 once: %v", errs[0])
+	}
+	if n := e.srv.TokenRequests().ClientCredentials - grants; n != 1 {
+		t.Fatalf("grants %d after the 503, want 1", n)
+	}
 	// Refused again right after a refresh: an auth error, not a loop.
 	e.srv.SetAppRoles(appID) // no roles at all
 	e.srv.ExpireAccessTokens()
