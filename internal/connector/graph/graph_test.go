@@ -2,7 +2,10 @@ package graph
 
 import (
 	"context"
+	"errors"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +61,27 @@ func TestOpenWithSecretAndCertificate(t *testing.T) {
 		t.Fatalf("open with the tenant from the mailbox domain: %v", err)
 	}
 	cc.Close()
+
+	// Every connection, to the token endpoint and to Graph, goes
+	// through OpenOptions.Dial.
+	var dials atomic.Int32
+	dc := e.open(t, connector.RoleSource, func(o *connector.OpenOptions, _ *settings) {
+		o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}
+	})
+	if _, err := dc.Folders(context.Background()); err != nil || dials.Load() == 0 {
+		t.Fatalf("dials %d, err %v", dials.Load(), err)
+	}
+	refused := func(o *connector.OpenOptions, _ *settings) {
+		o.Dial = func(context.Context, string, string) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("not allowed")}
+		}
+	}
+	if _, err := e.openErr(t, alice, connector.RoleSource, refused); err == nil {
+		t.Fatal("opened although every dial was refused")
+	}
 
 	cert, pemData := newCert(t)
 	e.srv.AddClientCertificate(appID, cert)

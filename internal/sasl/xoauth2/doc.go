@@ -44,4 +44,11 @@
 // recognises the protocol's NO: Exchange is reported to send it without
 // a challenge, and without one Login cannot tell a refusal from a broken
 // connection.
+//
+// # Verified against documentation only
+//
+// The tests log in to internal/testenv/xoauth2imap (written from the two
+// pages above by someone who had not seen this package) with tokens from
+// internal/testenv/graphserver. No Gmail or Exchange Online server was
+// reached.
 package xoauth2
