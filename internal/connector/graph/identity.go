@@ -134,6 +134,13 @@ func (c *Conn) peek(ctx context.Context, id string) (block []byte, size int64, e
 		}
 	}
 	size = resp.ContentLength
+	if rest := size - int64(buf.Len()); size >= 0 && rest <= 64<<10 {
+		// Reading a small rest keeps an HTTP/1.1 connection for the
+		// next request (closing a body early closes it); over HTTP/2
+		// dropping the stream is cheap either way.
+		_, _ = io.Copy(io.Discard, br)
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
 	if size < 0 {
 		// No Content-Length: count the rest.
 		n, err := io.Copy(io.Discard, br)

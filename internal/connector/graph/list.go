@@ -142,7 +142,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	if size <= 0 {
 		size = c.set.pageSize
 	}
-	size = min(max(size, 10), 1000)
+	size = min(max(size, 10), maxDeltaPage)
 	l := &lister{c: c, f: f, opts: opts, fn: fn, size: size, newIDs: map[uint64]struct{}{}, removed: map[uint64]struct{}{}}
 
 	var cur cursor
@@ -180,13 +180,13 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 func (l *lister) full(ctx context.Context) (cursor, error) {
 	k := cursor{Folder: l.f.Name}
 	var err error
-	if k.Updated, err = l.run(ctx, l.c.deltaStart(l.f.Name, chainUpdated), nil, nil); err != nil {
+	if k.Updated, err = l.run(ctx, chainUpdated, l.c.deltaStart(l.f.Name, chainUpdated), nil, nil); err != nil {
 		return k, err
 	}
-	if k.Deleted, err = l.run(ctx, l.c.deltaStart(l.f.Name, chainDeleted), nil, nil); err != nil {
+	if k.Deleted, err = l.run(ctx, chainDeleted, l.c.deltaStart(l.f.Name, chainDeleted), nil, nil); err != nil {
 		return k, err
 	}
-	k.Created, err = l.run(ctx, l.c.deltaStart(l.f.Name, chainCreated), nil, l.handleNew)
+	k.Created, err = l.run(ctx, chainCreated, l.c.deltaStart(l.f.Name, chainCreated), nil, l.handleNew)
 	return k, err
 }
 
@@ -205,21 +205,21 @@ func (l *lister) delta(ctx context.Context, old cursor) (cursor, error) {
 		if !ok {
 			continue
 		}
-		p, err := l.c.page(ctx, link, l.size)
+		p, err := l.c.page(ctx, link, l.pageSize(ch))
 		if err != nil {
 			return k, err
 		}
 		first[ch] = &p
 	}
 	var err error
-	if k.Created, err = l.run(ctx, "", first[chainCreated], l.handleNew); err != nil {
+	if k.Created, err = l.run(ctx, chainCreated, "", first[chainCreated], l.handleNew); err != nil {
 		return k, err
 	}
 	if l.opts.Changes {
-		if k.Updated, err = l.run(ctx, "", first[chainUpdated], l.handleUpdated); err != nil {
+		if k.Updated, err = l.run(ctx, chainUpdated, "", first[chainUpdated], l.handleUpdated); err != nil {
 			return k, err
 		}
-		if k.Deleted, err = l.run(ctx, "", first[chainDeleted], l.handleDeleted); err != nil {
+		if k.Deleted, err = l.run(ctx, chainDeleted, "", first[chainDeleted], l.handleDeleted); err != nil {
 			return k, err
 		}
 	}
@@ -231,16 +231,29 @@ func (l *lister) delta(ctx context.Context, old cursor) (cursor, error) {
 	return k, nil
 }
 
+// pageSize asks for large pages where messages come with a few small
+// properties only (the updated and deleted queries), so that starting
+// them costs few requests; created messages come with their headers.
+func (l *lister) pageSize(ch chain) int {
+	if ch == chainCreated {
+		return l.size
+	}
+	return maxDeltaPage
+}
+
+// maxDeltaPage is the largest page asked for; Graph may send fewer.
+const maxDeltaPage = 1000
+
 // run follows a query from link (or from an already read first page) to
 // its deltaLink, handing each page to handle (nil: read and drop).
-func (l *lister) run(ctx context.Context, link string, first *messagePage, handle func(context.Context, []graphMessage) error) (string, error) {
+func (l *lister) run(ctx context.Context, ch chain, link string, first *messagePage, handle func(context.Context, []graphMessage) error) (string, error) {
 	for {
 		var p messagePage
 		if first != nil {
 			p, first = *first, nil
 		} else {
 			var err error
-			if p, err = l.c.page(ctx, link, l.size); err != nil {
+			if p, err = l.c.page(ctx, link, l.pageSize(ch)); err != nil {
 				return "", err
 			}
 		}
