@@ -142,10 +142,12 @@ func (c *Conn) writeMIME(ctx context.Context, f connector.Folder, req connector.
 		return connector.AppendResult{}, &connector.Error{Kind: connector.KindTransient, Op: fmt.Sprintf("append to %q", f.Path.String()), Err: errors.New("Graph's answer names no message id"), Uncertain: true}
 	}
 	patch := flagPatch(req.Flags)
-	props := identityProps(req.Flags, identity)
-	if imported && !req.InternalDate.IsZero() {
+	props := identityProps(req.Flags, identity, req.Size)
+	if !req.InternalDate.IsZero() {
 		// importMime takes the time of the import as the received
-		// time (not documented either way); the source's is set now.
+		// time (not documented either way), and a MIME draft the time
+		// it was created; the source's is set now. (Whether Exchange
+		// keeps PidTagMessageDeliveryTime on a draft is unverified.)
 		props = append(props, extProp{ID: propDelivery, Value: systemTime(req.InternalDate)})
 	}
 	patch["singleValueExtendedProperties"] = props

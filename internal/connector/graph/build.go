@@ -68,6 +68,7 @@ type jsonMessage struct {
 	Importance             string            `json:"importance,omitempty"`
 	IsReadReceiptRequested bool              `json:"isReadReceiptRequested,omitempty"`
 	Flag                   map[string]string `json:"flag,omitempty"`
+	Categories             []string          `json:"categories,omitempty"`
 	InternetMessageHeaders []header          `json:"internetMessageHeaders,omitempty"`
 	Attachments            []fileAttachment  `json:"attachments,omitempty"`
 	ExtendedProperties     []extProp         `json:"singleValueExtendedProperties"`
@@ -155,6 +156,7 @@ func rebuild(r io.Reader, spoolDir string, req connector.AppendRequest, identity
 		status = "flagged"
 	}
 	m.Flag = map[string]string{"flagStatus": status}
+	m.Categories = keywordsOf(req.Flags)
 	// PidTagMessageFlags in the creating request is what makes the
 	// message a received one rather than a draft: mfRead, and mfUnsent
 	// only for a source draft.
@@ -180,7 +182,7 @@ func rebuild(r io.Reader, spoolDir string, req connector.AppendRequest, identity
 	if !sent.IsZero() {
 		m.ExtendedProperties = append(m.ExtendedProperties, extProp{ID: propSubmit, Value: systemTime(sent)})
 	}
-	m.ExtendedProperties = append(m.ExtendedProperties, identityProps(req.Flags, identity)...)
+	m.ExtendedProperties = append(m.ExtendedProperties, identityProps(req.Flags, identity, 0)...)
 	return out, nil
 }
 
@@ -188,12 +190,12 @@ func rebuild(r io.Reader, spoolDir string, req connector.AppendRequest, identity
 // PidTagLastVerbExecuted, and the identity of the source bytes so that a
 // later listing gives the same identity whatever Exchange did to the
 // MIME.
-func identityProps(flags []string, identity mail.Identity) []extProp {
+func identityProps(flags []string, identity mail.Identity, size int64) []extProp {
 	var p []extProp
 	if mail.HasFlag(flags, mail.FlagAnswered) {
 		p = append(p, extProp{ID: propLastVerb, Value: fmt.Sprint(verbReply)})
 	}
-	return append(p, extProp{ID: propIdentity, Value: identity.String()})
+	return append(p, extProp{ID: propIdentity, Value: identityValue(identity, size)})
 }
 
 // systemTime formats a SystemTime property value (ISO 8601, UTC).

@@ -168,10 +168,12 @@ func (c *Conn) Features() connector.Features {
 		MaxMessageSize:  150 << 20,
 		MaxConnections:  int(c.api.lim.connCap),
 		Folders:         true,
+		Keywords:        true,
 		CreateFolders:   true,
 		SpecialUse:      true,
 		ReportsRemovals: true,
 		CheapChanges:    true,
+		ExactNew:        true,
 		AppendIDs:       true,
 		ByteExact:       c.importMime.Load(),
 	}

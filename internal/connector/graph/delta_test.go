@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/connector"
@@ -158,5 +159,57 @@ func TestDeltaExpiringMidListing(t *testing.T) {
 	byID, _, l := listAll(t, c, inbox, connector.ListOptions{Since: l1.Cursor})
 	if !l.Reset || len(byID) != 30 {
 		t.Fatalf("retry: reset %v, %d", l.Reset, len(byID))
+	}
+}
+
+// StrictSince: an expired delta token (410 SyncStateNotFound) is an
+// ErrCursorInvalid before anything is delivered, never a full listing
+// the engine would mistake for new mail; NoMessages gives a cursor that
+// lists exactly what arrives after it, without describing (peeking at)
+// any message.
+func TestStrictSinceAndNoMessages(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := range 3 {
+		e.srv.SeedMessage(alice, "inbox", graphserver.Seed{MIME: msg(i, "")})
+	}
+	c := e.open(t, connector.RoleSource, nil)
+	inbox := folderByPath(t, c, "INBOX")
+
+	before := e.srv.RequestCount(graphserver.RouteGetMIME)
+	var got int
+	l, err := c.List(context.Background(), inbox, connector.ListOptions{NoMessages: true}, func(ms []connector.Message) error {
+		got += len(ms)
+		return nil
+	})
+	if err != nil || got != 0 || l.Cursor == "" {
+		t.Fatalf("NoMessages: %d delivered, cursor %q, %v", got, l.Cursor, err)
+	}
+	if n := e.srv.RequestCount(graphserver.RouteGetMIME); n != before {
+		t.Errorf("NoMessages read %d message bodies", n-before)
+	}
+	fresh := e.srv.SeedMessage(alice, "inbox", graphserver.Seed{MIME: msg(50, "")})
+	byID, _, _ := listAll(t, c, inbox, connector.ListOptions{Since: l.Cursor, StrictSince: true})
+	if len(byID) != 1 || byID[connector.ID(fresh)].Change != connector.ChangeNew {
+		t.Fatalf("since the NoMessages cursor: %v, want only %s", byID, fresh)
+	}
+
+	e.srv.ExpireDeltaTokens(alice)
+	got = 0
+	_, err = c.List(context.Background(), inbox, connector.ListOptions{Since: l.Cursor, StrictSince: true, Changes: true}, func(ms []connector.Message) error {
+		got += len(ms)
+		return nil
+	})
+	if !errors.Is(err, connector.ErrCursorInvalid) || got != 0 {
+		t.Fatalf("expired token with StrictSince: %d delivered, %v; want ErrCursorInvalid and nothing", got, err)
+	}
+	// Without StrictSince the same cursor gives a full listing with Reset.
+	byID, _, l2 := listAll(t, c, inbox, connector.ListOptions{Since: l.Cursor})
+	if !l2.Reset || len(byID) != 4 {
+		t.Fatalf("expired token: reset %v, %d messages; want a full listing of 4", l2.Reset, len(byID))
+	}
+	// A cursor of another folder is refused the same way.
+	_, err = c.List(context.Background(), folderByPath(t, c, "Drafts"), connector.ListOptions{Since: l2.Cursor, StrictSince: true}, func([]connector.Message) error { return nil })
+	if !errors.Is(err, connector.ErrCursorInvalid) {
+		t.Fatalf("another folder's cursor: %v", err)
 	}
 }

@@ -15,14 +15,19 @@ import (
 // flagPatch is the PATCH body (message-update) that gives a copy flags:
 // isRead, flag.flagStatus and, for \Answered, PidTagLastVerbExecuted.
 // Removing \Answered is not attempted (a 0 would also erase "forwarded").
+//
+// Keywords are Outlook categories (message resource: "categories"), the
+// one free-form list of names a message has, so that a round trip keeps
+// them; the list is replaced as a whole, as SetFlags must.
 func flagPatch(flags []string) map[string]any {
 	status := "notFlagged"
 	if mail.HasFlag(flags, mail.FlagFlagged) {
 		status = "flagged"
 	}
 	p := map[string]any{
-		"isRead": mail.HasFlag(flags, mail.FlagSeen),
-		"flag":   map[string]string{"flagStatus": status},
+		"isRead":     mail.HasFlag(flags, mail.FlagSeen),
+		"flag":       map[string]string{"flagStatus": status},
+		"categories": keywordsOf(flags),
 	}
 	if mail.HasFlag(flags, mail.FlagAnswered) {
 		p["singleValueExtendedProperties"] = []extProp{{ID: propLastVerb, Value: strconv.Itoa(verbReply)}}
@@ -118,4 +123,34 @@ func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder, since [
 		sts[i].Messages = v.TotalItemCount
 	}
 	return sts, errs
+}
+
+// keywordsOf is the keywords among flags (not system flags, RFC 3501
+// section 2.3.2), never nil so that a PATCH clears the categories.
+func keywordsOf(flags []string) []string {
+	out := []string{}
+	for _, f := range flags {
+		if f != "" && !strings.HasPrefix(f, "\\") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// keywordFromCategory is a category as an IMAP keyword; ok is false for
+// names that are no flag-keyword atom (RFC 3501 section 9: no space,
+// parenthesis, brace, quote, backslash, '%', '*', ']' or control
+// character), which an IMAP destination could not store. Outlook's own
+// colour categories ("Red category") are such names.
+func keywordFromCategory(c string) (string, bool) {
+	if c == "" || len(c) > 255 {
+		return "", false
+	}
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if b <= ' ' || b >= 0x7f || strings.IndexByte(`(){"\\%*]`, b) >= 0 {
+			return "", false
+		}
+	}
+	return c, true
 }

@@ -68,15 +68,32 @@ func propValue(props []extProp, id string) (string, bool) {
 	return "", false
 }
 
-// parseIdentity reads the identity property back.
-func parseIdentity(s string) (mail.Identity, bool) {
-	var id mail.Identity
-	b, err := hex.DecodeString(strings.TrimSpace(s))
+// identityValue is the identity property's value: the identity in hex
+// and, for a copy whose MIME was stored as given, its size in bytes
+// ("<hex> <size>"), which Graph's properties do not give (PidTagMessageSize
+// is the store's size of the item, not of its MIME).
+func identityValue(id mail.Identity, size int64) string {
+	if size <= 0 {
+		return id.String()
+	}
+	return id.String() + " " + strconv.FormatInt(size, 10)
+}
+
+// parseIdentity reads the identity property back; size is 0 when the
+// value has none (a rebuilt copy, or one written before sizes were kept).
+func parseIdentity(s string) (id mail.Identity, size int64, ok bool) {
+	h, n, hasSize := strings.Cut(strings.TrimSpace(s), " ")
+	b, err := hex.DecodeString(h)
 	if err != nil || len(b) != len(id) {
-		return id, false
+		return id, 0, false
+	}
+	if hasSize {
+		if size, err = strconv.ParseInt(n, 10, 64); err != nil || size < 0 {
+			return id, 0, false
+		}
 	}
 	copy(id[:], b)
-	return id, true
+	return id, size, true
 }
 
 type header struct {

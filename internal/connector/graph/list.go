@@ -39,6 +39,7 @@ type graphMessage struct {
 	Flag              *struct {
 		FlagStatus string `json:"flagStatus"`
 	} `json:"flag"`
+	Categories             []string  `json:"categories"`
 	InternetMessageHeaders []header  `json:"internetMessageHeaders"`
 	ExtendedProperties     []extProp `json:"singleValueExtendedProperties"`
 }
@@ -63,11 +64,11 @@ func (c *Conn) deltaStart(folderID string, ch chain) string {
 	switch ch {
 	case chainCreated:
 		q.Set("changeType", "created")
-		q.Set("$select", "id,receivedDateTime,internetMessageId,subject,isRead,isDraft,flag,internetMessageHeaders")
+		q.Set("$select", "id,receivedDateTime,internetMessageId,subject,isRead,isDraft,flag,categories,internetMessageHeaders")
 		q.Set("$expand", expandProps(propSize, propLastVerb, propIdentity))
 	case chainUpdated:
 		q.Set("changeType", "updated")
-		q.Set("$select", "id,isRead,isDraft,flag")
+		q.Set("$select", "id,isRead,isDraft,flag,categories")
 		q.Set("$expand", expandProps(propLastVerb))
 	case chainDeleted:
 		q.Set("changeType", "deleted")
@@ -103,6 +104,8 @@ type lister struct {
 	fn        func([]connector.Message) error
 	size      int
 	delivered bool
+	// describeNone: NoMessages; pages are read for their links only.
+	describeNone bool
 	// newIDs holds what a delta listing listed as ChangeNew, so that the
 	// updated query and AllOld do not list it again; a full listing
 	// needs none (and would hold one entry per message).
@@ -136,7 +139,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	}
 	listing.Status.Messages = st.TotalItemCount
 	if opts.ForAppend {
-		listing.Accept = connector.FlagAcceptance{Flags: []string{mail.FlagSeen, mail.FlagFlagged, mail.FlagAnswered, mail.FlagDraft}}
+		listing.Accept = connector.FlagAcceptance{AnyKeyword: true, Flags: []string{mail.FlagSeen, mail.FlagFlagged, mail.FlagAnswered, mail.FlagDraft}}
 	}
 	size := opts.Batch
 	if size <= 0 {
@@ -145,20 +148,34 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	size = min(max(size, 10), maxDeltaPage)
 	l := &lister{c: c, f: f, opts: opts, fn: fn, size: size, newIDs: map[uint64]struct{}{}, removed: map[uint64]struct{}{}}
 
+	if opts.NoMessages {
+		// Only the cursor is wanted: the queries are followed without
+		// describing (or handing out) what they list.
+		l.fn = func([]connector.Message) error { return nil }
+		l.describeNone = true
+		l.opts.AllOld = false
+	}
+
 	var cur cursor
 	var err error
 	if opts.Since != "" {
 		old, ok := decodeCursor(opts.Since, f.Name, func(s string) bool { return c.sameOrigin(s) })
+		if !ok && opts.StrictSince {
+			return listing, connector.Errorf(connector.KindConfig, "", connector.ErrCursorInvalid, "list folder %q: the stored cursor is not one of this folder's delta links", f.Path.String())
+		}
 		if ok {
 			l.track = true
 			cur, err = l.delta(ctx, old)
 			if errors.Is(err, errDeltaExpired) && !l.delivered {
+				if opts.StrictSince {
+					return listing, connector.Errorf(connector.KindConfig, "", fmt.Errorf("%w: %w", connector.ErrCursorInvalid, err), "list folder %q: Graph no longer knows the stored delta token (410 syncStateNotFound)", f.Path.String())
+				}
 				ok = false
 			}
 		}
 		if !ok {
 			listing.Reset = true
-			l = &lister{c: c, f: f, opts: opts, fn: fn, size: size, newIDs: map[uint64]struct{}{}, removed: map[uint64]struct{}{}}
+			l = &lister{c: c, f: f, opts: opts, fn: l.fn, describeNone: l.describeNone, size: size, newIDs: map[uint64]struct{}{}, removed: map[uint64]struct{}{}}
 			l.opts.AllOld = false
 			cur, err = l.full(ctx)
 		}
@@ -272,12 +289,22 @@ func (l *lister) run(ctx context.Context, ch chain, link string, first *messageP
 	}
 }
 
+// deliver hands msgs out in batches of at most ListOptions.Batch (Graph
+// pages are at least 10 long and may be longer than asked for).
 func (l *lister) deliver(msgs []connector.Message) error {
-	if len(msgs) == 0 {
-		return nil
+	n := l.opts.Batch
+	if n <= 0 {
+		n = len(msgs)
 	}
-	l.delivered = true
-	return l.fn(msgs)
+	for len(msgs) > 0 {
+		k := min(n, len(msgs))
+		l.delivered = true
+		if err := l.fn(msgs[:k:k]); err != nil {
+			return err
+		}
+		msgs = msgs[k:]
+	}
+	return nil
 }
 
 func (l *lister) handleNew(ctx context.Context, page []graphMessage) error {
@@ -292,6 +319,9 @@ func (l *lister) handleNew(ctx context.Context, page []graphMessage) error {
 			l.newIDs[idHash(g.ID)] = struct{}{}
 		}
 		msgs = append(msgs, connector.Message{ID: connector.ID(g.ID), Change: connector.ChangeNew})
+	}
+	if l.describeNone {
+		return nil
 	}
 	if err := l.c.describe(ctx, page, msgs); err != nil {
 		return err
@@ -347,7 +377,7 @@ func (l *lister) handleDeleted(_ context.Context, page []graphMessage) error {
 // AllOld), except those just listed as new.
 func (l *lister) allOld(ctx context.Context) error {
 	q := url.Values{}
-	q.Set("$select", "id,isRead,isDraft,flag")
+	q.Set("$select", "id,isRead,isDraft,flag,categories")
 	q.Set("$expand", expandProps(propLastVerb))
 	q.Set("$top", strconv.Itoa(l.size))
 	link := l.c.user + "/mailFolders/" + url.PathEscape(l.f.Name) + "/messages?" + q.Encode()
@@ -380,7 +410,8 @@ func (l *lister) allOld(ctx context.Context) error {
 
 // flagsOf maps Graph's properties to IMAP flags: isRead ↔ \Seen,
 // flag.flagStatus "flagged" ↔ \Flagged ("complete" is not \Flagged),
-// isDraft ↔ \Draft, PidTagLastVerbExecuted reply/reply-all ↔ \Answered.
+// isDraft ↔ \Draft, PidTagLastVerbExecuted reply/reply-all ↔ \Answered,
+// categories ↔ keywords.
 func flagsOf(g graphMessage) []string {
 	var fl []string
 	if g.IsRead != nil && *g.IsRead {
@@ -396,6 +427,11 @@ func flagsOf(g graphMessage) []string {
 	}
 	if g.IsDraft != nil && *g.IsDraft {
 		fl = append(fl, mail.FlagDraft)
+	}
+	for _, c := range g.Categories {
+		if k, ok := keywordFromCategory(c); ok {
+			fl = append(fl, k)
+		}
 	}
 	return fl
 }
@@ -422,8 +458,11 @@ func (c *Conn) describe(ctx context.Context, page []graphMessage, msgs []connect
 		}
 		m.Headers = mail.Headers{MessageID: g.InternetMessageID, Subject: g.Subject}
 		if v, ok := propValue(g.ExtendedProperties, propIdentity); ok {
-			if id, ok := parseIdentity(v); ok {
+			if id, size, ok := parseIdentity(v); ok && (size > 0 || m.Size > 0) {
 				m.Identity = id
+				if size > 0 {
+					m.Size = size
+				}
 				i++
 				continue
 			}
