@@ -61,6 +61,10 @@ type FolderResult struct {
 
 	Copied      int64 `json:"copied"`
 	CopiedBytes int64 `json:"copied_bytes"`
+	// Rebuilt counts the copies among Copied that the destination stored
+	// rebuilt from their content (connector.AppendResult.Rebuilt: Graph's
+	// JSON path): content-equivalent, not byte-exact.
+	Rebuilt     int64 `json:"rebuilt,omitempty"`
 	Present     int64 `json:"already_present"`
 	Skipped     int64 `json:"skipped"`
 	Failed      int64 `json:"failed"`
@@ -136,11 +140,13 @@ func (r *Result) Balance() error {
 // counters are a folder's live tallies, updated from many goroutines.
 type counters struct {
 	copied, copiedBytes, present, skipped, failed, left atomic.Int64
+	rebuilt                                             atomic.Int64
 }
 
 func (c *counters) into(r *FolderResult) {
 	r.Copied = c.copied.Load()
 	r.CopiedBytes = c.copiedBytes.Load()
+	r.Rebuilt = c.rebuilt.Load()
 	r.Present = c.present.Load()
 	r.Skipped = c.skipped.Load()
 	r.Failed = c.failed.Load()
