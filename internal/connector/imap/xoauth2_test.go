@@ -49,10 +49,15 @@ func tokens(t *testing.T, gs *graphserver.Server, addr, user string, cred *conne
 
 func openWithTokens(t *testing.T, is *xoauth2imap.Server, user string, ts *oauth.Source) (*imapconn.Conn, error) {
 	t.Helper()
+	return openWithTokensN(t, is, user, ts, 1)
+}
+
+func openWithTokensN(t *testing.T, is *xoauth2imap.Server, user string, ts *oauth.Source, conns int) (*imapconn.Conn, error) {
+	t.Helper()
 	host, port, _ := net.SplitHostPort(is.Addr)
 	p, _ := strconv.Atoi(port)
 	c, err := imapconn.Open(context.Background(), imapconn.Config{Host: host, Port: p, Security: imapconn.SecurityTLS,
-		RootCAs: is.CertPool, Username: user, Tokens: ts, MaxConnections: 1})
+		RootCAs: is.CertPool, Username: user, Tokens: ts, MaxConnections: conns})
 	if err == nil {
 		t.Cleanup(func() { c.Close() })
 	}
@@ -176,5 +181,50 @@ func TestXOAuth2GmailRefreshToken(t *testing.T) {
 	}
 	if _, err := c.Folders(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With several connections and LITERAL+ the connector appends over its
+// own pipelined connections; they log in with XOAUTH2 too (no password
+// is ever tried), answering the server's continuation with the initial
+// response since this server has no SASL-IR.
+func TestXOAuth2PipelinedAppends(t *testing.T) {
+	gs := graphserver.Start(t, nil)
+	gs.AddTenant(oaTenant, oaDomain)
+	gs.AddApp(oaTenant, oaApp, graphserver.RoleIMAPAccessAsApp)
+	gs.AddClientSecret(oaApp, oaSecret, time.Time{})
+	gs.GrantIMAPMailbox(oaApp, oaAlice)
+	is := xoauth2imap.Start(t, &xoauth2imap.Options{Verify: gs.CheckIMAPToken})
+	is.AddUser(oaAlice)
+	ts, err := tokens(t, gs, is.Addr, oaAlice, &connector.OAuth{ClientID: oaApp, ClientSecret: oaSecret, TokenURL: gs.TokenURL("{tenant}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := openWithTokensN(t, is, oaAlice, ts, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inbox := connector.Folder{Path: mail.Path{"INBOX"}, Name: "INBOX"}
+	var pending []connector.PendingAppend
+	for i := range 6 {
+		raw := []byte("Message-ID: <p" + strconv.Itoa(i) + "@example.com>\r\nFrom: a@example.com\r\n\r\nbody\r\n")
+		pa, err := c.Append(ctx, inbox, connector.AppendRequest{Size: int64(len(raw)), Body: bytes.NewReader(raw)})
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		pending = append(pending, pa)
+	}
+	for i, pa := range pending {
+		if _, err := pa.Wait(); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if st := is.Stats(); st.LoginCommands != 0 || st.OtherMechs != 0 || st.Malformed != 0 || st.Logins < 2 {
+		t.Fatalf("server stats %+v: want only XOAUTH2 logins, on more than one connection", st)
+	}
+	var n int
+	if _, err := c.List(ctx, inbox, connector.ListOptions{}, func(ms []connector.Message) error { n += len(ms); return nil }); err != nil || n != 6 {
+		t.Fatalf("listed %d, %v", n, err)
 	}
 }
