@@ -24,6 +24,7 @@ import (
 	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/all"
+	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/connector/layer"
 	"github.com/mailferry/mailferry/internal/migrate"
 	"github.com/mailferry/mailferry/internal/store"
@@ -94,6 +95,7 @@ type copyFlags struct {
 	connectionsSet               bool // --connections was given
 	fromOAuth, toOAuth           oauthFlags
 	graphURL, tokenURL, caFile   string
+	gmailLabels                  string
 }
 
 // oauthFlags are one side's OAuth app registration.
@@ -146,6 +148,8 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	f.toOAuth.register(fs, "to")
 	fs.StringVar(&f.graphURL, "graph-url", "", "Microsoft Graph service root for national clouds (default https://graph.microsoft.com)")
 	fs.StringVar(&f.tokenURL, "oauth-token-url", "", "OAuth token endpoint replacing the provider's ({tenant} is replaced), for national clouds")
+	fs.StringVar(&f.gmailLabels, "gmail-labels", "once",
+		"a Gmail source's labels: once (each message copied once: INBOX, Sent, Drafts, labels by name, Spam, Trash, All Mail last) or folders (a copy in every label's folder)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra certificate authorities to trust (a private CA)")
 	fs.BoolVar(&f.deleteMissing, "delete-missing", false, "delete from the destination the copies this tool made of messages since deleted on the source (never other mail)")
 }
@@ -322,6 +326,11 @@ func (f *copyFlags) build(env Env, reg *connector.Registry) (src, dst address, o
 	if f.stallTimeout < time.Second {
 		return src, dst, opts, usageError{"--stall-timeout must be at least 1s, e.g. --stall-timeout 60s"}
 	}
+	gmailLabels, gerr := imapconn.ParseGmailLabels(f.gmailLabels)
+	if gerr != nil {
+		return src, dst, opts, usageError{gerr.Error()}
+	}
+	src.o.GmailLabels = gmailLabels
 	for _, a := range []*address{&src, &dst} {
 		a.o.InsecureSkipVerify = f.insecure
 		a.o.RootCAs = roots

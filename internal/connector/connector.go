@@ -93,6 +93,11 @@ type Message struct {
 	Flags        []string
 	Headers      mail.Headers
 	Identity     mail.Identity
+	// Skip, set by a source, says this message is not to be copied from
+	// this folder, and why: it is copied from another folder that also
+	// shows it (a Gmail message with several labels). The engine counts
+	// it as skipped, never as failed, and never copies it from here.
+	Skip string
 }
 
 // ListOptions narrows a listing.

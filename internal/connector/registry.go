@@ -142,6 +142,11 @@ type OpenOptions struct {
 	// the operator, never taken from an address: access tokens are sent
 	// there.
 	ServiceURL string
+	// GmailLabels is how a Gmail source's labels become folders: "" or
+	// "once" (each message copied once, from its first label folder by
+	// a fixed priority, All Mail last) or "folders" (a copy in the folder
+	// of every label). Only IMAP sources offering X-GM-EXT-1 read it.
+	GmailLabels string
 }
 
 // DefaultStallTimeout is how long a network connector lets a connection

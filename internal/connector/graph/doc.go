@@ -68,21 +68,25 @@
 // messages as ChangeNew and, with Changes, updated ones as ChangeFlags
 // and deleted or moved-out ones (@removed) as ChangeRemoved. 410
 // SyncStateNotFound on the first page of a query makes the listing a
-// full one with Reset; after messages were handed out it fails the
+// full one with Reset, or, with ListOptions.StrictSince (the engine's
+// delta passes), an error wrapping connector.ErrCursorInvalid before
+// anything is delivered; after messages were handed out it fails the
 // listing with a transient error, and the retry from the same cursor is
 // then a clean full listing. Links from Graph or from a stored cursor are
 // followed only on the service root's host.
 //
 // Listed per message: receivedDateTime as the internal date; flags
 // (\Seen from isRead, \Flagged from flag.flagStatus "flagged", \Answered
-// from PidTagLastVerbExecuted 102/103, \Draft from isDraft; keywords are
-// not kept, Features.Keywords is false); the identity, taken from the
+// from PidTagLastVerbExecuted 102/103, \Draft from isDraft, keywords
+// from categories whose names are IMAP atoms, since keywords are written
+// as Outlook categories); the identity, taken from the
 // property this connector stores on every copy it writes, else from
 // internetMessageHeaders when they hold Message-ID and From, else from
 // the MIME's own header block and exact size read from the start of
-// $value ("peek", up to four at once); the size, exact when peeked,
-// otherwise PidTagMessageSize where Graph gives it (Exchange's size, not
-// the MIME's), else 0. Body.Size is always exact.
+// $value ("peek", up to four at once); the size: the MIME's size kept
+// with the identity for copies this connector wrote from MIME, exact
+// when peeked, otherwise PidTagMessageSize where Graph gives it
+// (Exchange's size, not the MIME's). Body.Size is always exact.
 //
 // Fetch downloads messages/{id}/$value and reads each body completely
 // into the spool (1 MiB in memory, larger ones in a temporary file in

@@ -79,7 +79,8 @@ func Parse(raw string) (connector.Endpoint, error) {
 func ConfigOf(e connector.Endpoint, o connector.OpenOptions) Config {
 	cfg := Config{Host: e.Host, Port: e.Port, Username: e.User, Password: o.Credentials.Password,
 		InsecureSkipVerify: o.InsecureSkipVerify, AllowPlaintext: o.AllowPlaintext, RootCAs: o.RootCAs,
-		MaxConnections: o.MaxConnections, StallTimeout: o.StallTimeout, DialContext: o.Dial}
+		MaxConnections: o.MaxConnections, StallTimeout: o.StallTimeout, DialContext: o.Dial, GmailLabels: o.GmailLabels,
+		Source: o.Role == connector.RoleSource}
 	switch strings.ToLower(e.Scheme) {
 	case SchemeStartTLS, "imap+tls":
 		cfg.Security = SecurityStartTLS

@@ -99,6 +99,12 @@ type Config struct {
 	// session asks it for a token, so an expired one is replaced on
 	// reconnect; a token the server refuses is replaced once.
 	Tokens xoauth2.TokenSource
+	// GmailLabels is how a Gmail source's labels become folders
+	// (GmailLabelsOnce, the default, or GmailLabelsFolders; see gmail.go).
+	GmailLabels string
+	// Source: the mailbox is read from (Gmail's labels are then sorted
+	// out, see gmail.go); a destination's listings are left alone.
+	Source bool
 }
 
 // Addr returns host:port.

@@ -56,6 +56,10 @@ type Conn struct {
 	// appendOwner is, per folder, the session that takes its appends
 	// when they go through go-imap (see acquireForAppend); under mu.
 	appendOwner map[string]*session
+	// gmail: the server offers X-GM-EXT-1; gmailImportant holds the
+	// folders LIST marks \Important (under mu).
+	gmail          bool
+	gmailImportant map[string]bool
 }
 
 var (
@@ -109,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	c.uidPlus = c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2)
 	c.condStore = c.caps.Has(imap.CapCondStore)
+	c.gmail = c.caps.Has(capGmail)
 	c.feats = connector.Features{
 		MaxConnections: cfg.MaxConnections,
 		Folders:        true,

@@ -86,6 +86,17 @@ type batch struct {
 
 // dialAppend opens and authenticates an appendConn.
 func (c *Conn) dialAppend(ctx context.Context) (*appendConn, error) {
+	a, err := c.dialRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	go a.readLoop()
+	return a, nil
+}
+
+// dialRaw opens and authenticates a connection of this package's own
+// line protocol, without its reader goroutine (see dialAppend).
+func (c *Conn) dialRaw(ctx context.Context) (*appendConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	op := "connect to " + c.server()
@@ -113,7 +124,6 @@ func (c *Conn) dialAppend(ctx context.Context) (*appendConn, error) {
 		return nil, err
 	}
 	_ = raw.SetDeadline(time.Time{})
-	go a.readLoop()
 	return a, nil
 }
 
