@@ -477,6 +477,8 @@ func failed(w service.Work, side service.Side, err error) service.Outcome {
 		class = service.ClassOther
 	case connector.KindNoAccount:
 		class = service.ClassMailboxMissing
+	case connector.KindPermission:
+		class = service.ClassPermission
 	}
 	if errors.As(err, new(*migrate.UnreachableError)) {
 		// Retried for the whole budget before anything could be
