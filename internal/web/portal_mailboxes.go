@@ -74,6 +74,11 @@ var mailboxFields = map[string]string{
 
 // addMailboxRows adds the pairs typed into the table, all or none.
 func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project"))
+	if err != nil {
+		s.portalFail(w, r, sess, err)
+		return
+	}
 	f := r.PostForm
 	n := 0
 	for _, k := range []string{"source_email", "source_login", "source_password", "destination_email", "destination_login", "destination_password"} {
@@ -100,7 +105,7 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 		}
 		row := newEntryRow(len(rows))
 		row.SourceEmail, row.SourceLogin, row.DestEmail, row.DestLogin = in.SourceEmail, in.SourceLogin, in.DestEmail, in.DestLogin
-		for _, ie := range service.ValidateMailbox(in) {
+		for _, ie := range s.svc.ValidateMailboxOf(p, in) {
 			row.Errors[mailboxFields[ie.Field]] = capitalize(ie.Message) + "."
 		}
 		if len(row.Errors) > 0 {

@@ -64,6 +64,12 @@ type portalEnv struct {
 
 func newPortalEnv(t *testing.T) *portalEnv {
 	t.Helper()
+	return newPortalEnvWith(t, service.Preset{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}})
+}
+
+// newPortalEnvWith is newPortalEnv with these destination presets.
+func newPortalEnvWith(t *testing.T, presets ...service.Preset) *portalEnv {
+	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +79,7 @@ func newPortalEnv(t *testing.T) *portalEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(st, box, []service.Preset{{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
+	svc := service.New(st, box, presets)
 	svc.SetQueue(&fakeQueue{})
 	e := &portalEnv{t: t, svc: svc, db: st.DB()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
