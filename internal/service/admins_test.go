@@ -1,0 +1,104 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mailferry/mailferry/internal/secrets"
+	"github.com/mailferry/mailferry/internal/store"
+)
+
+// A Microsoft 365 side's app credentials on both engines: stored sealed
+// with the project, shown without the secret, opened for the worker, not
+// taken for unreadable passwords at start-up, replaced by PATCH (an empty
+// secret keeps the stored one), erased when the project finishes and
+// removed with it.
+func TestAdminCredentials(t *testing.T) { eachEngine(t, testAdminCredentials) }
+
+func testAdminCredentials(t *testing.T, st *store.Store) {
+	box, err := secrets.NewBox(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st, box, []Preset{{ID: "m365", Name: "Microsoft 365", Endpoint: Endpoint{Type: TypeM365, Host: m365Host, Port: 443, Security: "tls"}}})
+	s.SetQueue(nopQueue{})
+	ctx := context.Background()
+	o, err := s.EnsureOwner(ctx, "admin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tenant, client, secret = "contoso.onmicrosoft.com", "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d", "Svc~Secret-42"
+	in := ProjectInput{Name: "From 365 to 365", Source: Endpoint{Type: TypeM365}, DestinationPreset: "m365",
+		SourceAdmin:      &AdminCredentials{Tenant: tenant, ClientID: client, ClientSecret: secret},
+		DestinationAdmin: &AdminCredentials{Tenant: tenant, ClientID: client}}
+	var ie *InputError
+	if _, err := s.CreateProject(ctx, o.ID, in); !errors.As(err, &ie) || ie.Field != "destination_admin.client_secret" {
+		t.Fatalf("no destination secret: %v", err)
+	}
+	in.DestinationAdmin.ClientSecret = secret + "-dst"
+	in.DestinationAdmin.ClientID = "not a guid"
+	if _, err := s.CreateProject(ctx, o.ID, in); !errors.As(err, &ie) || ie.Field != "destination_admin.client_id" || strings.Contains(err.Error(), secret) {
+		t.Fatalf("a bad client id: %v", err)
+	}
+	in.DestinationAdmin.ClientID = client
+	p, err := s.CreateProject(ctx, o.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Source.Host != m365Host || p.Source.Port != 443 {
+		t.Errorf("a Microsoft 365 source: %+v", p.Source)
+	}
+	got, err := s.Project(ctx, o.ID, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(got)
+	if strings.Contains(string(b), secret) || got.SourceAdmin == nil || got.DestinationAdmin == nil || !got.SourceAdmin.HasSecret ||
+		got.SourceAdmin.ClientID != client || got.SourceAdmin.Tenant != tenant {
+		t.Fatalf("project as read: %s", b)
+	}
+	if _, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "a@contoso.com", DestEmail: "a@fabrikam.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "b@contoso.com", SourceLogin: "b", DestEmail: "b@fabrikam.com"}}); !errors.As(err, &ie) || ie.Field != "source_login" {
+		t.Errorf("a login on a Microsoft 365 side: %v", err)
+	}
+	if n, err := s.UnreadableSecrets(ctx); err != nil || n != 0 {
+		t.Errorf("UnreadableSecrets = %d, %v; rows using the app credentials have no password to read", n, err)
+	}
+	a, err := s.admin(ctx, p.ID, SideDestination)
+	if err != nil || a.ClientSecret != secret+"-dst" {
+		t.Fatalf("destination credentials opened: %v %v", a, err)
+	}
+	// A new secret for the source; the destination keeps its own.
+	if _, err := s.UpdateProject(ctx, o.ID, p.ID, ProjectUpdate{SourceAdmin: &AdminCredentials{Tenant: tenant, ClientID: client, ClientSecret: "New~Secret"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateProject(ctx, o.ID, p.ID, ProjectUpdate{DestinationAdmin: &AdminCredentials{Tenant: "5d1f9a3c-2b4e-4c6d-8e0f-1a2b3c4d5e6f", ClientID: client}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.admin(ctx, p.ID, SideSource); err != nil || a.ClientSecret != "New~Secret" {
+		t.Errorf("source after PATCH: %v %v", a, err)
+	}
+	if a, err := s.admin(ctx, p.ID, SideDestination); err != nil || a.ClientSecret != secret+"-dst" || a.Tenant != "5d1f9a3c-2b4e-4c6d-8e0f-1a2b3c4d5e6f" {
+		t.Errorf("destination after a PATCH without a secret: %v %v", a, err)
+	}
+	if _, err := s.FinishProject(ctx, o.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Project(ctx, o.ID, p.ID); got.SourceAdmin == nil || got.SourceAdmin.HasSecret {
+		t.Errorf("after finishing: %+v", got.SourceAdmin)
+	}
+	if _, err := s.admin(ctx, p.ID, SideSource); !errors.Is(err, ErrSecretKey) {
+		t.Errorf("opening an erased secret: %v", err)
+	}
+	if err := s.DeleteProject(ctx, o.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := st.Credentials(ctx, p.ID); err != nil || len(cs) != 0 {
+		t.Errorf("credentials left after deleting the project: %v %v", cs, err)
+	}
+}
