@@ -198,4 +198,25 @@ func TestPortalM365Preset(t *testing.T) {
 	if err != nil || p.DestinationAdmin == nil || p.DestinationAdmin.ClientID != m365App {
 		t.Errorf("project: %+v %v", p.DestinationAdmin, err)
 	}
+	// Editing the row: no login or password on the Microsoft 365 side,
+	// and a corrected address is taken as it is.
+	mbs, err := e.svc.Mailboxes(context.Background(), ownerID(t, e, "owner@example.com"), m[1])
+	if err != nil || len(mbs) != 1 {
+		t.Fatalf("mailboxes: %v %d", err, len(mbs))
+	}
+	mp := "/projects/" + m[1] + "/mailboxes/" + mbs[0].ID
+	code, body = b.get(mp + "/edit")
+	if code != 200 || !strings.Contains(body, `id="destination-m365"`) || strings.Contains(body, `id="destination_password"`) ||
+		!strings.Contains(body, `id="source_password"`) {
+		t.Fatalf("edit page: %d", code)
+	}
+	code, _ = b.post(mp, url.Values{"next": {"mailboxes"}, "source_email": {"ann@old.example"}, "source_login": {"ann@old.example"},
+		"source_password": {""}, "destination_email": {"ann.smith@contoso.com"}})
+	if code != 200 {
+		t.Errorf("save the corrected Microsoft 365 address: %d", code)
+	}
+	if got, _ := e.svc.Mailboxes(context.Background(), ownerID(t, e, "owner@example.com"), m[1]); len(got) != 1 ||
+		got[0].DestEmail != "ann.smith@contoso.com" || got[0].DestLogin != "ann.smith@contoso.com" || !got[0].HasPasswords {
+		t.Errorf("after editing: %+v", got)
+	}
 }
