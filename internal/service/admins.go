@@ -14,6 +14,14 @@ import (
 // Graph (connector/graph), as a source type or a destination preset's type.
 const TypeM365 = "m365"
 
+// TypeGmail is a Gmail or Google Workspace source: IMAP at
+// imap.gmail.com with each mailbox's app password (Google's IMAP needs
+// one when 2-Step Verification is on); its labels are read as Gmail's
+// (connector/imap, X-GM-EXT-1), each message copied once.
+const TypeGmail = "gmail"
+
+const gmailHost = "imap.gmail.com"
+
 // m365Host is what a Microsoft 365 side connects to: it names the side in
 // the per-host limits of the workers.
 const m365Host = "graph.microsoft.com"

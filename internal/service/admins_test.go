@@ -102,3 +102,36 @@ func testAdminCredentials(t *testing.T, st *store.Store) {
 		t.Errorf("credentials left after deleting the project: %v %v", cs, err)
 	}
 }
+
+// A Gmail source is IMAP at imap.gmail.com with implicit TLS, whatever
+// the input says about the server, and logs in with each mailbox's (app)
+// password: it takes no app credentials.
+func TestGmailSource(t *testing.T) {
+	st, err := store.Open(context.Background(), store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := newService(t, st)
+	ctx := context.Background()
+	o, err := s.EnsureOwner(ctx, "admin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ProjectInput{Name: "From Gmail", Source: Endpoint{Type: TypeGmail, Host: "ignored.example", Port: 143, Security: "none"}, DestinationPreset: "dest"}
+	p, err := s.CreateProject(ctx, o.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Source.URL(); got != "imaps://imap.gmail.com:993" {
+		t.Errorf("Gmail source address %q, want imaps://imap.gmail.com:993", got)
+	}
+	in.SourceAdmin = &AdminCredentials{Tenant: "contoso.onmicrosoft.com", ClientID: "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d", ClientSecret: "x"}
+	var ie *InputError
+	if _, err := s.CreateProject(ctx, o.ID, in); !errors.As(err, &ie) || ie.Field != "source_admin" {
+		t.Errorf("app credentials for a Gmail source: %v", err)
+	}
+	if _, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "a@gmail.com", DestEmail: "a@new.example", DestPassword: "p"}}); !errors.As(err, &ie) || ie.Field != "source_password" {
+		t.Errorf("a Gmail row without its app password: %v", err)
+	}
+}

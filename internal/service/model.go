@@ -113,7 +113,8 @@ func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial }
 // Endpoint is a mail server.
 type Endpoint struct {
 	// Type is "imap", "m365" (Microsoft 365 through Microsoft Graph,
-	// with the project's app credentials) or, for a source, "pop3".
+	// with the project's app credentials) or, for a source, "pop3" or
+	// "gmail" (IMAP at imap.gmail.com with app passwords).
 	Type     string `json:"type"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
@@ -127,9 +128,12 @@ type Endpoint struct {
 // URL is the endpoint as a connector address (connector/all parses it):
 // the scheme says the type and the security, e.g. pop3s://host:995.
 func (e Endpoint) URL() string {
-	if e.Type == TypeM365 {
+	switch e.Type {
+	case TypeM365:
 		// Graph addresses name the mailbox too: see MailboxURL.
 		return "graph://"
+	case TypeGmail:
+		return "imaps://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
 	}
 	scheme := e.Type
 	if scheme == "" {

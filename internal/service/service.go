@@ -172,10 +172,13 @@ func (in *ProjectInput) validateServers(presets map[string]Preset) error {
 		// Graph over HTTPS, always: nothing to choose but the app.
 		in.Source.Host, in.Source.Port, in.Source.Security = m365Host, 443, "tls"
 		in.Source.Insecure, in.Source.AllowPlaintext = false, false
+	case TypeGmail:
+		in.Source.Host, in.Source.Port, in.Source.Security = gmailHost, 993, "tls"
+		in.Source.Insecure, in.Source.AllowPlaintext = false, false
 	case "exchange":
-		return inputErr("source.type", "%s sources are coming soon; IMAP, POP3 and Microsoft 365 (m365) are available today", in.Source.Type)
+		return inputErr("source.type", "%s sources are coming soon; IMAP, POP3, Gmail and Microsoft 365 (m365) are available today", in.Source.Type)
 	default:
-		return inputErr("source.type", "unknown source type %q: use imap, pop3 or m365 (Microsoft 365)", in.Source.Type)
+		return inputErr("source.type", "unknown source type %q: use imap, pop3, gmail or m365 (Microsoft 365)", in.Source.Type)
 	}
 	in.Source.Host = strings.TrimSpace(in.Source.Host)
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(in.Source.Host, "["), "]")); err == nil && a.Zone() == "" {

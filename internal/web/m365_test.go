@@ -171,8 +171,14 @@ func TestPortalM365Preset(t *testing.T) {
 	b := e.newBrowser()
 	b.login("owner@example.com")
 	code, body := b.get("/migrations/new")
-	if code != 200 || !strings.Contains(body, `id="type-m365" name="type" value="m365">`) || !strings.Contains(body, `id="dst_client_secret"`) {
-		t.Fatalf("new migration page: %d (Microsoft 365 must be offered as a source, with app fields for the destination)", code)
+	if code != 200 || !strings.Contains(body, `id="type-m365" name="type" value="m365">`) || !strings.Contains(body, `id="dst_client_secret"`) ||
+		!strings.Contains(body, `id="type-gmail" name="type" value="gmail">`) {
+		t.Fatalf("new migration page: %d (Microsoft 365 and Gmail must be offered as sources, with app fields for the destination)", code)
+	}
+	// Gmail needs no server fields: the form's host and port are ignored.
+	code, body = b.post("/migrations/new", url.Values{"name": {"From Gmail"}, "type": {"gmail"}, "host": {""}, "port": {""}, "preset": {"new-mail"}})
+	if code != 200 || projectRe.FindStringSubmatch(body) == nil || !strings.Contains(body, "imap.gmail.com") {
+		t.Errorf("create a Gmail project: %d", code)
 	}
 	form := url.Values{"name": {"Acme to 365"}, "type": {"imap"}, "host": {"mail.old.example"}, "security": {"tls"}, "port": {"993"},
 		"preset": {"m365"}, "dst_tenant": {m365Tenant}, "dst_client_id": {m365App}}

@@ -83,6 +83,7 @@ type sourceType struct {
 
 var sourceTypes = []sourceType{
 	{"imap", "IMAP", "Most mail providers and hosting companies: cPanel, Plesk, GoDaddy, Zoho, Gmail, Yahoo and others.", true},
+	{"gmail", "Gmail", "Gmail and Google Workspace, through IMAP with each mailbox's app password. Labels become folders; each message is copied once.", true},
 	{"pop3", "POP3", "For old servers that offer POP3 only. POP3 has the inbox only: it lands in the new inbox, unread.", true},
 	{"exchange", "Microsoft Exchange", "Exchange on your own servers, through Outlook Web Access.", false},
 	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes, read through Microsoft Graph with your app registration: no passwords needed.", true},
@@ -185,10 +186,11 @@ func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 		AllowPlaintext: r.PostFormValue("allow_plaintext") == "yes", Insecure: r.PostFormValue("insecure") == "yes",
 		Errors: map[string]string{},
 	}
-	if f.Type == service.TypeM365 {
-		// Microsoft Graph: no server, port or security to choose.
+	if f.Type == service.TypeM365 || f.Type == service.TypeGmail {
+		// Microsoft Graph, or Gmail's IMAP server: no server, port or
+		// security to choose.
 		f.Host, f.Port, f.Security, f.AllowPlaintext, f.Insecure = "", "", "tls", false, false
-		return f, service.Endpoint{Type: service.TypeM365}
+		return f, service.Endpoint{Type: f.Type}
 	}
 	src := service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}
 	if f.Port != "" {
@@ -266,7 +268,7 @@ func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, sess *servi
 	f := projectForm{Name: p.Name, Type: p.Source.Type, Host: p.Source.Host, Port: strconv.Itoa(p.Source.Port), Security: p.Source.Security,
 		Preset: p.DestinationPreset, AllowPlaintext: p.Source.AllowPlaintext, Insecure: p.Source.Insecure, Editing: &p,
 		Source: fromAdmin(p.SourceAdmin), Destination: fromAdmin(p.DestinationAdmin)}
-	if f.Type == service.TypeM365 {
+	if f.Type == service.TypeM365 || f.Type == service.TypeGmail {
 		f.Host, f.Port = "", ""
 	}
 	s.renderNewMigration(w, r, sess, http.StatusOK, f, "")

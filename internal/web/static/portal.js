@@ -137,7 +137,7 @@
     function updateApps() {
       var type = form.querySelector('input[name="type"]:checked');
       var m365 = !!type && type.value === 'm365';
-      if (servers) { servers.hidden = m365; }
+      if (servers) { servers.hidden = m365 || (!!type && type.value === 'gmail'); }
       if (srcApp) { srcApp.hidden = !m365; }
       var preset = form.querySelector('input[name="preset"]:checked');
       if (dstApp && preset) { dstApp.hidden = preset.getAttribute('data-type') !== 'm365'; }
