@@ -44,15 +44,36 @@ type pending struct {
 
 // fetcher streams units from the source into the spool.
 func (r *run) fetcher() {
-	for u := range r.units {
+	var last *folderState
+	for {
+		// A stream's slot first, then its unit: a fetcher waiting for a
+		// slot must not hold a unit that the fetcher reading that folder
+		// would have taken next.
 		if r.ctx.Err() != nil || !r.gov.acquire(r.ctx) {
+			u, ok := r.units.get(nil)
+			if !ok {
+				return
+			}
 			for _, m := range u.msgs {
 				r.leave(u.fs, m)
 			}
 			u.fs.open.Add(-len(u.msgs))
 			continue
 		}
-		r.fetchUnit(u)
+		u, ok := r.units.get(last)
+		if !ok {
+			r.gov.release()
+			return
+		}
+		last = u.fs
+		if r.ctx.Err() == nil {
+			r.fetchUnit(u)
+		} else {
+			for _, m := range u.msgs {
+				r.leave(u.fs, m)
+			}
+			u.fs.open.Add(-len(u.msgs))
+		}
 		r.gov.release()
 	}
 }

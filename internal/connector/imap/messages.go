@@ -50,7 +50,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 			lst.Reset = true
 		}
 	}
-	s, err := c.acquire(ctx)
+	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return lst, err
 	}
@@ -413,6 +413,10 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 	if len(msgs) == 0 {
 		return nil
 	}
+	// Marked before the session is released (defers run last first), so
+	// that the folder keeps it while the fetcher picks its next batch.
+	c.startReading(f.Name)
+	defer c.doneReading(f.Name)
 	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return err
