@@ -117,8 +117,11 @@ func (cc *countingConn) Write(b []byte) (int, error) {
 	return cc.Conn.Write(b)
 }
 
-// isTagStart: the clients in this module tag commands with letters.
-func isTagStart(ch byte) bool { return ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' }
+// isTagStart: tags are letters and digits (go-imap "T12", mbsync and
+// Dovecot's imapc plain numbers); "*" and "+" never start a command.
+func isTagStart(ch byte) bool {
+	return ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9'
+}
 
 func (cc *countingConn) Close() error {
 	if !cc.closed.Swap(true) {
