@@ -920,7 +920,10 @@ func (c *Conn) store(ctx context.Context, f connector.Folder, ids []connector.ID
 	if len(ids) == 0 {
 		return nil
 	}
-	s, err := c.acquire(ctx)
+	// Preferably the session that has the folder open already (the
+	// engine opened it for the pass, and sends one STORE per flag set):
+	// one SELECT per folder rather than nearly one per STORE.
+	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return err
 	}
