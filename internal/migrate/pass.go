@@ -30,11 +30,12 @@ const (
 
 // folderState is one source folder in flight.
 type folderState struct {
-	plan FolderPlan
-	res  *FolderResult
-	led  *ledger
-	c    counters
-	open sync.WaitGroup // listing plus each unresolved message
+	order int // its place in the pass; fetchers serve earlier folders first
+	plan  FolderPlan
+	res   *FolderResult
+	led   *ledger
+	c     counters
+	open  sync.WaitGroup // listing plus each unresolved message
 
 	status   connector.FolderStatus // source status before the pass; fixed from then on
 	statusOK bool                   // status was read
@@ -182,7 +183,7 @@ func (r *run) chooseModes(plans []FolderPlan) error {
 		if p.Origin == PlanRuleChanged {
 			res.Was = p.Was.String()
 		}
-		r.folders[i] = &folderState{plan: p, res: res, seen: idSet{seed: r.seed}}
+		r.folders[i] = &folderState{plan: p, res: res, seen: idSet{seed: r.seed}, order: i}
 	}
 	r.mu.Unlock()
 	for _, fs := range r.folders {

@@ -44,13 +44,11 @@ type pending struct {
 
 // fetcher streams units from the source into the spool.
 func (r *run) fetcher() {
-	var last *folderState
 	for {
 		// A stream's slot first, then its unit: a fetcher waiting for a
-		// slot must not hold a unit that the fetcher reading that folder
-		// would have taken next.
+		// slot must not hold a unit of the folder the others are reading.
 		if r.ctx.Err() != nil || !r.gov.acquire(r.ctx) {
-			u, ok := r.units.get(nil)
+			u, ok := r.units.get()
 			if !ok {
 				return
 			}
@@ -60,12 +58,11 @@ func (r *run) fetcher() {
 			u.fs.open.Add(-len(u.msgs))
 			continue
 		}
-		u, ok := r.units.get(last)
+		u, ok := r.units.get()
 		if !ok {
 			r.gov.release()
 			return
 		}
-		last = u.fs
 		if r.ctx.Err() == nil {
 			r.fetchUnit(u)
 		} else {

@@ -2,21 +2,28 @@ package migrate
 
 import "sync"
 
-// unitQueue joins the planners to the fetchers. It is a FIFO bounded
-// per folder (so by planners × perFolder), except that a fetcher takes the next unit of the folder it fetched
-// last when one is queued: planners list several folders at once, so
-// their units interleave, and a fetcher that moved to whichever folder
-// came next made the source open a folder again for most batches
-// (folder affinity; the connector keeps a session on its folder while it
-// is being read, see imap.Conn.acquireIn).
+// unitQueue joins the planners to the fetchers. It is bounded per folder
+// (so by planners × perFolder), and it hands out the units of the
+// earliest folder of the pass first, in order: the fetchers then work on
+// one folder together and move on together, instead of on as many
+// folders as planners list at once.
+//
+// Folder affinity (issue 14): with the fetchers on one folder, the source
+// sessions keep it selected (see imap.Conn.acquireIn) and each opens it
+// once, rather than before most batches; and the destination gets that
+// folder's messages in a row, so its MULTIAPPEND batches fill (a batch
+// closes when a message for another folder comes). Fetchers taking
+// whichever folder they read last spread over four folders at once: the
+// source opened folders a quarter as often as before, but the
+// destination got 40 % more, smaller APPEND transactions and spent 57 %
+// more CPU (at 100k messages).
 type unitQueue struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	units []unit // in arrival order
 	// perFolder bounds the units queued for one folder. A bound per
-	// folder rather than in all keeps every folder being listed
-	// represented, so that a fetcher finds the next unit of its folder
-	// rather than the one of whichever planner won the race for space.
+	// folder rather than in all keeps the earliest folder's planner from
+	// losing the race for space to the later ones, whose units wait.
 	perFolder int
 	queued    map[*folderState]int
 	closed    bool
@@ -47,10 +54,10 @@ func (q *unitQueue) put(u unit) bool {
 	return true
 }
 
-// get returns the oldest unit of folder prefer, or else the oldest unit;
-// it waits while the queue is empty, and returns false once it is closed
-// and empty.
-func (q *unitQueue) get(prefer *folderState) (unit, bool) {
+// get returns the oldest unit of the earliest folder queued; it waits
+// while the queue is empty, and returns false once it is closed and
+// empty.
+func (q *unitQueue) get() (unit, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.units) == 0 && !q.closed {
@@ -60,12 +67,9 @@ func (q *unitQueue) get(prefer *folderState) (unit, bool) {
 		return unit{}, false
 	}
 	i := 0
-	if prefer != nil {
-		for j, u := range q.units {
-			if u.fs == prefer {
-				i = j
-				break
-			}
+	for j, u := range q.units {
+		if u.fs.order < q.units[i].fs.order {
+			i = j
 		}
 	}
 	u := q.units[i]
