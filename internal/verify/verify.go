@@ -176,28 +176,22 @@ type copyOf struct {
 // compare lists the destination folder and its source folders, pairs
 // them by identity and hashes every pair.
 func (v *verifier) compare(ctx context.Context, g *group) error {
-	var dst []*copyOf
-	if !g.missing {
-		_, err := v.dst.List(ctx, g.dest, connector.ListOptions{}, func(ms []connector.Message) error {
+	// Both sides are listed at once: a listing is mostly round trips.
+	var dst, srcMsgs []*copyOf
+	var dstErr error
+	listed := make(chan struct{})
+	go func() {
+		defer close(listed)
+		if g.missing {
+			return
+		}
+		_, dstErr = v.dst.List(ctx, g.dest, connector.ListOptions{}, func(ms []connector.Message) error {
 			for _, m := range ms {
 				dst = append(dst, &copyOf{m: m, pair: -1})
 			}
 			return nil
 		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			for _, r := range g.rows {
-				r.Error = "destination folder could not be listed: " + errText(err)
-			}
-			return nil
-		}
-	}
-	for _, r := range g.rows {
-		r.DestMessages = int64(len(dst))
-	}
-	var srcMsgs []*copyOf
+	}()
 	for i, p := range g.plans {
 		row := g.rows[i]
 		_, err := v.src.List(ctx, p.Source, connector.ListOptions{}, func(ms []connector.Message) error {
@@ -212,12 +206,22 @@ func (v *verifier) compare(ctx context.Context, g *group) error {
 			}
 			return nil
 		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if err != nil && ctx.Err() == nil {
 			row.Error = "source folder could not be listed: " + errText(err)
 		}
+	}
+	<-listed
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if dstErr != nil {
+		for _, r := range g.rows {
+			r.Error = "destination folder could not be listed: " + errText(dstErr)
+		}
+		return nil
+	}
+	for _, r := range g.rows {
+		r.DestMessages = int64(len(dst))
 	}
 	pairUp(srcMsgs, dst)
 
