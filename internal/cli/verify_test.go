@@ -235,6 +235,12 @@ func TestVerifyCLI(t *testing.T) {
 		if !strings.Contains(v.csv, "INBOX,INBOX,same path,4,") || !strings.Contains(v.csv, "report_sha256,"+v.rep.SHA256) {
 			t.Errorf("CSV:\n%s", v.csv)
 		}
+		// A filter the copy did not have: every source message is
+		// skipped by it, and the copies it made are extra.
+		v = runVerifyAll(t, env, append(args, "--since", "2030-01-01")...)
+		if tot := v.rep.Totals; tot.Skipped != 8 || tot.Matched != 0 || tot.Extra != 8 || v.rep.Exact || v.rep.Settings.Since != "2030-01-01" {
+			t.Errorf("with --since: %+v, settings %+v", tot, v.rep.Settings)
+		}
 	})
 
 	t.Run("a deleted message is missing", func(t *testing.T) {
@@ -330,4 +336,36 @@ func TestVerifyCLI(t *testing.T) {
 		}
 		wantText(t, v, "1 missing, 1 of them failed earlier")
 	})
+}
+
+// TestVerifyMaildirWithBareLF copies a Maildir whose messages end their
+// lines with a bare LF to IMAP (which stores CRLF) and verifies the copy
+// exact: bodies are compared in the CRLF form, as the copy writes them.
+func TestVerifyMaildirWithBareLF(t *testing.T) {
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Layout: testenv.LayoutSlash})
+	dst.AddUser(t, "lf", secret)
+	root := t.TempDir()
+	for _, d := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, raw := range []string{
+		"Message-ID: <lf1@example.org>\nFrom: a@example.org\nSubject: lf\n\nline one\nline two\n",
+		"From: cron@example.org\nSubject: no id\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\nrun ok\n",
+	} {
+		name := filepath.Join(root, "cur", fmt.Sprintf("170000000%d.M1P1.host:2,S", i))
+		if err := os.WriteFile(name, []byte(raw), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := withState(t, map[string]string{"MAILFERRY_TO_PASSWORD": secret})
+	args := []string{"--from", "maildir:" + root, "--to", imapURL(dst), "--to-user", "lf", "--allow-plaintext"}
+	if r := runCLI(t, env, append([]string{"copy"}, args...)...); r.code != ExitOK {
+		t.Fatalf("copy: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	v := runVerifyAll(t, env, args...)
+	if !v.rep.Exact || v.rep.Totals.Exact != 2 {
+		t.Fatalf("verdict %q\n%s", v.rep.Verdict, v.stdout)
+	}
 }

@@ -14,26 +14,31 @@ import (
 	"github.com/mailferry/mailferry/internal/accounting"
 )
 
-// columns are the report's per-folder columns, in the order of the
-// table, the CSV and the PDF.
-var columns = []struct {
+// column is one of the report's per-folder columns.
+type column struct {
 	head string
 	get  func(*Folder) string
-}{
-	{"SOURCE FOLDER", func(f *Folder) string { return f.Source }},
-	{"DESTINATION", func(f *Folder) string { return destText(f) }},
-	{"WHY", func(f *Folder) string { return f.Why }},
-	{"SRC MSGS", func(f *Folder) string { return n(f.SourceMessages) }},
-	{"SRC BYTES", func(f *Folder) string { return accounting.HumanBytes(f.SourceBytes) }},
-	{"DST MSGS", func(f *Folder) string { return n(f.DestMessages) }},
-	{"EXACT", func(f *Folder) string { return n(f.Exact) }},
-	{"FLAGS/DATE", func(f *Folder) string { return differsText(f) }},
-	{"ALTERED", func(f *Folder) string { return n(f.Altered + f.Unread) }},
-	{"EQUIV", func(f *Folder) string { return n(f.Equivalent) }},
-	{"MISSING", func(f *Folder) string { return n(f.Missing) }},
-	{"FAILED", func(f *Folder) string { return n(f.FailedEarlier) }},
-	{"EXTRA", func(f *Folder) string { return n(f.Extra) }},
-	{"SKIPPED", func(f *Folder) string { return n(f.Skipped) }},
+}
+
+// columns are the table's and the PDF's columns, in their order (a
+// function, not a package variable: no package-level mutable state).
+func columns() []column {
+	return []column{
+		{"SOURCE FOLDER", func(f *Folder) string { return f.Source }},
+		{"DESTINATION", func(f *Folder) string { return destText(f) }},
+		{"WHY", func(f *Folder) string { return f.Why }},
+		{"SRC MSGS", func(f *Folder) string { return n(f.SourceMessages) }},
+		{"SRC BYTES", func(f *Folder) string { return accounting.HumanBytes(f.SourceBytes) }},
+		{"DST MSGS", func(f *Folder) string { return n(f.DestMessages) }},
+		{"EXACT", func(f *Folder) string { return n(f.Exact) }},
+		{"FLAGS/DATE", func(f *Folder) string { return differsText(f) }},
+		{"ALTERED", func(f *Folder) string { return n(f.Altered + f.Unread) }},
+		{"EQUIV", func(f *Folder) string { return n(f.Equivalent) }},
+		{"MISSING", func(f *Folder) string { return n(f.Missing) }},
+		{"FAILED", func(f *Folder) string { return n(f.FailedEarlier) }},
+		{"EXTRA", func(f *Folder) string { return n(f.Extra) }},
+		{"SKIPPED", func(f *Folder) string { return n(f.Skipped) }},
+	}
 }
 
 func n(v int64) string { return strconv.FormatInt(v, 10) }
@@ -85,7 +90,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.Started.Format("2006-01-02 15:04:05Z"), r.Finished.Format("15:04:05Z"), r.Finished.Sub(r.Started).Round(1e7), r.Bytes)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(f *Folder) {
-		for i, c := range columns {
+		for i, c := range columns() {
 			v := c.get(f)
 			if i < 3 {
 				v = truncate(v, 30)
@@ -94,7 +99,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	for _, c := range columns {
+	for _, c := range columns() {
 		fmt.Fprint(tw, c.head, "\t")
 	}
 	fmt.Fprintln(tw)
@@ -247,7 +252,7 @@ func (r *Report) WritePDF(w io.Writer) error {
 			style = "B"
 		}
 		pdf.SetFont("Helvetica", style, 7.5)
-		for i, c := range columns {
+		for i, c := range columns() {
 			v := c.get(f)
 			if i < 3 {
 				v = fitText(pdf, tr(v), widths[i]-2)
