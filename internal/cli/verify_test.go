@@ -321,7 +321,7 @@ func TestVerifyCLI(t *testing.T) {
 		if f := folderOf(t, v.rep, "Work"); f.Plan != migrate.PlanRuleChanged {
 			t.Errorf("Work's plan is %q, want %q", f.Plan, migrate.PlanRuleChanged)
 		}
-		wantText(t, v, "Work (does not exist)", "2 missing", "2 extra on the destination")
+		wantText(t, v, "Work (does not exist)", "2 missing", "2 extra on the destination", "rule changed")
 		// Without the state, the same.
 		v = runVerifyAll(t, env, append(args, "--data-dir", "none")...)
 		check(t, v, want{folder: "INBOX", exact: 4, extra: 2}, want{folder: "Work", missing: 2})

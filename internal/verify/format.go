@@ -12,6 +12,7 @@ import (
 	"github.com/go-pdf/fpdf"
 
 	"github.com/mailferry/mailferry/internal/accounting"
+	"github.com/mailferry/mailferry/internal/migrate"
 )
 
 // column is one of the report's per-folder columns.
@@ -26,7 +27,7 @@ func columns() []column {
 	return []column{
 		{"SOURCE FOLDER", func(f *Folder) string { return f.Source }},
 		{"DESTINATION", func(f *Folder) string { return destText(f) }},
-		{"WHY", func(f *Folder) string { return f.Why }},
+		{"WHY", whyText},
 		{"SRC MSGS", func(f *Folder) string { return n(f.SourceMessages) }},
 		{"SRC BYTES", func(f *Folder) string { return accounting.HumanBytes(f.SourceBytes) }},
 		{"DST MSGS", func(f *Folder) string { return n(f.DestMessages) }},
@@ -51,6 +52,15 @@ func destText(f *Folder) string {
 		return f.Dest + " (does not exist)"
 	}
 	return f.Dest
+}
+
+// whyText is the plan's reason, saying when a rule given now differs
+// from the one the copy recorded.
+func whyText(f *Folder) string {
+	if f.Plan == migrate.PlanRuleChanged {
+		return f.Why + " (rule changed since the copy)"
+	}
+	return f.Why
 }
 
 func differsText(f *Folder) string {
@@ -168,7 +178,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	rows := append(append([]*Folder(nil), r.Folders...), r.totalsRow())
 	rows[len(rows)-1].Matched = r.Totals.Matched
 	for _, f := range rows {
-		rec := []string{f.Source, destText(f), f.Why, n(f.SourceMessages), n(f.SourceBytes), n(f.DestMessages),
+		rec := []string{f.Source, destText(f), whyText(f), n(f.SourceMessages), n(f.SourceBytes), n(f.DestMessages),
 			n(f.Matched), n(f.Exact), n(f.Differs), n(f.FlagsDiffer), n(f.DateDiffer), n(f.Altered), n(f.Unread),
 			n(f.Equivalent), n(f.Missing), n(f.FailedEarlier), n(f.Extra), n(f.Skipped), f.Error}
 		if err := cw.Write(rec); err != nil {
@@ -231,7 +241,7 @@ func (r *Report) WritePDF(w io.Writer) error {
 	pdf.MultiCell(0, 6, tr(r.Verdict), "1", "L", true)
 	pdf.Ln(3)
 
-	widths := []float64{40, 40, 38, 15, 17, 15, 14, 20, 15, 13, 15, 13, 12, 15}
+	widths := []float64{36, 36, 46, 14, 16, 14, 13, 19, 14, 12, 14, 12, 11, 13} // 270 of 277 mm
 	heads := []string{"Source folder", "Destination", "Why", "Src msgs", "Src bytes", "Dst msgs", "Exact", "Flags/date", "Altered", "Equiv.", "Missing", "Failed", "Extra", "Skipped"}
 	header := func() {
 		pdf.SetFont("Helvetica", "B", 7.5)

@@ -129,9 +129,10 @@ func Run(ctx context.Context, src, dst connector.Source, o Options) (*Report, er
 	}
 	for _, g := range groups {
 		rep.Differences = append(rep.Differences, g.diffs...)
+		rep.DifferencesLeft += g.left
 	}
 	if n := len(rep.Differences); n > MaxDifferences {
-		rep.DifferencesLeft = int64(n - MaxDifferences)
+		rep.DifferencesLeft += int64(n - MaxDifferences)
 		rep.Differences = rep.Differences[:MaxDifferences]
 	}
 	rep.total()
@@ -160,7 +161,17 @@ type group struct {
 	missing bool // the destination folder does not exist
 	plans   []migrate.FolderPlan
 	rows    []*Folder
-	diffs   []Difference
+	diffs   []Difference // at most MaxDifferences
+	left    int64        // differences beyond those
+}
+
+// note keeps a difference, up to MaxDifferences per destination folder.
+func (g *group) note(d Difference) {
+	if len(g.diffs) >= MaxDifferences {
+		g.left++
+		return
+	}
+	g.diffs = append(g.diffs, d)
 }
 
 // copyOf is one message as listed, with what the comparison learns.
@@ -187,6 +198,7 @@ func (v *verifier) compare(ctx context.Context, g *group) error {
 		}
 		_, dstErr = v.dst.List(ctx, g.dest, connector.ListOptions{}, func(ms []connector.Message) error {
 			for _, m := range ms {
+				m.Headers = mail.Headers{} // the identity is computed; the fields are not needed
 				dst = append(dst, &copyOf{m: m, pair: -1})
 			}
 			return nil
@@ -202,6 +214,7 @@ func (v *verifier) compare(ctx context.Context, g *group) error {
 					row.Skipped++
 					continue
 				}
+				m.Headers = mail.Headers{}
 				srcMsgs = append(srcMsgs, &copyOf{m: m, row: i, pair: -1})
 			}
 			return nil
@@ -414,7 +427,7 @@ func (v *verifier) tally(ctx context.Context, g *group, src, dst []*copyOf) {
 		d := dst[s.pair]
 		d.pair = 1 // accounted for
 		diff := func(kind, detail string) {
-			g.diffs = append(g.diffs, Difference{Kind: kind, Folder: row.Source, ID: string(s.m.ID), DestID: string(d.m.ID), Detail: detail})
+			g.note(Difference{Kind: kind, Folder: row.Source, ID: string(s.m.ID), DestID: string(d.m.ID), Detail: detail})
 		}
 		switch {
 		case !v.byteExact:
@@ -460,17 +473,17 @@ func (v *verifier) tally(ctx context.Context, g *group, src, dst []*copyOf) {
 		for _, m := range ms {
 			if rec, ok := recs[string(m.m.ID)]; ok && rec.State == store.StateFailed {
 				row.FailedEarlier++
-				g.diffs = append(g.diffs, Difference{Kind: KindFailed, Folder: row.Source, ID: string(m.m.ID), Detail: rec.Reason})
+				g.note(Difference{Kind: KindFailed, Folder: row.Source, ID: string(m.m.ID), Detail: rec.Reason})
 				continue
 			}
-			g.diffs = append(g.diffs, Difference{Kind: KindMissing, Folder: row.Source, ID: string(m.m.ID),
+			g.note(Difference{Kind: KindMissing, Folder: row.Source, ID: string(m.m.ID),
 				Detail: fmt.Sprintf("%d bytes, received %s", m.m.Size, dateText(m.m.InternalDate))})
 		}
 	}
 	for _, d := range dst {
 		if d.pair < 0 {
 			g.rows[0].Extra++
-			g.diffs = append(g.diffs, Difference{Kind: KindExtra, Folder: g.dest.Path.String(), DestID: string(d.m.ID),
+			g.note(Difference{Kind: KindExtra, Folder: g.dest.Path.String(), DestID: string(d.m.ID),
 				Detail: fmt.Sprintf("%d bytes, no source message has its identity", d.m.Size)})
 		}
 	}
