@@ -270,7 +270,7 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	}
 	handler := web.New(svc, log, reg)
 	// The portal mails login links with the same sender as pass reports.
-	handler.SetPortal(web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send})
+	handler.SetPortal(web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send, HostLimit: f.hostLimit})
 	srv := httpServer(handler, f.readTimeout, f.writeTimeout, f.idleTimeout)
 	if !f.apiOnly {
 		n, err := q.Recover(ctx, svc)
@@ -467,16 +467,21 @@ func slug(s string) string {
 
 func runUser(ctx context.Context, env Env, args []string) int {
 	if len(args) == 0 || args[0] != "add" {
-		fmt.Fprintln(env.Stderr, "Usage: mailferry user add --email ADDRESS [--data-dir DIR]\n\nCreates (or finds) the user and prints a new API token.")
+		fmt.Fprintln(env.Stderr, "Usage: mailferry user add --email ADDRESS [--operator[=false]] [--data-dir DIR]\n\n"+
+			"Creates (or finds) the user and prints a new API token. --operator makes the user an operator, who sees\n"+
+			"every migration, can stop any pass and sees the load on each source server; --operator=false takes that away.")
 		return ExitUsage
 	}
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	email := fs.String("email", "", "the user's contact email")
 	dir := fs.String("data-dir", "", "data directory (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
+	operator := fs.Bool("operator", false, "make the user an operator: sees every migration, can stop any pass, sees the load per source server (=false: an ordinary user again)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return ExitUsage
 	}
+	setRole := false
+	fs.Visit(func(f *flag.Flag) { setRole = setRole || f.Name == "operator" })
 	d, err := dataDir(env, *dir)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
@@ -492,6 +497,17 @@ func runUser(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
 		return ExitUsage
+	}
+	if setRole {
+		if o, err = svc.SetOperator(ctx, o.Email, *operator); err != nil {
+			fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+			return ExitStopped
+		}
+		if *operator {
+			fmt.Fprintf(env.Stderr, "%s is an operator: sees every migration, can stop any pass and sees the load per source server.\n", o.Email)
+		} else {
+			fmt.Fprintf(env.Stderr, "%s is an ordinary user: sees only their own migrations.\n", o.Email)
+		}
 	}
 	token, err := svc.IssueToken(ctx, o.ID)
 	if err != nil {

@@ -146,6 +146,10 @@ func (s *Service) SessionByID(ctx context.Context, id string) (Session, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, ErrNotFound
 	}
+	if err != nil {
+		return sess, err
+	}
+	sess.Owner.Operator, err = s.st.IsOperator(ctx, sess.Owner.ID)
 	return sess, err
 }
 

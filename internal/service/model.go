@@ -183,7 +183,10 @@ type Project struct {
 	FinishedAt        time.Time `json:"finished_at,omitzero"`
 	// Counts by mailbox status, in listings.
 	Mailboxes map[Status]int `json:"mailboxes,omitempty"`
-	ownerID   string
+	// OwnerEmail is set only when an operator looks at another user's
+	// project: the page says whose it is and that it is read-only.
+	OwnerEmail string `json:"owner_email,omitempty"`
+	ownerID    string
 }
 
 // Mailbox is a mailbox pair as the API shows it: never with passwords.

@@ -62,6 +62,9 @@ type PortalConfig struct {
 	// SendMail delivers login links (the service's notifier). Without it
 	// the login page says that links cannot be sent.
 	SendMail func(ctx context.Context, to, subject, text string) error
+	// HostLimit is the connection cap per source host (serve
+	// --connections), shown to operators beside the connections in use.
+	HostLimit int
 }
 
 // portal holds the parsed templates and the operator's settings.
@@ -138,6 +141,7 @@ func (s *Server) portalRoutes() {
 		{"GET /agreement", s.agreementPage},
 		{"POST /logout", u(s.logout)},
 		{"GET /migrations", u(s.myMigrations)},
+		{"GET /operator", u(s.operatorPage)},
 		{"GET /migrations/new", u(s.newMigration)},
 		{"POST /migrations/new", u(s.createMigration)},
 		{"GET /projects/{project}", u(s.projectHome)},
