@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mailferry/mailferry/internal/autoconfig"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/all"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
@@ -75,6 +76,8 @@ type serveFlags struct {
 	denyPrivate                              bool
 	readTimeout, writeTimeout, idleTimeout   time.Duration
 	retryBudget                              time.Duration
+	lookupDNS, lookupISPDB                   string
+	lookup                                   bool
 }
 
 func runServe(ctx context.Context, env Env, args []string) int {
@@ -107,6 +110,9 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
 	fs.Func("deny-net", "address range that users' source servers may never be in, public or not (repeatable; wins over --allow-net)", appendTo(&f.denyNets))
 	fs.BoolVar(&f.denyPrivate, "deny-private", true, "refuse users' source servers at loopback, private, link-local and other non-public addresses")
+	fs.BoolVar(&f.lookup, "settings-lookup", true, "on \"Start new migration\", offer the source settings that public data (DNS SRV records, autoconfig files, the ISPDB, Autodiscover, MX) gives for an address; it goes only where --allow-net/--deny-net allow")
+	fs.StringVar(&f.lookupDNS, "settings-lookup-dns", "", "DNS server (host:port) the settings lookup asks (default: the first of /etc/resolv.conf)")
+	fs.StringVar(&f.lookupISPDB, "settings-lookup-ispdb", autoconfig.DefaultISPDBURL, "base URL of the ISPDB the settings lookup asks (it learns the domain, never the address); \"off\" to skip it")
 	fs.DurationVar(&f.readTimeout, "read-timeout", time.Minute, "advanced: longest a client may take to send a request, body included (uploads get 5 minutes)")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 2*time.Minute, "advanced: longest a response may take to send (downloads get 10 minutes)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 2*time.Minute, "advanced: how long an idle keep-alive connection stays open")
@@ -143,6 +149,17 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		return ExitStopped
 	}
 	return ExitOK
+}
+
+// settingsFinder is the settings lookup of "Start new migration": every
+// connection through the outbound policy, and only hosts the policy
+// allows offered.
+func settingsFinder(f serveFlags, policy *netpolicy.Policy) *autoconfig.Finder {
+	opts := autoconfig.Options{Dial: policy.DialContext, CheckAddr: policy.Check, DNSServer: f.lookupDNS, ISPDBURL: f.lookupISPDB}
+	if f.lookupISPDB == "off" || f.lookupISPDB == "" {
+		opts.ISPDBURL, opts.DisableISPDB = "", true
+	}
+	return autoconfig.New(opts)
 }
 
 // outboundPolicy builds the policy of --allow-net, --deny-net and
@@ -270,7 +287,11 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	}
 	handler := web.New(svc, log, reg)
 	// The portal mails login links with the same sender as pass reports.
-	handler.SetPortal(web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send, HostLimit: f.hostLimit})
+	portalCfg := web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send, HostLimit: f.hostLimit}
+	if f.lookup {
+		portalCfg.Settings = settingsFinder(f, policy)
+	}
+	handler.SetPortal(portalCfg)
 	srv := httpServer(handler, f.readTimeout, f.writeTimeout, f.idleTimeout)
 	if !f.apiOnly {
 		n, err := q.Recover(ctx, svc)

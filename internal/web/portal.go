@@ -62,6 +62,10 @@ type PortalConfig struct {
 	// SendMail delivers login links (the service's notifier). Without it
 	// the login page says that links cannot be sent.
 	SendMail func(ctx context.Context, to, subject, text string) error
+	// Settings looks up the source settings of an address on "Start new
+	// migration" (an *autoconfig.Finder with the operator's outbound
+	// policy); nil turns the lookup off.
+	Settings SettingsFinder
 	// HostLimit is the connection cap per source host (serve
 	// --connections), shown to operators beside the connections in use.
 	HostLimit int
@@ -75,6 +79,8 @@ type portal struct {
 	parts *template.Template
 	// asset is appended to static URLs so browsers fetch new versions.
 	asset string
+	// lookups holds a token per running settings lookup (maxLookups).
+	lookups chan struct{}
 }
 
 // SetPortal configures the portal; call it before serving.
@@ -87,7 +93,7 @@ func (s *Server) SetPortal(cfg PortalConfig) {
 }
 
 func newPortal() *portal {
-	p := &portal{pages: map[string]*template.Template{}, cfg: PortalConfig{BaseURL: "http://localhost:8080", Agreement: DefaultAgreement}}
+	p := &portal{pages: map[string]*template.Template{}, lookups: make(chan struct{}, maxLookups), cfg: PortalConfig{BaseURL: "http://localhost:8080", Agreement: DefaultAgreement}}
 	base := template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFiles, "templates/layout.html", "templates/parts.html"))
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
@@ -144,6 +150,7 @@ func (s *Server) portalRoutes() {
 		{"GET /operator", u(s.operatorPage)},
 		{"GET /migrations/new", u(s.newMigration)},
 		{"POST /migrations/new", u(s.createMigration)},
+		{"GET /migrations/new/settings.json", u(s.settingsJSON)},
 		{"GET /projects/{project}", u(s.projectHome)},
 		{"GET /projects/{project}/servers", u(s.serversPage)},
 		{"POST /projects/{project}/servers", u(s.saveServers)},

@@ -60,6 +60,12 @@ type portalEnv struct {
 
 func newPortalEnv(t *testing.T) *portalEnv {
 	t.Helper()
+	return newPortalEnvWith(t, nil)
+}
+
+// newPortalEnvWith lets configure change the portal's settings first.
+func newPortalEnvWith(t *testing.T, configure func(*PortalConfig)) *portalEnv {
+	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -78,13 +84,17 @@ func newPortalEnv(t *testing.T) *portalEnv {
 	}
 	e.base = "http://" + ln.Addr().String()
 	s := New(svc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	s.SetPortal(PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
+	cfg := PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
 		SendMail: func(ctx context.Context, to, subject, text string) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.mail = append(e.mail, sentMail{to, subject, text})
 			return nil
-		}})
+		}}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s.SetPortal(cfg)
 	srv := httptest.NewUnstartedServer(s)
 	srv.Listener.Close()
 	srv.Listener = ln

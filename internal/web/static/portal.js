@@ -135,11 +135,116 @@
     update(false);
   }
 
+  // Settings from the address: the optional address field asks
+  // settings.json, which looks up what the domain publishes, and offers
+  // each setting found with a button that fills the form. The field is
+  // not part of the form and the lookup never holds it up: the user can
+  // type the settings and submit meanwhile.
+  function startSettingsLookup() {
+    var box = document.getElementById('lookup-field');
+    var form = document.querySelector('form[data-server-form]');
+    if (!box || !form || !window.fetch) { return; }
+    box.hidden = false;
+    var input = document.getElementById('lookup-email');
+    var button = document.getElementById('lookup-button');
+    var out = document.getElementById('settings-found');
+    var asked = '';
+    var pending = null;
+
+    function line(cls, text) {
+      var p = document.createElement('p');
+      p.className = cls;
+      p.textContent = text;
+      return p;
+    }
+
+    function pick(radioName, value) {
+      var r = form.querySelector('input[name="' + radioName + '"][value="' + value + '"]');
+      if (r && !r.disabled) {
+        r.checked = true;
+        r.dispatchEvent(new Event('change', { bubbles: true }));
+      }
+    }
+
+    function use(sug) {
+      pick('type', sug.type);
+      pick('security', sug.security);
+      form.querySelector('#host').value = sug.host;
+      form.querySelector('#port').value = String(sug.port);
+      out.replaceChildren(line('lookup-note', 'Filled in: ' + sug.label + '. Check the settings, then continue.'));
+      form.querySelector('#host').focus();
+    }
+
+    function show(body) {
+      var nodes = [];
+      (body.suggestions || []).forEach(function (sug, i) {
+        var d = document.createElement('div');
+        d.className = 'suggestion';
+        var t = document.createElement('div');
+        t.className = 'suggestion-text';
+        var strong = document.createElement('strong');
+        strong.textContent = sug.label;
+        t.appendChild(strong);
+        t.appendChild(line('suggestion-from', 'Found in ' + sug.from + (sug.notes ? ' · ' + sug.notes : '')));
+        var b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'btn btn-small';
+        b.id = 'use-settings-' + i;
+        b.textContent = 'Use these settings';
+        b.addEventListener('click', function () { use(sug); });
+        d.appendChild(t);
+        d.appendChild(b);
+        nodes.push(d);
+      });
+      (body.notes || []).forEach(function (n) { nodes.push(line('lookup-note', n)); });
+      out.replaceChildren.apply(out, nodes);
+    }
+
+    function lookup() {
+      var addr = input.value.trim();
+      if (addr === '' || addr === asked) { return; }
+      asked = addr;
+      if (pending) { pending.abort(); }
+      var ctl = new AbortController();
+      pending = ctl;
+      var timer = setTimeout(function () { ctl.abort(); }, 8000);
+      var domain = addr.indexOf('@') >= 0 ? addr.slice(addr.indexOf('@') + 1) : addr;
+      out.replaceChildren(line('lookup-note', 'Looking up the settings of ' + domain + '…'));
+      fetch(box.getAttribute('data-settings-url') + '?email=' + encodeURIComponent(addr), { credentials: 'same-origin', signal: ctl.signal })
+        .then(function (resp) {
+          return resp.json().then(function (body) { return { ok: resp.ok, body: body }; });
+        })
+        .then(function (r) {
+          if (pending !== ctl) { return; }
+          if (!r.ok) {
+            var msg = r.body && r.body.error ? r.body.error : 'the lookup failed';
+            out.replaceChildren(line('lookup-note', msg.charAt(0).toUpperCase() + msg.slice(1) + '.'));
+            asked = '';
+            return;
+          }
+          show(r.body);
+        })
+        .catch(function () {
+          if (pending !== ctl) { return; }
+          out.replaceChildren(line('lookup-note', 'No settings found in time. Enter them yourself.'));
+          asked = '';
+        })
+        .finally(function () { clearTimeout(timer); if (pending === ctl) { pending = null; } });
+    }
+
+    input.addEventListener('change', lookup);
+    button.addEventListener('click', lookup);
+    input.addEventListener('keydown', function (ev) {
+      if (ev.key === 'Enter') { ev.preventDefault(); lookup(); }
+    });
+  }
+
   function init() {
     var live = document.querySelector('[data-status-url]');
     if (live) { startLive(live); }
     startEntryTable();
     startServerForm();
+    startSettingsLookup();
   }
 
   if (document.readyState === 'loading') {
