@@ -159,6 +159,7 @@ func (s *Server) portalRoutes() {
 		{"GET /projects/{project}/mailboxes", u(s.mailboxesPage)},
 		{"POST /projects/{project}/mailboxes", u(s.addMailboxRows)},
 		{"POST /projects/{project}/mailboxes/import", u(s.importMailboxes)},
+		{"POST /projects/{project}/bulk", u(s.bulkAction)},
 		{"GET /projects/{project}/mailboxes/template.csv", u(s.csvTemplate)},
 		{"GET /projects/{project}/mailboxes/{mailbox}/edit", u(s.editMailboxPage)},
 		{"POST /projects/{project}/mailboxes/{mailbox}", u(s.saveMailbox)},
@@ -496,6 +497,18 @@ func notice(r *http.Request) string {
 		return "The failed items are being copied again."
 	case "stopped":
 		return "The pass is stopping. Start it again at any time: nothing is copied twice."
+	case "bulk-trial":
+		return "The trial has started for " + mailboxes(n) + ". The statuses below update by themselves."
+	case "bulk-full":
+		return "The migration has started for " + mailboxes(n) + ". It keeps running when you close this page."
+	case "bulk-delta":
+		return "Migrate new items has started for " + mailboxes(n) + "."
+	case "bulk-retry-errors":
+		return "The failed items of " + mailboxes(n) + " are being copied again."
+	case "bulk-stop":
+		return capitalize(mailboxes(n)) + " stopping. Start them again at any time: nothing is copied twice."
+	case "bulk-remove":
+		return capitalize(mailboxes(n)) + " removed from this project. Mail already copied stays in the destination."
 	case "logged-out":
 		return "You are logged out."
 	case "expired":

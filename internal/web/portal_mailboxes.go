@@ -27,7 +27,8 @@ func newEntryRow(i int) entryRow {
 
 // mailboxesView is the mailboxes step.
 type mailboxesView struct {
-	Mailboxes []service.Mailbox
+	Mailboxes []service.Mailbox // the page's
+	List      *listState
 	Rows      []entryRow
 	// RowsShownAgain: the rows come back with errors; passwords must be typed again.
 	RowsShownAgain bool
@@ -49,10 +50,11 @@ func (s *Server) renderMailboxes(w http.ResponseWriter, r *http.Request, sess *s
 		s.portalFail(w, r, sess, err)
 		return
 	}
-	if v.Mailboxes, err = s.svc.Mailboxes(r.Context(), sess.Owner.ID, projectID); err != nil {
+	if v.List, err = s.loadList(r, sess, p); err != nil {
 		s.portalFail(w, r, sess, err)
 		return
 	}
+	v.Mailboxes = v.List.Page.Mailboxes
 	v.ReadOnly = p.State == "finished"
 	if len(v.Rows) == 0 {
 		v.Rows = []entryRow{newEntryRow(0)}

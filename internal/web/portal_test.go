@@ -50,7 +50,7 @@ type sentMail struct{ to, subject, text string }
 
 // portalEnv is the portal over a real service on SQLite.
 type portalEnv struct {
-	t    *testing.T
+	t    testing.TB
 	svc  *service.Service
 	db   *sql.DB
 	base string
@@ -58,13 +58,13 @@ type portalEnv struct {
 	mail []sentMail
 }
 
-func newPortalEnv(t *testing.T) *portalEnv {
+func newPortalEnv(t testing.TB) *portalEnv {
 	t.Helper()
 	return newPortalEnvWith(t, nil)
 }
 
 // newPortalEnvWith lets configure change the portal's settings first.
-func newPortalEnvWith(t *testing.T, configure func(*PortalConfig)) *portalEnv {
+func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
@@ -117,7 +117,7 @@ func (e *portalEnv) lastMail(to string) sentMail {
 
 // browser is an HTTP client with cookies, like a browser without script.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	env  *portalEnv
 	c    *http.Client
 	csrf string // the session's token, read from the last page

@@ -17,8 +17,37 @@
       timer = setTimeout(poll, ms);
     }
 
+    // The page's rows follow the server's list (a filtered page gains
+    // and loses rows as statuses change); ticked boxes stay ticked.
+    function syncRows(keys) {
+      var tbody = root.querySelector('tbody[data-rows]');
+      if (!tbody || !keys) { return; }
+      var have = {};
+      tbody.querySelectorAll('tr[data-live]').forEach(function (tr) { have[tr.getAttribute('data-live')] = tr; });
+      keys.forEach(function (key) {
+        var tr = have[key];
+        if (!tr) {
+          tr = document.createElement('tr');
+          tr.id = key;
+          tr.setAttribute('data-live', key);
+        }
+        delete have[key];
+        tbody.appendChild(tr);
+      });
+      Object.keys(have).forEach(function (key) { have[key].remove(); });
+    }
+
+    function known() {
+      var hashes = [];
+      root.querySelectorAll('[data-live-hash]').forEach(function (el) { hashes.push(el.getAttribute('data-live-hash')); });
+      return hashes.join(',');
+    }
+
     function apply(body) {
       var regions = body.regions || {};
+      var ticked = {};
+      root.querySelectorAll('input.select-row:checked').forEach(function (c) { ticked[c.value] = true; });
+      syncRows(body.rows);
       Object.keys(regions).forEach(function (key) {
         var el = root.querySelector('[data-live="' + key + '"]');
         var r = regions[key];
@@ -33,6 +62,7 @@
         el.querySelectorAll('details > summary').forEach(function (s) {
           if (open.indexOf(s.textContent) >= 0) { s.parentNode.open = true; }
         });
+        el.querySelectorAll('input.select-row').forEach(function (c) { c.checked = !!ticked[c.value]; });
       });
       var was = root.getAttribute('data-running') === 'true';
       root.setAttribute('data-running', body.running ? 'true' : 'false');
@@ -44,7 +74,7 @@
 
     function poll() {
       if (document.hidden) { schedule(3000); return; }
-      fetch(url, { credentials: 'same-origin', headers: { 'Accept': 'application/json' }, cache: 'no-store' })
+      fetch(url + '&known=' + encodeURIComponent(known()), { credentials: 'same-origin', headers: { 'Accept': 'application/json' }, cache: 'no-store' })
         .then(function (resp) {
           if (resp.status === 401) { window.location.assign('/login?notice=expired'); return null; }
           if (!resp.ok) { throw new Error('status ' + resp.status); }
@@ -239,12 +269,33 @@
     });
   }
 
+  // "All on this page" ticks every row of the page for a bulk action.
+  function startBulk() {
+    var all = document.getElementById('select-page');
+    if (!all) { return; }
+    all.parentNode.hidden = false;
+    all.addEventListener('change', function () {
+      document.querySelectorAll('input.select-row').forEach(function (c) { c.checked = all.checked; });
+    });
+    var form = document.getElementById('bulk-form');
+    form.addEventListener('submit', function (ev) {
+      var action = form.querySelector('#bulk-action');
+      var scope = form.querySelector('#bulk-scope');
+      if (action.value !== 'remove') { return; }
+      var n = scope.value === 'matching' ? scope.options[scope.selectedIndex].text : document.querySelectorAll('input.select-row:checked').length + ' ticked mailboxes';
+      if (!window.confirm('Remove ' + n.toString().replace(/^All /, 'all ') + ' from this project? Mail already copied stays in the destination.')) {
+        ev.preventDefault();
+      }
+    });
+  }
+
   function init() {
     var live = document.querySelector('[data-status-url]');
     if (live) { startLive(live); }
     startEntryTable();
     startServerForm();
     startSettingsLookup();
+    startBulk();
   }
 
   if (document.readyState === 'loading') {
