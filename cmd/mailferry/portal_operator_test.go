@@ -2,7 +2,9 @@ package main
 
 import (
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,33 @@ func TestPortalOperator(t *testing.T) {
 		if code := bob.open(path); code != 404 {
 			t.Errorf("%s as an ordinary user: %d, want 404", path, code)
 		}
+	}
+}
+
+// count is the number of elements sel matches.
+func (tb *tab) count(sel string) int {
+	tb.t.Helper()
+	ctx, cancel := tb.timeout(10 * time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+jsString(sel)+`).length`))
+	if err != nil {
+		tb.t.Fatalf("count %s: %v", sel, err)
+	}
+	return n
+}
+
+// topShot saves what the window shows (not the whole page): the head of
+// a long page, readable at its real size.
+func (tb *tab) topShot(name string) {
+	tb.t.Helper()
+	tb.checkPage()
+	ctx, cancel := tb.timeout(20 * time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		tb.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(tb.shots, name+".png"), png, 0o644); err != nil {
+		tb.t.Fatal(err)
 	}
 }
