@@ -72,6 +72,8 @@ func (s Status) Label() string {
 		return "Completed with errors"
 	case StatusStopped:
 		return "Stopped"
+	case StatusWaitingForUser:
+		return "Waiting for end user"
 	}
 	return string(s)
 }

@@ -25,6 +25,9 @@ type MailboxQuery struct {
 	Search string
 	// Status keeps one status only; empty means every status.
 	Status Status
+	// NoPasswords keeps only mailboxes missing a stored password whose
+	// users have not been asked yet (not "Waiting for end user").
+	NoPasswords bool
 	// Sort: "address", "status", "updated", or "" for the order added.
 	Sort string
 	Desc bool
@@ -47,7 +50,10 @@ type MailboxPage struct {
 }
 
 func (q MailboxQuery) filter(projectID string) (store.MailboxFilter, error) {
-	f := store.MailboxFilter{ProjectID: projectID, Search: q.Search, Desc: q.Desc}
+	f := store.MailboxFilter{ProjectID: projectID, Search: q.Search, Desc: q.Desc, NoPasswords: q.NoPasswords}
+	if q.NoPasswords {
+		f.NotStatuses = []string{string(StatusWaitingForUser)}
+	}
 	switch q.Sort {
 	case "", "address", "status", "updated":
 		f.Sort = q.Sort

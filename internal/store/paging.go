@@ -18,6 +18,10 @@ type MailboxFilter struct {
 	Search string
 	// Statuses keeps only these statuses (any when empty).
 	Statuses []string
+	// NoPasswords keeps only mailboxes missing a stored password.
+	NoPasswords bool
+	// NotStatuses leaves these statuses out.
+	NotStatuses []string
 	// Sort is "address", "status", "updated" or "" (the order added);
 	// Desc reverses it.
 	Sort string
@@ -57,6 +61,20 @@ func (f MailboxFilter) where() (string, []any) {
 			fmt.Fprintf(&b, "$%d", len(args))
 		}
 		b.WriteString(")")
+	}
+	if len(f.NotStatuses) > 0 {
+		b.WriteString(` AND m.status NOT IN (`)
+		for i, st := range f.NotStatuses {
+			args = append(args, st)
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", len(args))
+		}
+		b.WriteString(")")
+	}
+	if f.NoPasswords {
+		b.WriteString(` AND (m.source_secret = '' OR m.dest_secret = '')`)
 	}
 	return b.String(), args
 }

@@ -145,6 +145,8 @@ func (s *Server) portalRoutes() {
 		{"GET /login/verify", s.verifyPage},
 		{"POST /login/verify", s.verifySubmit},
 		{"GET /agreement", s.agreementPage},
+		{"GET /password", s.endUserPage},
+		{"POST /password", s.endUserSubmit},
 		{"POST /logout", u(s.logout)},
 		{"GET /migrations", u(s.myMigrations)},
 		{"GET /operator", u(s.operatorPage)},
@@ -160,6 +162,7 @@ func (s *Server) portalRoutes() {
 		{"POST /projects/{project}/mailboxes", u(s.addMailboxRows)},
 		{"POST /projects/{project}/mailboxes/import", u(s.importMailboxes)},
 		{"POST /projects/{project}/bulk", u(s.bulkAction)},
+		{"POST /projects/{project}/ask-passwords", u(s.askPasswords)},
 		{"GET /projects/{project}/mailboxes/template.csv", u(s.csvTemplate)},
 		{"GET /projects/{project}/mailboxes/{mailbox}/edit", u(s.editMailboxPage)},
 		{"POST /projects/{project}/mailboxes/{mailbox}", u(s.saveMailbox)},
@@ -497,6 +500,8 @@ func notice(r *http.Request) string {
 		return "The failed items are being copied again."
 	case "stopped":
 		return "The pass is stopping. Start it again at any time: nothing is copied twice."
+	case "asked", "bulk-ask":
+		return "An email with a link to enter their passwords was sent to the users of " + mailboxes(n) + ". Each row shows “Waiting for end user” until they do."
 	case "bulk-trial":
 		return "The trial has started for " + mailboxes(n) + ". The statuses below update by themselves."
 	case "bulk-full":

@@ -143,7 +143,7 @@ func (s *Server) loadList(r *http.Request, sess *service.Session, p service.Proj
 // bulkActions are the actions on a selection, in the menu's order.
 var bulkActions = []struct{ Value, Label string }{
 	{"trial", "Run trial"}, {"full", "Migrate"}, {"delta", "Migrate new items"}, {"retry-errors", "Retry errors"},
-	{"stop", "Stop"}, {"remove", "Remove"},
+	{"stop", "Stop"}, {"remove", "Remove"}, {"ask", "Ask for passwords by email"},
 }
 
 // bulkAction runs an action on the ticked mailboxes (scope "selected")
@@ -167,7 +167,7 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, sess *servic
 		known = known || a.Value == action
 	}
 	if !known {
-		fail(http.StatusBadRequest, "Choose what to do with the mailboxes: run the trial, migrate, migrate new items, retry errors, stop or remove.")
+		fail(http.StatusBadRequest, "Choose what to do with the mailboxes: run the trial, migrate, migrate new items, retry errors, stop, remove, or ask for passwords.")
 		return
 	}
 	var ids []string
@@ -187,6 +187,13 @@ func (s *Server) bulkAction(w http.ResponseWriter, r *http.Request, sess *servic
 	n := len(ids)
 	var err error
 	switch action {
+	case "ask":
+		n, err = s.sendPasswordLinks(r, sess, ids)
+		var rl *service.RateLimitError
+		if errors.As(err, &rl) {
+			fail(http.StatusTooManyRequests, "Nothing was sent: a user was already sent 3 links within the last hour. The newest link still works; try again in an hour.")
+			return
+		}
 	case "stop":
 		n, err = s.svc.StopMailboxes(ctx, owner, project, ids)
 	case "remove":

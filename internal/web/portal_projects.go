@@ -11,7 +11,7 @@ import (
 
 // statusOrder is the order in which counts by status are listed.
 var statusOrder = []service.Status{
-	service.StatusNotStarted, service.StatusQueued, service.StatusVerifying, service.StatusReady, service.StatusMigrating,
+	service.StatusNotStarted, service.StatusWaitingForUser, service.StatusQueued, service.StatusVerifying, service.StatusReady, service.StatusMigrating,
 	service.StatusCompleted, service.StatusCompletedWithErrors, service.StatusFailed, service.StatusStopped,
 }
 

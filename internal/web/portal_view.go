@@ -75,6 +75,7 @@ var templateFuncs = template.FuncMap{
 	},
 	"count":       func(counts map[service.Status]int, name string) int { return counts[service.Status(name)] },
 	"str":         func(st service.Status) string { return string(st) },
+	"waiting":     waitingHint,
 	"statuses":    func() []service.Status { return statusOrder },
 	"sortChoices": func() []struct{ Value, Label string } { return sortChoices },
 	"bulkActions": func() []struct{ Value, Label string } { return bulkActions },
