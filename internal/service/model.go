@@ -266,6 +266,18 @@ type PlanRow struct {
 	Destination string `json:"destination"`
 	Messages    int64  `json:"messages"`
 	Bytes       int64  `json:"bytes"`
+	// The counts of a copying pass's folder (issue 17), balanced as the
+	// engine's (migrate.FolderResult): Messages (the source messages this
+	// pass dealt with) = Copied + Present + Skipped + Failed + Left (left
+	// only by a stopped pass). Earlier: settled by earlier passes, not
+	// looked at; Unchanged: skipped after one STATUS showed nothing new.
+	Copied    int64 `json:"copied,omitempty"`
+	Present   int64 `json:"already_present,omitempty"`
+	Skipped   int64 `json:"skipped,omitempty"`
+	Failed    int64 `json:"failed,omitempty"`
+	Left      int64 `json:"left,omitempty"`
+	Earlier   int64 `json:"settled_earlier,omitempty"`
+	Unchanged bool  `json:"unchanged,omitempty"`
 }
 
 // FailedItem is one message a pass could not copy, or all the messages of

@@ -247,3 +247,22 @@ func (s *Store) LatestCopyFailures(ctx context.Context, mailboxIDs []string) (ma
 	}
 	return out, nil
 }
+
+// PassFailures lists the failed items of one mailbox in one pass.
+func (s *Store) PassFailures(ctx context.Context, passID, mailboxID string) ([]FailedItemRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages, item_id FROM failed_items
+		WHERE pass_id = $1 AND mailbox_id = $2 ORDER BY folder, uid, item_id`, passID, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("failed items: %w", err)
+	}
+	defer rows.Close()
+	var out []FailedItemRow
+	for rows.Next() {
+		var f FailedItemRow
+		if err := rows.Scan(&f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages, &f.ItemID); err != nil {
+			return nil, fmt.Errorf("failed items: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}

@@ -165,6 +165,8 @@ func (s *Server) portalRoutes() {
 		{"POST /projects/{project}/ask-passwords", u(s.askPasswords)},
 		{"GET /projects/{project}/mailboxes/template.csv", u(s.csvTemplate)},
 		{"GET /projects/{project}/mailboxes/{mailbox}/edit", u(s.editMailboxPage)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/history", u(s.historyPage)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/history.csv", u(s.historyCSV)},
 		{"POST /projects/{project}/mailboxes/{mailbox}", u(s.saveMailbox)},
 		{"POST /projects/{project}/mailboxes/{mailbox}/delete", u(s.removeMailbox)},
 		{"GET /projects/{project}/trial", u(s.trialPage)},
