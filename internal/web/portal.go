@@ -496,6 +496,8 @@ func notice(r *http.Request) string {
 		return "The trial has started. The statuses below update by themselves."
 	case "migration-started":
 		return "The migration has started. You can close this page: it keeps running, and we email you a report when it is done."
+	case "prestage-started":
+		return "The pre-stage migration has started: only mail older than the date you chose is copied. Run the full migration at the cut-over; nothing is copied twice."
 	case "delta-started":
 		return "Migrate new items has started: only mail that arrived since the last pass is copied."
 	case "retry-started":

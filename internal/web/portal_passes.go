@@ -246,10 +246,11 @@ func (s *Server) startTrial(w http.ResponseWriter, r *http.Request, sess *servic
 // retry of the failed items, for the chosen mailboxes (all if none).
 func (s *Server) startCopyPass(w http.ResponseWriter, r *http.Request, sess *service.Session) {
 	kind := service.PassKind(r.PostFormValue("kind"))
-	notices := map[service.PassKind]string{service.PassFull: "migration-started", service.PassDelta: "delta-started", service.PassRetryErrors: "retry-started"}
+	notices := map[service.PassKind]string{service.PassFull: "migration-started", service.PassDelta: "delta-started", service.PassRetryErrors: "retry-started",
+		service.PassPreStage: "prestage-started"}
 	code, ok := notices[kind]
 	if !ok {
-		s.renderLive(w, r, sess, "migrate", http.StatusBadRequest, "Choose what to run: the migration, Migrate new items or Retry failed items.")
+		s.renderLive(w, r, sess, "migrate", http.StatusBadRequest, "Choose what to run: the migration, a pre-stage, Migrate new items or Retry failed items.")
 		return
 	}
 	ids := r.PostForm["mailbox_id"]
@@ -265,7 +266,15 @@ func (s *Server) startCopyPass(w http.ResponseWriter, r *http.Request, sess *ser
 			return
 		}
 	}
-	_, err := s.svc.StartPass(r.Context(), sess.Owner.ID, r.PathValue("project"), service.PassInput{Kind: kind, MailboxIDs: ids})
+	in := service.PassInput{Kind: kind, MailboxIDs: ids}
+	if kind == service.PassPreStage {
+		// Older than 30, 60 or 90 days, or than a date.
+		in.Cutoff = r.PostFormValue("cutoff")
+		if in.Cutoff == "date" {
+			in.Cutoff = r.PostFormValue("cutoff_date")
+		}
+	}
+	_, err := s.svc.StartPass(r.Context(), sess.Owner.ID, r.PathValue("project"), in)
 	if isExpected(err) {
 		s.renderLive(w, r, sess, "migrate", statusFor(err), userMessage(err)+".")
 		return
