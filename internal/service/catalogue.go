@@ -18,6 +18,7 @@ const (
 	ClassPasswordChanged ErrorClass = "password-changed"            // worked before, now refused during the migration
 	ClassConfig          ErrorClass = "configuration"               // e.g. plaintext login refused
 	ClassSecretKey       ErrorClass = "secret-key-changed"          // the stored passwords cannot be decrypted
+	ClassPermission      ErrorClass = "permission"                  // logged in, but the app or account lacks a right (Microsoft 365 Mail.ReadWrite)
 	ClassOther           ErrorClass = "other"                       // anything we could not recognise
 )
 
@@ -41,7 +42,7 @@ func Solve(c ErrorClass) Solution {
 func Classes() []ErrorClass {
 	return []ErrorClass{
 		ClassAuth, ClassHost, ClassConnect, ClassTLS, ClassMailboxMissing, ClassQuota,
-		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassOther,
+		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassPermission, ClassOther,
 	}
 }
 
@@ -211,6 +212,24 @@ func SolveFor(c ErrorClass, side Side) Solution {
 				"Check that the server type chosen for {server} (IMAP, POP or Exchange) is the one your provider offers.",
 				"Read the server's answer under More info: it often names the setting it wants.",
 				"Save the settings and run the trial migration again.",
+			},
+		}
+	case ClassPermission:
+		// Microsoft Graph application permissions (Mail.Read reads
+		// mailboxes, Mail.ReadWrite writes them); the grant named is
+		// the one this side needs.
+		grant := "Mail.ReadWrite"
+		if side == SideSource {
+			grant = "Mail.Read (or Mail.ReadWrite)"
+		}
+		s = Solution{
+			Title:       "A permission is missing",
+			Explanation: "The login to {server} worked, but the app or account used for {mailbox} is not allowed to do what the migration needs. For Microsoft 365 this is an application permission of the app registration that an administrator must grant.",
+			Steps: []string{
+				"For Microsoft 365: sign in to the Microsoft Entra admin center as an administrator, open App registrations, choose the app whose client id was entered for {mailbox}, and open API permissions.",
+				"Click Add a permission, Microsoft Graph, Application permissions, and add " + grant + ". For copies that keep every message byte for byte, also add Mail-Advanced.ReadWrite.All.",
+				"Click \"Grant admin consent\" and check that the status column shows a green tick. If an application access policy limits the app to some mailboxes, add {mailbox} to it.",
+				"Run the trial migration again (new permissions can take a few minutes to apply).",
 			},
 		}
 	case ClassSecretKey:

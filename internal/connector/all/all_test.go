@@ -27,6 +27,7 @@ func TestRegistry(t *testing.T) {
 		{"maildir:/backup/alice", "maildir", true, true, true, "", 0},
 		{"mbox:/backup/alice.mbox", "mbox", true, true, true, "", 0},
 		{"eml:/exports/alice", "eml", true, true, false, "", 0},
+		{"graph://contoso.onmicrosoft.com/alice@contoso.com", "graph", false, true, true, "graph.microsoft.com", 443},
 	} {
 		e, b, err := r.Parse(c.raw)
 		if err != nil {
