@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"fmt"
 )
 
 // Pass history and statistics (issue 17, item 3): every pass a mailbox
@@ -21,28 +20,13 @@ func (s *Service) MailboxHistory(ctx context.Context, ownerID, projectID, mailbo
 	if _, err := s.Mailbox(ctx, ownerID, projectID, mailboxID); err != nil {
 		return nil, err
 	}
-	// The service's mailbox-pass scanner, as in lastPass (moved to the
-	// store together with it).
-	rows, err := s.db.QueryContext(ctx, `SELECT `+mailboxPassCols+`, p.state FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-		WHERE mp.mailbox_id = $1 ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC`, mailboxID)
+	rows, err := s.st.MailboxPassHistory(ctx, mailboxID)
 	if err != nil {
-		return nil, fmt.Errorf("pass history: %w", err)
-	}
-	var out []PassRecord
-	for rows.Next() {
-		var r PassRecord
-		var state string
-		m, err := scanMailboxPass(scanExtra{rows, &state})
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("pass history: %w", err)
-		}
-		r.MailboxPass, r.PassState = m, state
-		out = append(out, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	out := make([]PassRecord, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, PassRecord{MailboxPass: fromMailboxPass(r.MailboxPass), PassState: r.PassState})
 	}
 	for i := range out {
 		if !out[i].Kind.Copies() || out[i].Failed == 0 && out[i].Status != StatusCompletedWithErrors {
@@ -59,11 +43,3 @@ func (s *Service) MailboxHistory(ctx context.Context, ownerID, projectID, mailbo
 	}
 	return out, nil
 }
-
-// scanExtra scans a row of mailboxPassCols followed by one more column.
-type scanExtra struct {
-	row   interface{ Scan(...any) error }
-	extra any
-}
-
-func (s scanExtra) Scan(dest ...any) error { return s.row.Scan(append(dest, s.extra)...) }

@@ -258,6 +258,11 @@ type MailboxPass struct {
 	Plan        []PlanRow `json:"plan,omitempty"`
 	ErrorClass  string    `json:"error_class,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
+	// Worker names the worker process that runs (or ran) this part;
+	// ProgressAt is when that worker last stored its progress. Any API
+	// process shows the same, whichever worker it is.
+	Worker     string    `json:"worker,omitempty"`
+	ProgressAt time.Time `json:"progress_at,omitzero"`
 }
 
 // PlanRow is one folder of a trial's plan.

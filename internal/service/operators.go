@@ -126,3 +126,7 @@ func (s *Service) HostLoads(ctx context.Context, viewerID string) ([]HostLoad, e
 	}
 	return out, nil
 }
+
+// ownerFrom is a stored owner as the service shows it (Operator is read
+// where it matters: sessions and API tokens).
+func ownerFrom(o store.Owner) Owner { return Owner{ID: o.ID, Email: o.Email} }

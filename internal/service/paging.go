@@ -97,10 +97,19 @@ func (s *Service) MailboxPage(ctx context.Context, ownerID, projectID string, q 
 		return s.MailboxPage(ctx, ownerID, projectID, q)
 	}
 	out := MailboxPage{Mailboxes: make([]Mailbox, 0, len(rows)), Total: total, Page: page, Pages: pages, PerPage: per}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	last, err := s.st.LastPassesOf(ctx, ids)
+	if err != nil {
+		return out, err
+	}
 	for _, r := range rows {
 		m := mailboxFromRow(r)
-		if m.LastPass, err = s.lastPass(ctx, m.ID); err != nil {
-			return out, err
+		if lp, ok := last[r.ID]; ok {
+			mp := fromMailboxPass(lp)
+			m.LastPass = &mp
 		}
 		out.Mailboxes = append(out.Mailboxes, m)
 	}

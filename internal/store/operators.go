@@ -19,10 +19,6 @@ const (
 	RoleOperator = "operator"
 )
 
-// FromDB returns a Store over a database that store.Open* already
-// migrated, for the service's queries. Closing it closes db.
-func FromDB(db *sql.DB) *Store { return &Store{db: db} }
-
 // SetOwnerRole gives the owner with email the role (RoleUser or
 // RoleOperator). sql.ErrNoRows when there is no such owner.
 func (s *Store) SetOwnerRole(ctx context.Context, email, role string) error {

@@ -266,3 +266,56 @@ func (s *Store) PassFailures(ctx context.Context, passID, mailboxID string) ([]F
 	}
 	return out, rows.Err()
 }
+
+// LastPassesOf returns, by mailbox, the part of the latest pass of each
+// of the given mailboxes (a page's).
+func (s *Store) LastPassesOf(ctx context.Context, ids []string) (map[string]MailboxPass, error) {
+	if len(ids) == 0 {
+		return map[string]MailboxPass{}, nil
+	}
+	var b strings.Builder
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", i+1)
+		args[i] = id
+	}
+	return s.lastPasses(ctx, s.q(), `mp.mailbox_id IN (`+b.String()+`)`, args...)
+}
+
+// PassRecord is a mailbox's part of a pass with the pass's state.
+type PassRecord struct {
+	MailboxPass
+	PassState string
+}
+
+// MailboxPassHistory lists every pass of a mailbox, newest first.
+func (s *Store) MailboxPassHistory(ctx context.Context, mailboxID string) ([]PassRecord, error) {
+	rs, err := s.q().query(ctx, `SELECT `+mailboxPassCols+`, mp.pass_state FROM (
+			SELECT mp.*, p.kind AS kind, p.state AS pass_state, p.created_at AS pass_at, p.created_ns AS pass_ns
+			FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id WHERE mp.mailbox_id = $1) mp
+		JOIN mailboxes m ON m.id = mp.mailbox_id ORDER BY mp.pass_at DESC, mp.pass_ns DESC, mp.pass_id DESC`, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("pass history: %w", err)
+	}
+	defer rs.Close()
+	var out []PassRecord
+	for rs.Next() {
+		var r PassRecord
+		if err := scanMailboxPass(extraRow{rs, &r.PassState}, &r.MailboxPass); err != nil {
+			return nil, fmt.Errorf("pass history: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rs.Err()
+}
+
+// extraRow scans mailboxPassCols followed by one more column.
+type extraRow struct {
+	r     row
+	extra any
+}
+
+func (e extraRow) Scan(dest ...any) error { return e.r.Scan(append(dest, e.extra)...) }

@@ -23,7 +23,7 @@ func TestPortalPassHistory(t *testing.T) {
 	run := func(kind service.PassKind, o service.Outcome) string {
 		p, err := e.svc.StartPass(ctx, owner, id, service.PassInput{Kind: kind})
 		must(t, err)
-		must(t, e.svc.BeginMailboxPass(ctx, p.ID, mb, service.StatusMigrating))
+		must(t, e.svc.BeginMailboxPass(ctx, p.ID, mb, service.StatusMigrating, "test-worker"))
 		must(t, e.svc.FinishMailboxPass(ctx, p.ID, mb, o))
 		return p.ID
 	}

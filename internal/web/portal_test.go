@@ -32,11 +32,15 @@ type fakeQueue struct {
 	cancelled []int64
 }
 
-func (q *fakeQueue) Enqueue(ctx context.Context, passID, mailboxID string) (int64, error) {
+func (q *fakeQueue) Enqueue(ctx context.Context, _ *store.Tx, refs []store.JobRef) ([]int64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.next++
-	return q.next, nil
+	ids := make([]int64, len(refs))
+	for i := range refs {
+		q.next++
+		ids[i] = q.next
+	}
+	return ids, nil
 }
 
 func (q *fakeQueue) Cancel(ctx context.Context, jobID int64) error {
@@ -75,7 +79,7 @@ func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(st.DB(), box, []service.Preset{{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
+	svc := service.New(st, box, []service.Preset{{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
 	svc.SetQueue(&fakeQueue{})
 	e := &portalEnv{t: t, svc: svc, db: st.DB()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -407,14 +411,14 @@ func TestPortalWizard(t *testing.T) {
 	}
 	trial := e.newestPass(t, id)
 	// Play the worker: ann ready with a warning, ben failed, cat still verifying.
-	must(t, e.svc.BeginMailboxPass(ctx, trial, ann.ID, service.StatusVerifying))
+	must(t, e.svc.BeginMailboxPass(ctx, trial, ann.ID, service.StatusVerifying, "test-worker"))
 	must(t, e.svc.FinishMailboxPass(ctx, trial, ann.ID, service.Outcome{Status: service.StatusReady,
 		Plan:    []service.PlanRow{{Source: "INBOX", Destination: "INBOX", Messages: 12, Bytes: 34000}, {Source: "Sent Items", Destination: "Sent", Messages: 3, Bytes: 900}},
 		Warning: "The source mailbox holds 8.1 GB, more than 70% of the destination's capacity of 10.0 GB."}))
-	must(t, e.svc.BeginMailboxPass(ctx, trial, ben.ID, service.StatusVerifying))
+	must(t, e.svc.BeginMailboxPass(ctx, trial, ben.ID, service.StatusVerifying, "test-worker"))
 	must(t, e.svc.FinishMailboxPass(ctx, trial, ben.ID, service.Outcome{Status: service.StatusFailed, Class: service.ClassAuth, Side: service.SideSource,
 		Error: "log in to mail.old.example:993 as ben: [AUTHENTICATIONFAILED] Authentication failed."}))
-	must(t, e.svc.BeginMailboxPass(ctx, trial, cat.ID, service.StatusVerifying))
+	must(t, e.svc.BeginMailboxPass(ctx, trial, cat.ID, service.StatusVerifying, "test-worker"))
 
 	var st statusBody
 	getJSON(t, b, pp+"/status.json?view=trial", &st)
@@ -461,7 +465,7 @@ func TestPortalWizard(t *testing.T) {
 		t.Fatalf("start migration: %d", code)
 	}
 	full := e.newestPass(t, id)
-	must(t, e.svc.BeginMailboxPass(ctx, full, ann.ID, service.StatusMigrating))
+	must(t, e.svc.BeginMailboxPass(ctx, full, ann.ID, service.StatusMigrating, "test-worker"))
 	must(t, e.svc.UpdateProgress(ctx, full, ann.ID, service.Progress{TotalMsgs: 15, TotalBytes: 34900, Copied: 6, CopiedBytes: 12000, Folder: "Sent Items", Rate: 3.5, ETA: 90e9}))
 	code, body = b.get(pp + "/migrate")
 	for _, want := range []string{`<progress max="100" value="40"`, "Folder: Sent Items", "3.5 messages/s", "about 2 min left", `id="stop-pass"`, "Project total"} {
@@ -483,7 +487,7 @@ func TestPortalWizard(t *testing.T) {
 		t.Errorf("finish while running: %d", code)
 	}
 	for _, mb := range mbs {
-		must(t, e.svc.BeginMailboxPass(ctx, full, mb.ID, service.StatusMigrating))
+		must(t, e.svc.BeginMailboxPass(ctx, full, mb.ID, service.StatusMigrating, "test-worker"))
 		o := service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 15, Copied: 15, CopiedBytes: 34900, TotalBytes: 34900}}
 		if mb.ID == cat.ID {
 			o = service.Outcome{Status: service.StatusCompletedWithErrors, Progress: &service.Progress{TotalMsgs: 4, Copied: 3, Failed: 1},
