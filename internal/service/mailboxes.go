@@ -118,7 +118,7 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 	}
 	seen := map[string]int{}
 	for i := range ins {
-		if err := ins[i].validate(true); err != nil {
+		if err := ins[i].validate(!ins[i].AskUser); err != nil {
 			if len(ins) > 1 {
 				var ie *InputError
 				if errors.As(err, &ie) {
@@ -150,7 +150,7 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 			DestEmail: in.DestEmail, DestLogin: in.DestLogin, DestSecret: dstSecret, Flags: in.Flags}
 		out = append(out, Mailbox{ID: id, ProjectID: projectID, SourceEmail: in.SourceEmail, SourceLogin: in.SourceLogin,
 			DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, Status: StatusNotStarted,
-			StatusLabel: StatusNotStarted.Label(), StatusAt: time.Unix(t, 0), HasPasswords: true})
+			StatusLabel: StatusNotStarted.Label(), StatusAt: time.Unix(t, 0), HasPasswords: srcSecret != "" && dstSecret != ""})
 	}
 	err := s.st.AddMailboxes(ctx, projectID, rows, string(StatusNotStarted), t)
 	var dup *store.DuplicateError

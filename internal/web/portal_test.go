@@ -54,7 +54,7 @@ type sentMail struct{ to, subject, text string }
 
 // portalEnv is the portal over a real service on SQLite.
 type portalEnv struct {
-	t    *testing.T
+	t    testing.TB
 	svc  *service.Service
 	db   *sql.DB
 	base string
@@ -62,7 +62,13 @@ type portalEnv struct {
 	mail []sentMail
 }
 
-func newPortalEnv(t *testing.T) *portalEnv {
+func newPortalEnv(t testing.TB) *portalEnv {
+	t.Helper()
+	return newPortalEnvWith(t, nil)
+}
+
+// newPortalEnvWith lets configure change the portal's settings first.
+func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
@@ -82,13 +88,17 @@ func newPortalEnv(t *testing.T) *portalEnv {
 	}
 	e.base = "http://" + ln.Addr().String()
 	s := New(svc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	s.SetPortal(PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
+	cfg := PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
 		SendMail: func(ctx context.Context, to, subject, text string) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.mail = append(e.mail, sentMail{to, subject, text})
 			return nil
-		}})
+		}}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s.SetPortal(cfg)
 	srv := httptest.NewUnstartedServer(s)
 	srv.Listener.Close()
 	srv.Listener = ln
@@ -111,7 +121,7 @@ func (e *portalEnv) lastMail(to string) sentMail {
 
 // browser is an HTTP client with cookies, like a browser without script.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	env  *portalEnv
 	c    *http.Client
 	csrf string // the session's token, read from the last page
