@@ -35,6 +35,7 @@ const usage = `mailferry: move mailboxes between mail servers without losing or 
 
 Usage:
   mailferry copy [flags]    copy one mailbox from an IMAP server to another
+  mailferry verify [flags]  prove a migration: compare every message of both mailboxes
   mailferry status [flags]  show what has been synced, per mailbox pair and folder
   mailferry serve [flags]   run the migration service: API, portal and workers
   mailferry worker [flags]  run workers only, for a service on PostgreSQL
@@ -60,6 +61,8 @@ func Main(ctx context.Context, env Env, args []string) int {
 	switch args[0] {
 	case "copy":
 		return runCopy(ctx, env, args[1:])
+	case "verify":
+		return runVerify(ctx, env, args[1:])
 	case "status":
 		return runStatus(ctx, env, args[1:])
 	case "serve":
@@ -81,6 +84,9 @@ func Main(ctx context.Context, env Env, args []string) int {
 			case "worker":
 				return runWorker(ctx, env, []string{"-h"})
 			}
+		}
+		if len(args) > 1 && args[1] == "verify" {
+			return runVerify(ctx, env, []string{"-h"})
 		}
 		fmt.Fprint(env.Stdout, usage)
 		return ExitOK

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailferry/mailferry/internal/autoconfig"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/all"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
@@ -111,6 +112,8 @@ type serveFlags struct {
 	denyPrivate                              bool
 	readTimeout, writeTimeout, idleTimeout   time.Duration
 	retryBudget                              time.Duration
+	lookupDNS, lookupISPDB                   string
+	lookup                                   bool
 }
 
 func runServe(ctx context.Context, env Env, args []string) int {
@@ -137,6 +140,9 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 		fs.StringVar(&f.agreementFile, "agreement-file", "", "text file with the user agreement shown on the portal's login page (blank lines separate paragraphs)")
 		fs.BoolVar(&f.noWorkers, "no-workers", false, "serve the API and portal only; mailferry worker processes run the jobs (needs --database)")
 		fs.BoolVar(&f.noWorkers, "api-only", false, "the same as --no-workers")
+		fs.BoolVar(&f.lookup, "settings-lookup", true, "on \"Start new migration\", offer the source settings that public data (DNS SRV records, autoconfig files, the ISPDB, Autodiscover, MX) gives for an address; it goes only where --allow-net/--deny-net allow")
+		fs.StringVar(&f.lookupDNS, "settings-lookup-dns", "", "DNS server (host:port) the settings lookup asks (default: the first of /etc/resolv.conf)")
+		fs.StringVar(&f.lookupISPDB, "settings-lookup-ispdb", autoconfig.DefaultISPDBURL, "base URL of the ISPDB the settings lookup asks (it learns the domain, never the address); \"off\" to skip it")
 		fs.DurationVar(&f.readTimeout, "read-timeout", time.Minute, "advanced: longest a client may take to send a request, body included (uploads get 5 minutes)")
 		fs.DurationVar(&f.writeTimeout, "write-timeout", 2*time.Minute, "advanced: longest a response may take to send (downloads get 10 minutes)")
 		fs.DurationVar(&f.idleTimeout, "idle-timeout", 2*time.Minute, "advanced: how long an idle keep-alive connection stays open")
@@ -207,6 +213,17 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 		return ExitStopped
 	}
 	return ExitOK
+}
+
+// settingsFinder is the settings lookup of "Start new migration": every
+// connection through the outbound policy, and only hosts the policy
+// allows offered.
+func settingsFinder(f serveFlags, policy *netpolicy.Policy) *autoconfig.Finder {
+	opts := autoconfig.Options{Dial: policy.DialContext, CheckAddr: policy.Check, DNSServer: f.lookupDNS, ISPDBURL: f.lookupISPDB}
+	if f.lookupISPDB == "off" || f.lookupISPDB == "" {
+		opts.ISPDBURL, opts.DisableISPDB = "", true
+	}
+	return autoconfig.New(opts)
 }
 
 // checkDatabase refuses a --database that is not a PostgreSQL URL, and a
@@ -390,7 +407,11 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 		}
 		handler := web.New(svc, log, reg)
 		// The portal mails login links with the same sender as pass reports.
-		handler.SetPortal(web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send})
+		portalCfg := web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send, HostLimit: f.hostLimit}
+		if f.lookup {
+			portalCfg.Settings = settingsFinder(f, policy)
+		}
+		handler.SetPortal(portalCfg)
 		srv = httpServer(handler, f.readTimeout, f.writeTimeout, f.idleTimeout)
 	case f.metricsListen != "":
 		if ln, err = net.Listen("tcp", f.metricsListen); err != nil {
@@ -642,7 +663,9 @@ func slug(s string) string {
 
 func runUser(ctx context.Context, env Env, args []string) int {
 	if len(args) == 0 || args[0] != "add" {
-		fmt.Fprintln(env.Stderr, "Usage: mailferry user add --email ADDRESS [--data-dir DIR]\n\nCreates (or finds) the user and prints a new API token.")
+		fmt.Fprintln(env.Stderr, "Usage: mailferry user add --email ADDRESS [--operator[=false]] [--data-dir DIR]\n\n"+
+			"Creates (or finds) the user and prints a new API token. --operator makes the user an operator, who sees\n"+
+			"every migration, can stop any pass and sees the load on each source server; --operator=false takes that away.")
 		return ExitUsage
 	}
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
@@ -650,9 +673,12 @@ func runUser(ctx context.Context, env Env, args []string) int {
 	email := fs.String("email", "", "the user's contact email")
 	dir := fs.String("data-dir", "", "data directory (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
 	db := fs.String("database", "", "PostgreSQL database URL (default $MAILFERRY_DATABASE_URL, else SQLite in the data directory)")
+	operator := fs.Bool("operator", false, "make the user an operator: sees every migration, can stop any pass, sees the load per source server (=false: an ordinary user again)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return ExitUsage
 	}
+	setRole := false
+	fs.Visit(func(f *flag.Flag) { setRole = setRole || f.Name == "operator" })
 	if *db == "" {
 		*db = env.Getenv("MAILFERRY_DATABASE_URL")
 	}
@@ -680,6 +706,17 @@ func runUser(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
 		return ExitUsage
+	}
+	if setRole {
+		if o, err = svc.SetOperator(ctx, o.Email, *operator); err != nil {
+			fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+			return ExitStopped
+		}
+		if *operator {
+			fmt.Fprintf(env.Stderr, "%s is an operator: sees every migration, can stop any pass and sees the load per source server.\n", o.Email)
+		} else {
+			fmt.Fprintf(env.Stderr, "%s is an ordinary user: sees only their own migrations.\n", o.Email)
+		}
 	}
 	token, err := svc.IssueToken(ctx, o.ID)
 	if err != nil {

@@ -175,6 +175,13 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	close(done)
 	prog := progressOf(stats.Snapshot())
 	out := service.Outcome{Progress: &prog}
+	if res != nil {
+		// Per-folder statistics for the mailbox's pass history.
+		for _, f := range res.Folders {
+			out.Plan = append(out.Plan, service.PlanRow{Source: f.Source, Destination: f.Dest, Messages: f.Messages, Bytes: f.ListedBytes,
+				Copied: f.Copied, Present: f.Present, Skipped: f.Skipped, Failed: f.Failed, Left: f.Left, Earlier: f.Earlier, Unchanged: f.Unchanged})
+		}
+	}
 	if r.Metrics != nil {
 		r.Metrics.copied.Add(float64(prog.Copied))
 		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))

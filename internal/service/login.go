@@ -121,7 +121,12 @@ func (s *Service) ConsumeLogin(ctx context.Context, token string) (Session, erro
 // SessionByID authenticates a session cookie.
 func (s *Service) SessionByID(ctx context.Context, id string) (Session, error) {
 	o, csrf, err := s.st.Session(ctx, hashToken(id), time.Now().Unix())
-	return Session{ID: id, Owner: Owner(o), CSRF: csrf}, notFound(err)
+	if err != nil {
+		return Session{ID: id}, notFound(err)
+	}
+	sess := Session{ID: id, Owner: Owner{ID: o.ID, Email: o.Email}, CSRF: csrf}
+	sess.Owner.Operator, err = s.st.IsOperator(ctx, o.ID)
+	return sess, err
 }
 
 // Logout ends a session.

@@ -154,7 +154,7 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 	auth := s.authOf(p)
 	seen := map[string]int{}
 	for i := range ins {
-		if err := ins[i].validate(true, auth); err != nil {
+		if err := ins[i].validate(!ins[i].AskUser, auth); err != nil {
 			if len(ins) > 1 {
 				var ie *InputError
 				if errors.As(err, &ie) {
@@ -186,7 +186,7 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 			DestEmail: in.DestEmail, DestLogin: in.DestLogin, DestSecret: dstSecret, Flags: in.Flags}
 		out = append(out, Mailbox{ID: id, ProjectID: projectID, SourceEmail: in.SourceEmail, SourceLogin: in.SourceLogin,
 			DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, Status: StatusNotStarted,
-			StatusLabel: StatusNotStarted.Label(), StatusAt: time.Unix(t, 0), HasPasswords: true})
+			StatusLabel: StatusNotStarted.Label(), StatusAt: time.Unix(t, 0), HasPasswords: srcSecret != "" && dstSecret != ""})
 	}
 	err = s.st.AddMailboxes(ctx, projectID, rows, string(StatusNotStarted), t)
 	var dup *store.DuplicateError

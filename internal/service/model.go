@@ -72,6 +72,8 @@ func (s Status) Label() string {
 		return "Completed with errors"
 	case StatusStopped:
 		return "Stopped"
+	case StatusWaitingForUser:
+		return "Waiting for end user"
 	}
 	return string(s)
 }
@@ -208,7 +210,10 @@ type Project struct {
 	// that logs in with each mailbox's password.
 	SourceAdmin      *AdminInfo `json:"source_admin,omitempty"`
 	DestinationAdmin *AdminInfo `json:"destination_admin,omitempty"`
-	ownerID          string
+	// OwnerEmail is set only when an operator looks at another user's
+	// project: the page says whose it is and that it is read-only.
+	OwnerEmail string `json:"owner_email,omitempty"`
+	ownerID    string
 }
 
 // Mailbox is a mailbox pair as the API shows it: never with passwords.
@@ -291,6 +296,18 @@ type PlanRow struct {
 	Destination string `json:"destination"`
 	Messages    int64  `json:"messages"`
 	Bytes       int64  `json:"bytes"`
+	// The counts of a copying pass's folder (issue 17), balanced as the
+	// engine's (migrate.FolderResult): Messages (the source messages this
+	// pass dealt with) = Copied + Present + Skipped + Failed + Left (left
+	// only by a stopped pass). Earlier: settled by earlier passes, not
+	// looked at; Unchanged: skipped after one STATUS showed nothing new.
+	Copied    int64 `json:"copied,omitempty"`
+	Present   int64 `json:"already_present,omitempty"`
+	Skipped   int64 `json:"skipped,omitempty"`
+	Failed    int64 `json:"failed,omitempty"`
+	Left      int64 `json:"left,omitempty"`
+	Earlier   int64 `json:"settled_earlier,omitempty"`
+	Unchanged bool  `json:"unchanged,omitempty"`
 }
 
 // FailedItem is one message a pass could not copy, or all the messages of

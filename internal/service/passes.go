@@ -53,6 +53,9 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 			continue
 		}
 		delete(want, m.ID)
+		if !m.HasPasswords && m.Status == StatusWaitingForUser {
+			return Pass{}, inputErr("mailbox_ids", "mailbox %s is waiting for its user to enter the passwords; resend the link, or leave it out", m.SourceEmail)
+		}
 		if !m.HasPasswords {
 			return Pass{}, inputErr("mailbox_ids", "mailbox %s has no stored passwords", m.SourceEmail)
 		}

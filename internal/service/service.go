@@ -89,6 +89,9 @@ func hashToken(token string) string {
 type Owner struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
+	// Operator: the user sees every project (SessionByID and
+	// OwnerByToken fill it in).
+	Operator bool `json:"operator,omitempty"`
 }
 
 // EnsureOwner returns the owner with this email, creating it.
@@ -101,7 +104,7 @@ func (s *Service) EnsureOwner(ctx context.Context, email string) (Owner, error) 
 	// Another request (or process) may create it at the same time; the
 	// store returns whichever was created.
 	o, err := s.st.EnsureOwner(ctx, newID(), email, now())
-	return Owner(o), err
+	return ownerFrom(o), err
 }
 
 // IssueToken creates an API token for an owner. Only its hash is kept.
@@ -118,13 +121,18 @@ func (s *Service) IssueToken(ctx context.Context, ownerID string) (string, error
 // OwnerByToken authenticates an API token.
 func (s *Service) OwnerByToken(ctx context.Context, token string) (Owner, error) {
 	o, err := s.st.OwnerByToken(ctx, hashToken(token))
-	return Owner(o), notFound(err)
+	if err != nil {
+		return Owner{}, notFound(err)
+	}
+	out := Owner{ID: o.ID, Email: o.Email}
+	out.Operator, err = s.st.IsOperator(ctx, o.ID)
+	return out, err
 }
 
 // OwnerByID reads an owner.
 func (s *Service) OwnerByID(ctx context.Context, id string) (Owner, error) {
 	o, err := s.st.Owner(ctx, id)
-	return Owner(o), notFound(err)
+	return ownerFrom(o), notFound(err)
 }
 
 // notFound turns the store's missing row into ErrNotFound.
@@ -297,12 +305,30 @@ func (s *Service) fromProjectRow(r store.Project) Project {
 	return p
 }
 
-// Project returns an owner's project; another owner's is ErrNotFound.
+// Project returns an owner's project; another owner's is ErrNotFound,
+// except to an operator, who sees every project (OwnerEmail set).
 func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Project, error) {
 	if ownerID == "" {
 		return Project{}, ErrNotFound
 	}
 	r, err := s.st.Project(ctx, ownerID, projectID)
+	if errors.Is(err, store.ErrNoRows) {
+		// Asked only on this path, so that an owner's reads cost no
+		// more than before.
+		owner, oerr := s.operatorView(ctx, ownerID, projectID)
+		if oerr != nil {
+			return Project{}, oerr
+		}
+		if r, err = s.st.Project(ctx, owner, projectID); err == nil {
+			o, oerr := s.OwnerByID(ctx, owner)
+			if oerr != nil {
+				return Project{}, oerr
+			}
+			p := s.fromProjectRow(r)
+			p.OwnerEmail = o.Email
+			return p, nil
+		}
+	}
 	if err != nil {
 		if err = notFound(err); err != ErrNotFound {
 			err = fmt.Errorf("read project: %w", err)
@@ -338,6 +364,9 @@ func (s *Service) projectForWrite(ctx context.Context, ownerID, projectID string
 	p, err := s.Project(ctx, ownerID, projectID)
 	if err != nil {
 		return p, err
+	}
+	if p.ownerID != ownerID {
+		return p, ErrNotOwner
 	}
 	if p.State == "finished" {
 		return p, &InputError{Message: "this project is finished and read-only; start a new migration to move more mail"}
@@ -498,6 +527,9 @@ func (s *Service) DeleteProject(ctx context.Context, ownerID, projectID string) 
 	p, err := s.Project(ctx, ownerID, projectID)
 	if err != nil {
 		return err
+	}
+	if p.ownerID != ownerID {
+		return ErrNotOwner
 	}
 	if busyMailboxes(p) > 0 {
 		return fmt.Errorf("%w: a pass is running; stop it first, then delete the project", ErrConflict)

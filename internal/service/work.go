@@ -38,7 +38,7 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 	if err != nil {
 		return Work{}, notFound(err)
 	}
-	w := Work{Pass: fromPass(r.Pass), Project: s.fromProjectRow(r.Project), Owner: Owner(r.Owner), MailboxID: mailboxID,
+	w := Work{Pass: fromPass(r.Pass), Project: s.fromProjectRow(r.Project), Owner: ownerFrom(r.Owner), MailboxID: mailboxID,
 		SourceLogin: r.SourceLogin, DestLogin: r.DestLogin, MigratedBefore: r.MigratedOnce}
 	preset, ok := s.presets[w.Project.DestinationPreset]
 	if !ok {

@@ -18,7 +18,7 @@ const (
 )
 
 func newM365PortalEnv(t *testing.T) *portalEnv {
-	return newPortalEnvWith(t,
+	return newPortalEnvPresets(t, nil,
 		service.Preset{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}},
 		service.Preset{ID: "m365", Name: "Microsoft 365", Endpoint: service.Endpoint{Type: service.TypeM365, Host: "graph.microsoft.com", Port: 443, Security: "tls"}})
 }

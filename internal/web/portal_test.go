@@ -54,7 +54,7 @@ type sentMail struct{ to, subject, text string }
 
 // portalEnv is the portal over a real service on SQLite.
 type portalEnv struct {
-	t    *testing.T
+	t    testing.TB
 	svc  *service.Service
 	db   *sql.DB
 	base string
@@ -62,13 +62,19 @@ type portalEnv struct {
 	mail []sentMail
 }
 
-func newPortalEnv(t *testing.T) *portalEnv {
+func newPortalEnv(t testing.TB) *portalEnv {
 	t.Helper()
-	return newPortalEnvWith(t, service.Preset{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}})
+	return newPortalEnvWith(t, nil)
 }
 
-// newPortalEnvWith is newPortalEnv with these destination presets.
-func newPortalEnvWith(t *testing.T, presets ...service.Preset) *portalEnv {
+// newPortalEnvWith lets configure change the portal's settings first.
+func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
+	t.Helper()
+	return newPortalEnvPresets(t, configure, service.Preset{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}})
+}
+
+// newPortalEnvPresets is newPortalEnvWith with these destination presets.
+func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ...service.Preset) *portalEnv {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
@@ -88,13 +94,17 @@ func newPortalEnvWith(t *testing.T, presets ...service.Preset) *portalEnv {
 	}
 	e.base = "http://" + ln.Addr().String()
 	s := New(svc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	s.SetPortal(PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
+	cfg := PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
 		SendMail: func(ctx context.Context, to, subject, text string) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.mail = append(e.mail, sentMail{to, subject, text})
 			return nil
-		}})
+		}}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s.SetPortal(cfg)
 	srv := httptest.NewUnstartedServer(s)
 	srv.Listener.Close()
 	srv.Listener = ln
@@ -117,7 +127,7 @@ func (e *portalEnv) lastMail(to string) sentMail {
 
 // browser is an HTTP client with cookies, like a browser without script.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	env  *portalEnv
 	c    *http.Client
 	csrf string // the session's token, read from the last page

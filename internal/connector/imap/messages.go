@@ -55,7 +55,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		fn, done = c.gmailSkips(ctx, f, fn)
 		defer done()
 	}
-	s, err := c.acquire(ctx)
+	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return lst, err
 	}
@@ -438,6 +438,10 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 	if len(msgs) == 0 {
 		return nil
 	}
+	// Marked before the session is released (defers run last first), so
+	// that the folder keeps it while the fetcher picks its next batch.
+	c.startReading(f.Name)
+	defer c.doneReading(f.Name)
 	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return err
@@ -947,7 +951,10 @@ func (c *Conn) store(ctx context.Context, f connector.Folder, ids []connector.ID
 	if len(ids) == 0 {
 		return nil
 	}
-	s, err := c.acquire(ctx)
+	// Preferably the session that has the folder open already (the
+	// engine opened it for the pass, and sends one STORE per flag set):
+	// one SELECT per folder rather than nearly one per STORE.
+	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return err
 	}
