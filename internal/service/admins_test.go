@@ -135,3 +135,51 @@ func TestGmailSource(t *testing.T) {
 		t.Errorf("a Gmail row without its app password: %v", err)
 	}
 }
+
+// An end user asked for passwords of a pair whose destination is
+// Microsoft 365 gives only the source's: the destination keeps using the
+// project's app registration.
+func TestEndUserPasswordsWithM365Destination(t *testing.T) { eachEngine(t, testEndUserPasswordsWithM365Destination) }
+
+func testEndUserPasswordsWithM365Destination(t *testing.T, st *store.Store) {
+	box, err := secrets.NewBox(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st, box, []Preset{{ID: "m365", Name: "Microsoft 365", Endpoint: Endpoint{Type: TypeM365, Host: m365Host, Port: 443, Security: "tls"}}})
+	s.SetQueue(nopQueue{})
+	ctx := context.Background()
+	o, err := s.EnsureOwner(ctx, "admin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "To 365", Source: Endpoint{Host: "mail.old.example"}, DestinationPreset: "m365",
+		DestinationAdmin: &AdminCredentials{Tenant: "contoso.onmicrosoft.com", ClientID: "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d", ClientSecret: "Svc~Secret-42"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "ann@old.example", DestEmail: "ann@contoso.com", AskUser: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := s.AskForPasswords(ctx, o.ID, p.ID, nil)
+	if err != nil || len(links) != 1 {
+		t.Fatalf("ask for passwords: %v %d", err, len(links))
+	}
+	req, err := s.PasswordRequest(ctx, links[0].Token)
+	if err != nil || !req.DestApp || req.SourceApp {
+		t.Fatalf("the link's page: %+v %v; want only the source's password asked", req, err)
+	}
+	if bad, err := s.SubmitEndUserPasswords(ctx, links[0].Token, "192.0.2.1", "Ann-Old-1", ""); err != nil || len(bad) != 0 {
+		t.Fatalf("submit the source password only: %v %v", bad, err)
+	}
+	all, err := st.Secrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range all {
+		if x.MailboxID == ms[0].ID && (x.Dest != adminMarker || x.Source == "" || x.Source == adminMarker) {
+			t.Errorf("stored secrets: source %q, destination %q; want a sealed source password and the app marker", x.Source, x.Dest)
+		}
+	}
+}
