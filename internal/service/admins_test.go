@@ -139,7 +139,9 @@ func TestGmailSource(t *testing.T) {
 // An end user asked for passwords of a pair whose destination is
 // Microsoft 365 gives only the source's: the destination keeps using the
 // project's app registration.
-func TestEndUserPasswordsWithM365Destination(t *testing.T) { eachEngine(t, testEndUserPasswordsWithM365Destination) }
+func TestEndUserPasswordsWithM365Destination(t *testing.T) {
+	eachEngine(t, testEndUserPasswordsWithM365Destination)
+}
 
 func testEndUserPasswordsWithM365Destination(t *testing.T, st *store.Store) {
 	box, err := secrets.NewBox(make([]byte, 32))
