@@ -76,6 +76,13 @@ func cleanOptions(o Options) Options {
 		return out
 	}
 	o.Include, o.Exclude, o.Mappings = clean(o.Include), clean(o.Exclude), clean(o.Mappings)
+	for i, m := range o.Mappings {
+		// MigrationWiz's Support Option form, FolderMapping="^a->b",
+		// is the engine's rule in a wrapper.
+		if v, ok := strings.CutPrefix(m, "FolderMapping="); ok {
+			o.Mappings[i] = strings.TrimSpace(strings.Trim(v, `"`))
+		}
+	}
 	o.Since, o.Before = strings.TrimSpace(o.Since), strings.TrimSpace(o.Before)
 	return o
 }

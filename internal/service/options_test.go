@@ -30,7 +30,7 @@ func testPassOptionsStored(t *testing.T, st *store.Store) {
 		t.Fatal(err)
 	}
 	a, b := ms[0].ID, ms[1].ID
-	proj := Options{Include: []string{"^INBOX", " "}, Exclude: []string{"^Trash$"}, Mappings: []string{"^Sent Items->Sent"},
+	proj := Options{Include: []string{"^INBOX", " "}, Exclude: []string{"^Trash$"}, Mappings: []string{`FolderMapping="^Sent Items->Sent"`},
 		Since: "2020-01-01", Before: "2024-01-01"}
 	got, err := s.SetProjectOptions(ctx, alice.ID, p.ID, proj)
 	if err != nil {
