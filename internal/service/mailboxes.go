@@ -167,10 +167,16 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 // ImportCSV parses a MigrationWiz-style CSV and adds its pairs, all or
 // none; row problems come back as one InputError with every row listed.
 func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body []byte) ([]Mailbox, error) {
+	return s.ImportCSVFor(ctx, ownerID, projectID, body, false)
+}
+
+// ImportCSVFor is ImportCSV; with askUsers, rows with addresses only are
+// mailboxes whose users will enter their own passwords (end-user links).
+func (s *Service) ImportCSVFor(ctx context.Context, ownerID, projectID string, body []byte, askUsers bool) ([]Mailbox, error) {
 	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
 		return nil, err
 	}
-	ins, rowErrs, err := ParseMailboxCSV(strings.NewReader(string(body)))
+	ins, rowErrs, err := ParseMailboxCSVFor(strings.NewReader(string(body)), askUsers)
 	if err != nil {
 		return nil, &InputError{Field: "csv", Message: err.Error()}
 	}
