@@ -53,7 +53,7 @@ var ErrEmptyCSV = errors.New("the file has no mailboxes: add one line per mailbo
 // cannot be used (empty, not CSV, no header, too large, unreadable); its
 // message is written for the user. No message ever quotes a password.
 func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
-	return ParseMailboxCSVFor(r, false)
+	return parseMailboxCSV(r, sideAuth{})
 }
 
 // ParseMailboxCSVFor is ParseMailboxCSV; with askUsers the password
@@ -61,6 +61,14 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 // mailbox whose user will enter their own passwords (AskUser). A row
 // must then give both passwords or neither.
 func ParseMailboxCSVFor(r io.Reader, askUsers bool) ([]MailboxInput, []RowError, error) {
+	return parseMailboxCSV(r, sideAuth{askUsers: askUsers})
+}
+
+// parseMailboxCSV is ParseMailboxCSV for a project whose sides may use
+// admin credentials: such a side's password column is optional and must
+// be empty on every row.
+func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, error) {
+	askUsers := auth.askUsers
 	const (
 		maxBytes      = 1 << 20
 		maxRows       = 10000
@@ -78,10 +86,9 @@ func ParseMailboxCSVFor(r io.Reader, askUsers bool) ([]MailboxInput, []RowError,
 		numCols
 	)
 	names := [numCols]string{"Source Email", "Source Login Name", "Source Password", "Destination Email", "Destination Login Name", "Destination Password", "Flags"}
-	required := [numCols]bool{colSourceEmail: true, colSourcePassword: true, colDestEmail: true, colDestPassword: true}
-	if askUsers {
-		required[colSourcePassword], required[colDestPassword] = false, false
-	}
+	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !auth.srcAdmin && !askUsers, colDestEmail: true,
+		colDestPassword: !auth.dstAdmin && !askUsers}
+	adminSide := [numCols]bool{colSourcePassword: auth.srcAdmin, colDestPassword: auth.dstAdmin}
 
 	// Read everything up front: the cap keeps memory bounded, and having the
 	// bytes lets us sniff the encoding and delimiter before parsing.
@@ -377,7 +384,11 @@ func ParseMailboxCSVFor(r io.Reader, askUsers bool) ([]MailboxInput, []RowError,
 		noPasswords := strings.TrimSpace(in.SourcePassword) == "" && strings.TrimSpace(in.DestPassword) == ""
 		checkPassword := func(k int, v string) {
 			// A missing column is already reported once on the header.
-			if pos[k] >= 0 && strings.TrimSpace(v) == "" {
+			switch {
+			case adminSide[k] && v != "":
+				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]],
+					Message: "this side is Microsoft 365, reached with the project's app registration: leave the password empty (the address is enough)"})
+			case !adminSide[k] && pos[k] >= 0 && strings.TrimSpace(v) == "":
 				msg := "the password is missing; to have this mailbox's user enter their own passwords, " +
 					"upload the file again with \"My users will enter their own passwords\" ticked (addresses only are then enough)"
 				if askUsers {

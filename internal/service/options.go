@@ -284,11 +284,23 @@ func (s *Service) PreviewPlan(ctx context.Context, ownerID, projectID, mailboxID
 		return PlanPreview{}, fmt.Errorf("destination preset %q is no longer configured", w.Project.DestinationPreset)
 	}
 	w.Destination = preset
-	if w.SourcePassword, err = s.open(mailboxID, "source", r.SourceSecret); err != nil {
-		return PlanPreview{}, err
-	}
-	if w.DestPassword, err = s.open(mailboxID, "destination", r.DestSecret); err != nil {
-		return PlanPreview{}, err
+	// The secrets as LoadWork opens them: a password, or the project's
+	// admin credentials for a side that uses them (Microsoft 365).
+	for _, sd := range []struct {
+		side   Side
+		sealed string
+		pass   *string
+		admin  **AdminCredentials
+	}{{SideSource, r.SourceSecret, &w.SourcePassword, &w.SourceAdmin}, {SideDestination, r.DestSecret, &w.DestPassword, &w.DestAdmin}} {
+		if sd.sealed == adminMarker {
+			if *sd.admin, err = s.admin(ctx, projectID, sd.side); err != nil {
+				return PlanPreview{}, err
+			}
+			continue
+		}
+		if *sd.pass, err = s.open(mailboxID, string(sd.side), sd.sealed); err != nil {
+			return PlanPreview{}, err
+		}
 	}
 	rows, err := s.planner(ctx, w)
 	if err != nil {
