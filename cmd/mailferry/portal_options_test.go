@@ -79,6 +79,23 @@ func TestPortalPassOptions(t *testing.T) {
 		t.Errorf("the preview copied %d messages", n)
 	}
 
+	// The API shows the same options and plan.
+	var mo struct {
+		Own, Effective struct {
+			Exclude, Mappings []string
+			Since             string
+		}
+	}
+	if code := api(t, p.url, token, "GET", "/api/"+pp[1:]+"/mailboxes/"+mb+"/options", "", nil, &mo); code != 200 ||
+		fmt.Sprint(mo.Effective.Exclude) != "[Projects$]" || mo.Effective.Since != "2019-01-01" || len(mo.Own.Mappings) != 0 {
+		t.Errorf("API mailbox options: %d %+v", code, mo)
+	}
+	var pv struct{ Folders []struct{ Source, Action string } }
+	if code := api(t, p.url, token, "POST", "/api/"+pp[1:]+"/mailboxes/"+mb+"/preview", "", nil, &pv); code != 200 ||
+		!strings.Contains(fmt.Sprint(pv.Folders), "Projects excluded") {
+		t.Errorf("API preview: %d %+v", code, pv)
+	}
+
 	// The pass leaves Projects out and counts it as skipped.
 	var pass struct{ ID string }
 	if code := api(t, p.url, token, "POST", "/api/"+pp[1:]+"/passes", "application/json", jsonBody(map[string]any{"kind": "full"}), &pass); code != 201 {
