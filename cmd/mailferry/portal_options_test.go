@@ -90,7 +90,9 @@ func TestPortalPassOptions(t *testing.T) {
 		fmt.Sprint(mo.Effective.Exclude) != "[Projects$]" || mo.Effective.Since != "2019-01-01" || len(mo.Own.Mappings) != 0 {
 		t.Errorf("API mailbox options: %d %+v", code, mo)
 	}
-	var pv struct{ Folders []struct{ Source, Action string } }
+	var pv struct {
+		Folders []struct{ Source, Action string }
+	}
 	if code := api(t, p.url, token, "POST", "/api/"+pp[1:]+"/mailboxes/"+mb+"/preview", "", nil, &pv); code != 200 ||
 		!strings.Contains(fmt.Sprint(pv.Folders), "Projects excluded") {
 		t.Errorf("API preview: %d %+v", code, pv)
