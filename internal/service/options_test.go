@@ -90,4 +90,18 @@ func testPassOptionsStored(t *testing.T, st *store.Store) {
 	if _, err := s.PreviewPlan(ctx, alice.ID, p.ID, a); err == nil || !strings.Contains(err.Error(), "not available") {
 		t.Errorf("preview without a planner: %v", err)
 	}
+	// A mailbox and a project with overrides can be deleted (the
+	// overrides go with them).
+	if _, err := s.SetMailboxOptions(ctx, alice.ID, p.ID, b, Options{Exclude: []string{"^Spam"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMailbox(ctx, alice.ID, p.ID, b); err != nil {
+		t.Fatalf("delete a mailbox with its own options: %v", err)
+	}
+	if _, err := s.SetMailboxOptions(ctx, alice.ID, p.ID, a, Options{Exclude: []string{"^Spam"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteProject(ctx, alice.ID, p.ID); err != nil {
+		t.Fatalf("delete a project with mailbox options: %v", err)
+	}
 }
