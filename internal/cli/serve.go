@@ -105,6 +105,7 @@ type serveFlags struct {
 	smtpPassFile                             string
 	smtpPort, workers, hostLimit, connection int
 	maxMailboxes, dbPool                     int
+	maxPasses                                int
 	noWorkers, jsonLogs                      bool
 	database, workerName, metricsListen      string
 	leaseTTL, rescueAfter, stallTimeout      time.Duration
@@ -162,6 +163,7 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 	fs.IntVar(&f.hostLimit, "host-limit", 5, "mailboxes migrated at once per mail server (source or destination), across all workers")
 	fs.IntVar(&f.maxMailboxes, "max-mailboxes", 0, "mailboxes migrated at once in the whole cluster, across all workers (0: no limit but each process's --workers)")
 	fs.IntVar(&f.connection, "connections", 4, "connections per server and mailbox")
+	fs.IntVar(&f.maxPasses, "max-passes", 0, "migration passes (pre-stage, full, migrate new items, retry errors) one mailbox may take part in; a pass over the limit is refused (0: no limit)")
 	fs.StringVar(&f.workerName, "worker-name", "", "this worker's name in the API and in metrics (default HOST:PID)")
 	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
@@ -324,7 +326,7 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 		name      string
 		v, lo, hi int
 	}{{"--workers", f.workers, 1, 1000}, {"--host-limit", f.hostLimit, 1, 1000}, {"--connections", f.connection, 1, 16},
-		{"--max-mailboxes", f.maxMailboxes, 0, 100000}, {"--db-pool", f.dbPool, 0, 10000}} {
+		{"--max-mailboxes", f.maxMailboxes, 0, 100000}, {"--db-pool", f.dbPool, 0, 10000}, {"--max-passes", f.maxPasses, 0, 1000}} {
 		if n.v < n.lo || n.v > n.hi {
 			return usageError{fmt.Sprintf("%s %d: must be between %d and %d", n.name, n.v, n.lo, n.hi)}
 		}
@@ -371,6 +373,8 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 		return err
 	}
 	svc.SetQueue(q)
+	svc.SetMaxPasses(f.maxPasses)
+	svc.SetPlanner(runner.Preview)
 	reg.MustRegister(svc.StatusCollector())
 
 	base := f.baseURL

@@ -182,6 +182,18 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 				Copied: f.Copied, Present: f.Present, Skipped: f.Skipped, Failed: f.Failed, Left: f.Left, Earlier: f.Earlier, Unchanged: f.Unchanged})
 		}
 	}
+	if runErr == nil {
+		// Folders the rules leave out count as skipped by a filter.
+		if rows, err := excludedFolders(ctx, src, opts.Rules); err == nil {
+			for _, row := range rows {
+				out.Plan = append(out.Plan, row)
+				prog.TotalMsgs += row.Messages
+				prog.Skipped += row.Skipped
+			}
+		} else if r.Log != nil {
+			r.Log.Warn("excluded folders not counted", "mailbox", w.MailboxID, "error", err)
+		}
+	}
 	if r.Metrics != nil {
 		r.Metrics.copied.Add(float64(prog.Copied))
 		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))

@@ -38,7 +38,12 @@ func cleanEmail(field, v string) (string, error) {
 // sideAuth says how each side of a project logs in: with the project's
 // admin credentials (true: rows carry addresses only) or with each
 // mailbox's password.
-type sideAuth struct{ srcAdmin, dstAdmin bool }
+type sideAuth struct {
+	srcAdmin, dstAdmin bool
+	// askUsers: a CSV row may have no passwords; its user enters them
+	// (end-user links).
+	askUsers bool
+}
 
 func (s *Service) authOf(p Project) sideAuth {
 	return sideAuth{srcAdmin: usesAdmin(p.Source.Type), dstAdmin: usesAdmin(s.presets[p.DestinationPreset].Type)}
@@ -203,11 +208,18 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 // ImportCSV parses a MigrationWiz-style CSV and adds its pairs, all or
 // none; row problems come back as one InputError with every row listed.
 func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body []byte) ([]Mailbox, error) {
+	return s.ImportCSVFor(ctx, ownerID, projectID, body, false)
+}
+
+// ImportCSVFor is ImportCSV; with askUsers, rows with addresses only are
+// mailboxes whose users will enter their own passwords (end-user links).
+func (s *Service) ImportCSVFor(ctx context.Context, ownerID, projectID string, body []byte, askUsers bool) ([]Mailbox, error) {
 	p, err := s.projectForWrite(ctx, ownerID, projectID)
 	if err != nil {
 		return nil, err
 	}
 	auth := s.authOf(p)
+	auth.askUsers = askUsers
 	ins, rowErrs, err := parseMailboxCSV(strings.NewReader(string(body)), auth)
 	if err != nil {
 		return nil, &InputError{Field: "csv", Message: err.Error()}

@@ -308,6 +308,9 @@ type PlanRow struct {
 	Left      int64 `json:"left,omitempty"`
 	Earlier   int64 `json:"settled_earlier,omitempty"`
 	Unchanged bool  `json:"unchanged,omitempty"`
+	// Excluded: an include or exclude rule leaves the folder out; all
+	// its messages are Skipped (by a filter) and none is looked at.
+	Excluded bool `json:"excluded_by_rule,omitempty"`
 }
 
 // FailedItem is one message a pass could not copy, or all the messages of

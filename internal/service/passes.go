@@ -74,6 +74,9 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 	if len(chosen) == 0 {
 		return Pass{}, inputErr("mailbox_ids", "no mailbox to run this pass on")
 	}
+	if err := s.checkMaxPasses(ctx, projectID, in.Kind, chosen); err != nil {
+		return Pass{}, err
+	}
 	p := Pass{ID: newID(), ProjectID: projectID, Kind: in.Kind, State: "running", Cutoff: cutoff, CreatedAt: time.Unix(now(), 0)}
 	var cut int64
 	if !cutoff.IsZero() {

@@ -48,6 +48,10 @@ type Service struct {
 
 	notifier Notifier
 	baseURL  string
+
+	// maxPasses and planner: see options.go.
+	maxPasses int
+	planner   Planner
 }
 
 // New returns a service over the store st.

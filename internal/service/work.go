@@ -45,6 +45,10 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 		return w, fmt.Errorf("destination preset %q is no longer configured", w.Project.DestinationPreset)
 	}
 	w.Destination = preset
+	// A mailbox's own options (options.go) over the project's.
+	if err := s.applyMailboxOptions(ctx, &w); err != nil {
+		return w, err
+	}
 	for _, sd := range []struct {
 		side   Side
 		sealed string

@@ -110,6 +110,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/projects/{project}/passes", a(s.startPass))
 	m.HandleFunc("GET /api/projects/{project}/passes/{pass}", a(s.getPass))
 	m.HandleFunc("POST /api/projects/{project}/passes/{pass}/stop", a(s.stopPass))
+	s.optionRoutes()
 	s.portalRoutes()
 }
 
