@@ -26,7 +26,7 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 		return Pass{}, errors.New("no job queue configured")
 	}
 	if !in.Kind.Valid() {
-		return Pass{}, inputErr("kind", "use one of verify, trial, pre-stage, full, delta, retry-errors")
+		return Pass{}, inputErr("kind", "use one of verify, trial, pre-stage, full, delta, retry-errors, proof")
 	}
 	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
 		return Pass{}, err

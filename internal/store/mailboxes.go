@@ -197,7 +197,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, id string) error {
 		if err := s.lockIdle(ctx, tx, `id = $1`, id); err != nil {
 			return err
 		}
-		for _, q := range []string{`DELETE FROM failed_items WHERE mailbox_id = $1`, `DELETE FROM mailbox_passes WHERE mailbox_id = $1`,
+		for _, q := range []string{`DELETE FROM failed_items WHERE mailbox_id = $1`, `DELETE FROM proof_reports WHERE mailbox_id = $1`, `DELETE FROM mailbox_passes WHERE mailbox_id = $1`,
 			`DELETE FROM mailbox_events WHERE mailbox_id = $1`, `DELETE FROM mailboxes WHERE id = $1`} {
 			if _, err := tx.q.exec(ctx, q, id); err != nil {
 				return err

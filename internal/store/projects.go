@@ -178,6 +178,7 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		for _, q := range []string{
 			`UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`,
 			`DELETE FROM failed_items WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
+			`DELETE FROM proof_reports WHERE project_id = $1`,
 			`DELETE FROM mailbox_passes WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailbox_events WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailboxes WHERE project_id = $1`,
