@@ -129,10 +129,16 @@ func (s *Service) ProjectProof(ctx context.Context, ownerID, projectID string) (
 	}
 	sum := ProofSummary{Mailboxes: len(mbs), Rows: []ProofRow{}}
 	var lastProof *Pass
-	for i := range passes { // newest first
+	// Passes are in the order they were started, newest first (to the
+	// nanosecond): a proof is stale when its pass started before the
+	// last copying pass, even within one second.
+	rank := map[string]int{}
+	lastCopy := len(passes)
+	for i := range passes {
 		p := &passes[i]
+		rank[p.ID] = i
 		if p.Kind.Copies() && sum.LastCopyAt.IsZero() {
-			sum.LastCopyAt = p.CreatedAt
+			sum.LastCopyAt, lastCopy = p.CreatedAt, i
 		}
 		if p.Kind == PassProof && lastProof == nil {
 			lastProof = p
@@ -160,9 +166,11 @@ func (s *Service) ProjectProof(ctx context.Context, ownerID, projectID string) (
 			r.Verified, r.PassID, r.At, r.Exact = true, p.PassID, time.Unix(p.CreatedAt, 0), p.Exact
 			r.SourceMessages, r.Matched, r.Missing, r.Altered, r.Differs = p.SourceMessages, p.Matched, p.Missing, p.Altered, p.Differs
 			r.Extra, r.Skipped, r.FailedEarlier, r.FolderErrors, r.Verdict, r.SHA256 = p.Extra, p.Skipped, p.FailedEarlier, p.FolderErrors, p.Verdict, p.SHA256
-			// A proof made while a copying pass was still running, or
-			// before it, does not cover what that pass copied.
-			r.Stale = !sum.LastCopyAt.IsZero() && r.At.Before(sum.LastCopyAt)
+			// A proof started before a copying pass does not cover
+			// what that pass copied.
+			if k, ok := rank[p.PassID]; ok && k > lastCopy {
+				r.Stale = true
+			}
 			sum.Verified++
 			sum.Messages += p.Matched
 			sum.Missing += p.Missing
