@@ -52,7 +52,9 @@ func (r *Runner) proof(ctx context.Context, reg *connector.Registry, w service.W
 	}
 	t := rep.Totals
 	out := service.Outcome{Status: service.StatusCompleted, Detail: "Verify migration: " + rep.Verdict,
-		Progress: &service.Progress{TotalMsgs: t.SourceMessages, TotalBytes: t.SourceBytes, Present: t.Matched, Skipped: t.Skipped}}
+		// Source counts only: a proof copies nothing, and the mailbox's
+		// copy statistics (copied, already there, failed) add up passes.
+		Progress: &service.Progress{TotalMsgs: t.SourceMessages, TotalBytes: t.SourceBytes}}
 	if !rep.Exact {
 		out.Status = service.StatusCompletedWithErrors
 	}

@@ -102,3 +102,52 @@ func TestProofRoutesOwnership(t *testing.T) {
 		t.Errorf("owner's mailbox proof page: %d", code)
 	}
 }
+
+// A proof pass copies nothing, so it leaves the copying pass before it
+// in charge of what the project shows: that pass's failed items stay
+// listed, the CSV export keeps its failed count and copy totals, and
+// Retry failed items still has something to retry.
+func TestProofLeavesTheCopyStatistics(t *testing.T) {
+	e := newPortalEnv(t)
+	ctx := context.Background()
+	project := e.manyMailboxes(t, "owner@example.com", 1)
+	owner := ownerID(t, e, "owner@example.com")
+	mbs, err := e.svc.Mailboxes(ctx, owner, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := mbs[0].ID
+	play := func(kind service.PassKind, out service.Outcome) {
+		t.Helper()
+		p, err := e.svc.StartPass(ctx, owner, project, service.PassInput{Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.BeginMailboxPass(ctx, p.ID, mb, service.StatusMigrating, "w"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.FinishMailboxPass(ctx, p.ID, mb, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	play(service.PassFull, service.Outcome{Status: service.StatusCompletedWithErrors,
+		Progress: &service.Progress{TotalMsgs: 10, Copied: 9, Failed: 1},
+		Failures: []service.FailedItem{{Folder: "INBOX", ID: "7", Kind: "item", Reason: "too large for the destination"}}})
+	play(service.PassProof, service.Outcome{Status: service.StatusCompletedWithErrors, Progress: &service.Progress{TotalMsgs: 10}})
+
+	fs, err := e.svc.Failures(ctx, owner, project, mb)
+	if err != nil || len(fs) != 1 || fs[0].Reason != "too large for the destination" {
+		t.Errorf("failed items after a proof: %+v %v", fs, err)
+	}
+	rows, err := e.svc.ExportRows(ctx, owner, project)
+	if err != nil || len(rows) != 1 || rows[0].Failed != 1 || rows[0].Copied != 9 {
+		t.Errorf("export after a proof: %+v %v", rows, err)
+	}
+	ct, err := e.svc.ProjectCopyTotals(ctx, owner, project)
+	if err != nil || ct.Copied != 9 || ct.Failed != 1 || ct.Messages != 10 {
+		t.Errorf("copy totals after a proof: %+v %v", ct, err)
+	}
+	if _, err := e.svc.StartPass(ctx, owner, project, service.PassInput{Kind: service.PassRetryErrors}); err != nil {
+		t.Errorf("retry failed items after a proof: %v", err)
+	}
+}
