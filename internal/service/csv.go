@@ -53,6 +53,13 @@ var ErrEmptyCSV = errors.New("the file has no mailboxes: add one line per mailbo
 // cannot be used (empty, not CSV, no header, too large, unreadable); its
 // message is written for the user. No message ever quotes a password.
 func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
+	return parseMailboxCSV(r, sideAuth{})
+}
+
+// parseMailboxCSV is ParseMailboxCSV for a project whose sides may use
+// admin credentials: such a side's password column is optional and must
+// be empty on every row.
+func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, error) {
 	const (
 		maxBytes      = 1 << 20
 		maxRows       = 10000
@@ -70,7 +77,8 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 		numCols
 	)
 	names := [numCols]string{"Source Email", "Source Login Name", "Source Password", "Destination Email", "Destination Login Name", "Destination Password", "Flags"}
-	required := [numCols]bool{colSourceEmail: true, colSourcePassword: true, colDestEmail: true, colDestPassword: true}
+	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !auth.srcAdmin, colDestEmail: true, colDestPassword: !auth.dstAdmin}
+	adminSide := [numCols]bool{colSourcePassword: auth.srcAdmin, colDestPassword: auth.dstAdmin}
 
 	// Read everything up front: the cap keeps memory bounded, and having the
 	// bytes lets us sniff the encoding and delimiter before parsing.
@@ -357,7 +365,11 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 		}
 		checkPassword := func(k int, v string) {
 			// A missing column is already reported once on the header.
-			if pos[k] >= 0 && strings.TrimSpace(v) == "" {
+			switch {
+			case adminSide[k] && v != "":
+				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]],
+					Message: "this side is Microsoft 365, reached with the project's app registration: leave the password empty (the address is enough)"})
+			case !adminSide[k] && pos[k] >= 0 && strings.TrimSpace(v) == "":
 				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]], Message: "the password is missing"})
 			}
 		}

@@ -35,9 +35,19 @@ func cleanEmail(field, v string) (string, error) {
 	return strings.ToLower(v), nil
 }
 
+// sideAuth says how each side of a project logs in: with the project's
+// admin credentials (true: rows carry addresses only) or with each
+// mailbox's password.
+type sideAuth struct{ srcAdmin, dstAdmin bool }
+
+func (s *Service) authOf(p Project) sideAuth {
+	return sideAuth{srcAdmin: usesAdmin(p.Source.Type), dstAdmin: usesAdmin(s.presets[p.DestinationPreset].Type)}
+}
+
 // validate checks one mailbox pair as entered; passwords may be empty
-// only when updating (then the stored one is kept).
-func (in *MailboxInput) validate(requirePasswords bool) error {
+// only when updating (then the stored one is kept), or for a side that
+// uses the project's admin credentials, where none may be given.
+func (in *MailboxInput) validate(requirePasswords bool, auth sideAuth) error {
 	var err error
 	if in.SourceEmail, err = cleanEmail("source_email", in.SourceEmail); err != nil {
 		return err
@@ -52,13 +62,31 @@ func (in *MailboxInput) validate(requirePasswords bool) error {
 	if in.DestLogin == "" {
 		in.DestLogin = in.DestEmail
 	}
-	if requirePasswords && in.SourcePassword == "" {
-		return inputErr("source_password", "enter the password of the source mailbox")
-	}
-	if requirePasswords && in.DestPassword == "" {
-		return inputErr("destination_password", "enter the password of the destination mailbox")
+	for _, sd := range []struct {
+		admin             bool
+		field, which      string
+		email, login, pwd *string
+	}{{auth.srcAdmin, "source", "source", &in.SourceEmail, &in.SourceLogin, &in.SourcePassword},
+		{auth.dstAdmin, "destination", "destination", &in.DestEmail, &in.DestLogin, &in.DestPassword}} {
+		switch {
+		case sd.admin && *sd.pwd != "":
+			return inputErr(sd.field+"_password", "the %s is Microsoft 365, reached with the project's app registration: leave the password empty (the address is enough)", sd.which)
+		case sd.admin && *sd.login != *sd.email:
+			return inputErr(sd.field+"_login", "the %s is Microsoft 365: the mailbox is named by its email address, so leave the login empty", sd.which)
+		case !sd.admin && requirePasswords && *sd.pwd == "":
+			return inputErr(sd.field+"_password", "enter the password of the %s mailbox", sd.which)
+		}
 	}
 	return nil
+}
+
+// sealFor seals a side's password, or marks a side that uses the
+// project's admin credentials.
+func (s *Service) sealFor(admin bool, mailboxID, side, password string) (string, error) {
+	if admin {
+		return adminMarker, nil
+	}
+	return s.seal(mailboxID, side, password)
 }
 
 func (s *Service) seal(mailboxID, side, password string) (string, error) {
@@ -101,6 +129,12 @@ func (s *Service) UnreadableSecrets(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, x := range all {
+		if x.Source == adminMarker {
+			x.Source = ""
+		}
+		if x.Dest == adminMarker {
+			x.Dest = ""
+		}
 		_, e1 := s.open(x.MailboxID, "source", x.Source)
 		_, e2 := s.open(x.MailboxID, "destination", x.Dest)
 		if errors.Is(e1, ErrSecretKey) || errors.Is(e2, ErrSecretKey) {
@@ -113,12 +147,14 @@ func (s *Service) UnreadableSecrets(ctx context.Context) (int, error) {
 // AddMailboxes adds pairs to a project, all or none: a duplicate of an
 // existing pair (or within the input) refuses the whole request.
 func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, ins []MailboxInput) ([]Mailbox, error) {
-	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
+	p, err := s.projectForWrite(ctx, ownerID, projectID)
+	if err != nil {
 		return nil, err
 	}
+	auth := s.authOf(p)
 	seen := map[string]int{}
 	for i := range ins {
-		if err := ins[i].validate(!ins[i].AskUser); err != nil {
+		if err := ins[i].validate(!ins[i].AskUser, auth); err != nil {
 			if len(ins) > 1 {
 				var ie *InputError
 				if errors.As(err, &ie) {
@@ -138,11 +174,11 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 	t := now()
 	for i, in := range ins {
 		id := newID()
-		srcSecret, err := s.seal(id, "source", in.SourcePassword)
+		srcSecret, err := s.sealFor(auth.srcAdmin, id, "source", in.SourcePassword)
 		if err != nil {
 			return nil, err
 		}
-		dstSecret, err := s.seal(id, "destination", in.DestPassword)
+		dstSecret, err := s.sealFor(auth.dstAdmin, id, "destination", in.DestPassword)
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +188,7 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 			DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, Status: StatusNotStarted,
 			StatusLabel: StatusNotStarted.Label(), StatusAt: time.Unix(t, 0), HasPasswords: srcSecret != "" && dstSecret != ""})
 	}
-	err := s.st.AddMailboxes(ctx, projectID, rows, string(StatusNotStarted), t)
+	err = s.st.AddMailboxes(ctx, projectID, rows, string(StatusNotStarted), t)
 	var dup *store.DuplicateError
 	if errors.As(err, &dup) {
 		in := ins[dup.Index]
@@ -167,10 +203,12 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 // ImportCSV parses a MigrationWiz-style CSV and adds its pairs, all or
 // none; row problems come back as one InputError with every row listed.
 func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body []byte) ([]Mailbox, error) {
-	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
+	p, err := s.projectForWrite(ctx, ownerID, projectID)
+	if err != nil {
 		return nil, err
 	}
-	ins, rowErrs, err := ParseMailboxCSV(strings.NewReader(string(body)))
+	auth := s.authOf(p)
+	ins, rowErrs, err := parseMailboxCSV(strings.NewReader(string(body)), auth)
 	if err != nil {
 		return nil, &InputError{Field: "csv", Message: err.Error()}
 	}
@@ -235,9 +273,11 @@ func (s *Service) Mailbox(ctx context.Context, ownerID, projectID, mailboxID str
 // UpdateMailbox changes logins or passwords (e.g. after a failed trial).
 // Empty passwords keep the stored ones.
 func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailboxID string, in MailboxInput) (Mailbox, error) {
-	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
+	p, err := s.projectForWrite(ctx, ownerID, projectID)
+	if err != nil {
 		return Mailbox{}, err
 	}
+	auth := s.authOf(p)
 	cur, err := s.Mailbox(ctx, ownerID, projectID, mailboxID)
 	if err != nil {
 		return cur, err
@@ -250,16 +290,16 @@ func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailbox
 	}
 	// Fields left out keep their values: fixing a password must not
 	// reset a login name to the email address.
-	if in.SourceLogin == "" {
+	if in.SourceLogin == "" && (!auth.srcAdmin || in.SourceEmail == cur.SourceEmail) {
 		in.SourceLogin = cur.SourceLogin
 	}
-	if in.DestLogin == "" {
+	if in.DestLogin == "" && (!auth.dstAdmin || in.DestEmail == cur.DestEmail) {
 		in.DestLogin = cur.DestLogin
 	}
 	if in.Flags == "" {
 		in.Flags = cur.Flags
 	}
-	if err := in.validate(false); err != nil {
+	if err := in.validate(false, auth); err != nil {
 		return cur, err
 	}
 	if cur.Status == StatusQueued || cur.Status == StatusVerifying || cur.Status == StatusMigrating {

@@ -119,7 +119,10 @@ func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial && k 
 
 // Endpoint is a mail server.
 type Endpoint struct {
-	Type     string `json:"type"` // "imap", or "pop3" for a source
+	// Type is "imap", "m365" (Microsoft 365 through Microsoft Graph,
+	// with the project's app credentials) or, for a source, "pop3" or
+	// "gmail" (IMAP at imap.gmail.com with app passwords).
+	Type     string `json:"type"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	Security string `json:"security"` // tls | starttls | none
@@ -132,6 +135,13 @@ type Endpoint struct {
 // URL is the endpoint as a connector address (connector/all parses it):
 // the scheme says the type and the security, e.g. pop3s://host:995.
 func (e Endpoint) URL() string {
+	switch e.Type {
+	case TypeM365:
+		// Graph addresses name the mailbox too: see MailboxURL.
+		return "graph://"
+	case TypeGmail:
+		return "imaps://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+	}
 	scheme := e.Type
 	if scheme == "" {
 		scheme = "imap"
@@ -143,6 +153,16 @@ func (e Endpoint) URL() string {
 		scheme += "+starttls"
 	}
 	return scheme + "://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
+
+// MailboxURL is the connector address of one mailbox of a Microsoft 365
+// endpoint, graph://TENANT/MAILBOX (connector/graph); other types have one
+// address for every mailbox (URL).
+func (e Endpoint) MailboxURL(tenant, mailbox string) string {
+	if e.Type != TypeM365 {
+		return e.URL()
+	}
+	return "graph://" + tenant + "/" + mailbox
 }
 
 // DefaultPort is the usual port of a source type and security: 993 and
@@ -190,6 +210,11 @@ type Project struct {
 	FinishedAt        time.Time `json:"finished_at,omitzero"`
 	// Counts by mailbox status, in listings.
 	Mailboxes map[Status]int `json:"mailboxes,omitempty"`
+	// SourceAdmin and DestinationAdmin are the sides' project-wide app
+	// credentials (Microsoft 365), without their secrets; nil for a side
+	// that logs in with each mailbox's password.
+	SourceAdmin      *AdminInfo `json:"source_admin,omitempty"`
+	DestinationAdmin *AdminInfo `json:"destination_admin,omitempty"`
 	// OwnerEmail is set only when an operator looks at another user's
 	// project: the page says whose it is and that it is read-only.
 	OwnerEmail string `json:"owner_email,omitempty"`

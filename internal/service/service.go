@@ -149,9 +149,24 @@ type ProjectInput struct {
 	Source            Endpoint `json:"source"`
 	DestinationPreset string   `json:"destination_preset"`
 	Options           Options  `json:"options"`
+	// SourceAdmin and DestinationAdmin are the app credentials of a
+	// Microsoft 365 side, required there and refused elsewhere. Their
+	// secrets are stored sealed and never returned.
+	SourceAdmin      *AdminCredentials `json:"source_admin,omitempty"`
+	DestinationAdmin *AdminCredentials `json:"destination_admin,omitempty"`
 }
 
 func (in *ProjectInput) validate(presets map[string]Preset) error {
+	if err := in.validateServers(presets); err != nil {
+		return err
+	}
+	if err := checkAdmin("source_admin", in.Source.Type, in.SourceAdmin, true); err != nil {
+		return err
+	}
+	return checkAdmin("destination_admin", presets[in.DestinationPreset].Type, in.DestinationAdmin, true)
+}
+
+func (in *ProjectInput) validateServers(presets map[string]Preset) error {
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" {
 		return inputErr("name", "give the project a name")
@@ -161,10 +176,17 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 	}
 	switch in.Source.Type {
 	case "imap", "pop3":
-	case "exchange", "m365":
-		return inputErr("source.type", "%s sources are coming soon; IMAP and POP3 are available today", in.Source.Type)
+	case TypeM365:
+		// Graph over HTTPS, always: nothing to choose but the app.
+		in.Source.Host, in.Source.Port, in.Source.Security = m365Host, 443, "tls"
+		in.Source.Insecure, in.Source.AllowPlaintext = false, false
+	case TypeGmail:
+		in.Source.Host, in.Source.Port, in.Source.Security = gmailHost, 993, "tls"
+		in.Source.Insecure, in.Source.AllowPlaintext = false, false
+	case "exchange":
+		return inputErr("source.type", "%s sources are coming soon; IMAP, POP3, Gmail and Microsoft 365 (m365) are available today", in.Source.Type)
 	default:
-		return inputErr("source.type", "unknown source type %q: use imap or pop3", in.Source.Type)
+		return inputErr("source.type", "unknown source type %q: use imap, pop3, gmail or m365 (Microsoft 365)", in.Source.Type)
 	}
 	in.Source.Host = strings.TrimSpace(in.Source.Host)
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(in.Source.Host, "["), "]")); err == nil && a.Zone() == "" {
@@ -229,8 +251,24 @@ func (s *Service) CreateProject(ctx context.Context, ownerID string, in ProjectI
 		State: "active", CreatedAt: time.Unix(now(), 0), ownerID: ownerID}
 	row := projectRow(p)
 	row.Options = string(opts)
-	if err := s.st.CreateProject(ctx, row); err != nil {
-		return p, err
+	var creds []store.Credential
+	for _, a := range []struct {
+		side Side
+		in   *AdminCredentials
+		out  **AdminInfo
+	}{{SideSource, in.SourceAdmin, &p.SourceAdmin}, {SideDestination, in.DestinationAdmin, &p.DestinationAdmin}} {
+		if a.in == nil {
+			continue
+		}
+		c, err := s.sealAdmin(p.ID, a.side, a.in)
+		if err != nil {
+			return Project{}, err
+		}
+		creds = append(creds, c)
+		*a.out = &AdminInfo{Kind: c.Kind, Tenant: c.Tenant, ClientID: c.Login, HasSecret: true}
+	}
+	if err := s.st.CreateProjectWith(ctx, row, creds); err != nil {
+		return Project{}, err
 	}
 	s.attachPreset(&p)
 	return p, nil
@@ -297,7 +335,11 @@ func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Proje
 		}
 		return Project{}, err
 	}
-	return s.fromProjectRow(r), nil
+	p := s.fromProjectRow(r)
+	if err := s.attachAdmins(ctx, &p); err != nil {
+		return p, fmt.Errorf("read project: %w", err)
+	}
+	return p, nil
 }
 
 // Projects lists an owner's projects, newest first.
@@ -308,7 +350,11 @@ func (s *Service) Projects(ctx context.Context, ownerID string) ([]Project, erro
 	}
 	var out []Project
 	for _, r := range rs {
-		out = append(out, s.fromProjectRow(r))
+		p := s.fromProjectRow(r)
+		if err := s.attachAdmins(ctx, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -360,6 +406,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 type ProjectUpdate struct {
 	Name   *string         `json:"name,omitempty"`
 	Source *EndpointUpdate `json:"source,omitempty"`
+	// SourceAdmin and DestinationAdmin replace a Microsoft 365 side's app
+	// credentials (e.g. a new client secret after the old one expired);
+	// an empty client secret keeps the stored one.
+	SourceAdmin      *AdminCredentials `json:"source_admin,omitempty"`
+	DestinationAdmin *AdminCredentials `json:"destination_admin,omitempty"`
 }
 
 // EndpointUpdate is the part of an Endpoint to change.
@@ -414,8 +465,41 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 			in.Source.AllowPlaintext = *e.AllowPlaintext
 		}
 	}
-	if err := in.validate(s.presets); err != nil {
+	if err := in.validateServers(s.presets); err != nil {
 		return p, err
+	}
+	if in.Source.Type != p.Source.Type && (usesAdmin(in.Source.Type) || usesAdmin(p.Source.Type)) {
+		// The mailbox rows were entered for the old way of logging in
+		// (passwords, or addresses only).
+		return p, inputErr("source.type", "a project cannot change between Microsoft 365 and a server with passwords; start a new project for the other source")
+	}
+	var creds []store.Credential
+	for _, a := range []struct {
+		side  Side
+		field string
+		typ   string
+		in    *AdminCredentials
+		cur   *AdminInfo
+	}{{SideSource, "source_admin", in.Source.Type, u.SourceAdmin, p.SourceAdmin},
+		{SideDestination, "destination_admin", s.presets[p.DestinationPreset].Type, u.DestinationAdmin, p.DestinationAdmin}} {
+		if a.in == nil {
+			continue
+		}
+		if err := checkAdmin(a.field, a.typ, a.in, a.cur == nil); err != nil {
+			return p, err
+		}
+		if a.in.ClientSecret == "" {
+			old, err := s.admin(ctx, p.ID, a.side)
+			if err != nil {
+				return p, &InputError{Field: a.field + ".client_secret", Message: "the stored client secret cannot be read; enter it again"}
+			}
+			a.in.ClientSecret = old.ClientSecret
+		}
+		c, err := s.sealAdmin(p.ID, a.side, a.in)
+		if err != nil {
+			return p, err
+		}
+		creds = append(creds, c)
 	}
 	p.Name, p.Source = in.Name, in.Source
 	// The store refuses it if a pass was started since the check above.
@@ -423,6 +507,13 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 		return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the servers", ErrConflict)
 	} else if err != nil {
 		return p, err
+	}
+	for _, c := range creds {
+		if err := s.st.SetCredential(ctx, p.ID, c); errors.Is(err, store.ErrBusy) {
+			return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the app credentials", ErrConflict)
+		} else if err != nil {
+			return p, err
+		}
 	}
 	return s.Project(ctx, ownerID, projectID)
 }

@@ -21,8 +21,13 @@ type Work struct {
 	SourcePassword string
 	DestLogin      string
 	DestPassword   string
-	MigratedBefore bool
-	Owner          Owner
+	// SourceAdmin and DestAdmin are set, with their secrets, for a side
+	// that logs in with the project's app credentials (Microsoft 365);
+	// that side's login is then the mailbox's address and it has no
+	// password.
+	SourceAdmin, DestAdmin *AdminCredentials
+	MigratedBefore         bool
+	Owner                  Owner
 }
 
 // LoadWork reads a job's work; ErrNotFound when the pass or mailbox is
@@ -40,11 +45,21 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 		return w, fmt.Errorf("destination preset %q is no longer configured", w.Project.DestinationPreset)
 	}
 	w.Destination = preset
-	if w.SourcePassword, err = s.open(mailboxID, "source", r.SourceSecret); err != nil {
-		return w, err
-	}
-	if w.DestPassword, err = s.open(mailboxID, "destination", r.DestSecret); err != nil {
-		return w, err
+	for _, sd := range []struct {
+		side   Side
+		sealed string
+		pass   *string
+		admin  **AdminCredentials
+	}{{SideSource, r.SourceSecret, &w.SourcePassword, &w.SourceAdmin}, {SideDestination, r.DestSecret, &w.DestPassword, &w.DestAdmin}} {
+		if sd.sealed == adminMarker {
+			if *sd.admin, err = s.admin(ctx, w.Project.ID, sd.side); err != nil {
+				return w, err
+			}
+			continue
+		}
+		if *sd.pass, err = s.open(mailboxID, string(sd.side), sd.sealed); err != nil {
+			return w, err
+		}
 	}
 	return w, nil
 }

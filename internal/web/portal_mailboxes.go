@@ -88,6 +88,11 @@ var mailboxFields = map[string]string{
 
 // addMailboxRows adds the pairs typed into the table, all or none.
 func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project"))
+	if err != nil {
+		s.portalFail(w, r, sess, err)
+		return
+	}
 	f := r.PostForm
 	n := 0
 	for _, k := range []string{"source_email", "source_login", "source_password", "destination_email", "destination_login", "destination_password"} {
@@ -116,7 +121,7 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 		row := newEntryRow(len(rows))
 		row.SourceEmail, row.SourceLogin, row.DestEmail, row.DestLogin = in.SourceEmail, in.SourceLogin, in.DestEmail, in.DestLogin
 		in.AskUser = askUsers
-		for _, ie := range service.ValidateMailbox(in) {
+		for _, ie := range s.svc.ValidateMailboxOf(p, in) {
 			if askUsers && strings.HasSuffix(ie.Field, "_password") {
 				continue // the user enters it
 			}

@@ -83,9 +83,10 @@ type sourceType struct {
 
 var sourceTypes = []sourceType{
 	{"imap", "IMAP", "Most mail providers and hosting companies: cPanel, Plesk, GoDaddy, Zoho, Gmail, Yahoo and others.", true},
+	{"gmail", "Gmail", "Gmail and Google Workspace, through IMAP with each mailbox's app password. Labels become folders; each message is copied once.", true},
 	{"pop3", "POP3", "For old servers that offer POP3 only. POP3 has the inbox only: it lands in the new inbox, unread.", true},
 	{"exchange", "Microsoft Exchange", "Exchange on your own servers, through Outlook Web Access.", false},
-	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes.", false},
+	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes, read through Microsoft Graph with your app registration: no passwords needed.", true},
 }
 
 type securityChoice struct {
@@ -107,11 +108,14 @@ var securityChoices = []securityChoice{
 type projectForm struct {
 	Name, Type, Host, Port, Security, Preset string
 	AllowPlaintext, Insecure                 bool
-	Errors                                   map[string]string
-	Types                                    []sourceType
-	Securities                               []securityChoice
-	Presets                                  []service.Preset
-	Editing                                  *service.Project
+	// Source and Destination are the Microsoft 365 app registrations
+	// (the secrets are never shown again).
+	Source, Destination appForm
+	Errors              map[string]string
+	Types               []sourceType
+	Securities          []securityChoice
+	Presets             []service.Preset
+	Editing             *service.Project
 	// Lookup: the page offers to find the settings from an address.
 	Lookup bool
 }
@@ -136,10 +140,44 @@ func (s *Server) newMigration(w http.ResponseWriter, r *http.Request, sess *serv
 	s.renderNewMigration(w, r, sess, http.StatusOK, projectForm{Type: "imap", Security: "tls", Port: "993"}, "")
 }
 
+// appForm is a side's Microsoft 365 app registration on the form.
+type appForm struct {
+	Tenant, ClientID string
+	// HasSecret: a secret is stored (editing), so the field may stay empty.
+	HasSecret bool
+}
+
+func fromAdmin(a *service.AdminInfo) appForm {
+	if a == nil {
+		return appForm{}
+	}
+	return appForm{Tenant: a.Tenant, ClientID: a.ClientID, HasSecret: a.HasSecret}
+}
+
 // projectFields maps the service's field names to the form's.
 var projectFields = map[string]string{
 	"name": "name", "source.type": "type", "source.host": "host", "source.port": "port", "source.security": "security",
 	"source.allow_plaintext": "allow_plaintext", "destination_preset": "preset",
+	"source_admin": "src_tenant", "source_admin.tenant": "src_tenant", "source_admin.client_id": "src_client_id",
+	"source_admin.client_secret": "src_client_secret",
+	"destination_admin":          "dst_tenant", "destination_admin.tenant": "dst_tenant", "destination_admin.client_id": "dst_client_id",
+	"destination_admin.client_secret": "dst_client_secret",
+}
+
+// readApp reads a side's app registration fields (prefix src_ or dst_).
+func readApp(r *http.Request, prefix string) (appForm, *service.AdminCredentials) {
+	f := appForm{Tenant: strings.TrimSpace(r.PostFormValue(prefix + "tenant")), ClientID: strings.TrimSpace(r.PostFormValue(prefix + "client_id"))}
+	return f, &service.AdminCredentials{Tenant: f.Tenant, ClientID: f.ClientID, ClientSecret: r.PostFormValue(prefix + "client_secret")}
+}
+
+// presetType is the type of the preset with this id ("" if none).
+func (s *Server) presetType(id string) string {
+	for _, p := range s.svc.Presets() {
+		if p.ID == id {
+			return p.Type
+		}
+	}
+	return ""
 }
 
 // readServerForm reads the servers form into f and the source endpoint
@@ -150,6 +188,12 @@ func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 		Port: strings.TrimSpace(r.PostFormValue("port")), Security: r.PostFormValue("security"), Preset: r.PostFormValue("preset"),
 		AllowPlaintext: r.PostFormValue("allow_plaintext") == "yes", Insecure: r.PostFormValue("insecure") == "yes",
 		Errors: map[string]string{},
+	}
+	if f.Type == service.TypeM365 || f.Type == service.TypeGmail {
+		// Microsoft Graph, or Gmail's IMAP server: no server, port or
+		// security to choose.
+		f.Host, f.Port, f.Security, f.AllowPlaintext, f.Insecure = "", "", "tls", false, false
+		return f, service.Endpoint{Type: f.Type}
 	}
 	src := service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}
 	if f.Port != "" {
@@ -197,7 +241,14 @@ func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *s
 		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below.")
 		return
 	}
-	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src})
+	in := service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src}
+	if src.Type == service.TypeM365 {
+		f.Source, in.SourceAdmin = readApp(r, "src_")
+	}
+	if s.presetType(f.Preset) == service.TypeM365 {
+		f.Destination, in.DestinationAdmin = readApp(r, "dst_")
+	}
+	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, in)
 	if err != nil {
 		s.serverFormError(w, r, sess, f, err)
 		return
@@ -218,7 +269,11 @@ func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, sess *servi
 		return
 	}
 	f := projectForm{Name: p.Name, Type: p.Source.Type, Host: p.Source.Host, Port: strconv.Itoa(p.Source.Port), Security: p.Source.Security,
-		Preset: p.DestinationPreset, AllowPlaintext: p.Source.AllowPlaintext, Insecure: p.Source.Insecure, Editing: &p}
+		Preset: p.DestinationPreset, AllowPlaintext: p.Source.AllowPlaintext, Insecure: p.Source.Insecure, Editing: &p,
+		Source: fromAdmin(p.SourceAdmin), Destination: fromAdmin(p.DestinationAdmin)}
+	if f.Type == service.TypeM365 || f.Type == service.TypeGmail {
+		f.Host, f.Port = "", ""
+	}
 	s.renderNewMigration(w, r, sess, http.StatusOK, f, "")
 }
 
@@ -230,6 +285,18 @@ func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *servi
 	}
 	f, src := readServerForm(r)
 	f.Editing, f.Preset = &p, p.DestinationPreset
+	f.Source, f.Destination = fromAdmin(p.SourceAdmin), fromAdmin(p.DestinationAdmin)
+	var srcApp, dstApp *service.AdminCredentials
+	if src.Type == service.TypeM365 {
+		var sf appForm
+		sf, srcApp = readApp(r, "src_")
+		f.Source.Tenant, f.Source.ClientID = sf.Tenant, sf.ClientID
+	}
+	if p.DestinationAdmin != nil {
+		var df appForm
+		df, dstApp = readApp(r, "dst_")
+		f.Destination.Tenant, f.Destination.ClientID = df.Tenant, df.ClientID
+	}
 	if len(f.Errors) > 0 {
 		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below. Nothing was changed yet.")
 		return
@@ -240,6 +307,7 @@ func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *servi
 	if f.Port == "" {
 		u.Source.Port = nil // the security's default
 	}
+	u.SourceAdmin, u.DestinationAdmin = srcApp, dstApp
 	if _, err := s.svc.UpdateProject(r.Context(), sess.Owner.ID, p.ID, u); err != nil {
 		s.serverFormError(w, r, sess, f, err)
 		return

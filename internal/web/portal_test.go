@@ -70,6 +70,12 @@ func newPortalEnv(t testing.TB) *portalEnv {
 // newPortalEnvWith lets configure change the portal's settings first.
 func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	t.Helper()
+	return newPortalEnvPresets(t, configure, service.Preset{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}})
+}
+
+// newPortalEnvPresets is newPortalEnvWith with these destination presets.
+func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ...service.Preset) *portalEnv {
+	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +85,7 @@ func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(st, box, []service.Preset{{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
+	svc := service.New(st, box, presets)
 	svc.SetQueue(&fakeQueue{})
 	e := &portalEnv{t: t, svc: svc, db: st.DB()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,0 +1,168 @@
+package service
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/mailferry/mailferry/internal/store"
+)
+
+// TypeM365 is the endpoint type of Microsoft 365 reached through Microsoft
+// Graph (connector/graph), as a source type or a destination preset's type.
+const TypeM365 = "m365"
+
+// TypeGmail is a Gmail or Google Workspace source: IMAP at
+// imap.gmail.com with each mailbox's app password (Google's IMAP needs
+// one when 2-Step Verification is on); its labels are read as Gmail's
+// (connector/imap, X-GM-EXT-1), each message copied once.
+const TypeGmail = "gmail"
+
+const gmailHost = "imap.gmail.com"
+
+// m365Host is what a Microsoft 365 side connects to: it names the side in
+// the per-host limits of the workers.
+const m365Host = "graph.microsoft.com"
+
+// AdminCredentials are one side's project-wide credentials, entered once
+// by the project's admin: for Microsoft 365, an app registration with
+// application permissions (Mail.Read to read, Mail.ReadWrite to write)
+// and admin consent, which acts on every mailbox of that side. Mailbox
+// rows of that side then need only an email address. ClientSecret is
+// input only: the API never returns it (see AdminInfo).
+type AdminCredentials struct {
+	Tenant       string `json:"tenant"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// String hides the secret, so that printing credentials by mistake shows
+// none.
+func (a AdminCredentials) String() string {
+	return fmt.Sprintf("tenant %q client %q secret ***", a.Tenant, a.ClientID)
+}
+
+// GoString is String, for %#v.
+func (a AdminCredentials) GoString() string { return a.String() }
+
+// AdminInfo is a side's admin credentials as the API shows them: never
+// the secret, only whether one is stored (none once the project is
+// finished).
+type AdminInfo struct {
+	Kind      string `json:"kind"` // "m365-app"
+	Tenant    string `json:"tenant"`
+	ClientID  string `json:"client_id"`
+	HasSecret bool   `json:"has_secret"`
+}
+
+const kindM365App = "m365-app"
+
+// adminMarker is stored as a mailbox row's secret for a side that uses
+// the project's admin credentials: it keeps "has passwords" true until the
+// project is finished (which blanks it like any password) and is never
+// opened.
+const adminMarker = "@project-admin"
+
+// usesAdmin reports whether an endpoint type logs in with project-wide
+// admin credentials instead of each mailbox's password.
+func usesAdmin(typ string) bool { return typ == TypeM365 }
+
+// tenantRe: a directory (tenant) id is a GUID; a verified domain is a DNS
+// name such as contoso.onmicrosoft.com.
+var (
+	guidRe   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	domainRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
+)
+
+// clean checks a side's credentials as entered; requireSecret is false
+// when updating (an empty secret keeps the stored one).
+func (a *AdminCredentials) clean(field string, requireSecret bool) error {
+	a.Tenant, a.ClientID = strings.TrimSpace(a.Tenant), strings.TrimSpace(a.ClientID)
+	if !guidRe.MatchString(a.Tenant) && !domainRe.MatchString(a.Tenant) {
+		return inputErr(field+".tenant", "enter the Directory (tenant) ID from the app registration's Overview page in the Microsoft Entra admin center, e.g. 5d1f9a3c-2b4e-4c6d-8e0f-1a2b3c4d5e6f, or a verified domain such as contoso.onmicrosoft.com")
+	}
+	if !guidRe.MatchString(a.ClientID) {
+		return inputErr(field+".client_id", "enter the Application (client) ID from the app registration's Overview page, e.g. 8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d")
+	}
+	if strings.TrimSpace(a.ClientSecret) != a.ClientSecret {
+		return inputErr(field+".client_secret", "the client secret starts or ends with a space; copy its Value (not its Secret ID) again from Certificates & secrets")
+	}
+	if requireSecret && a.ClientSecret == "" {
+		return inputErr(field+".client_secret", "enter the client secret's Value (not its Secret ID) from the app registration's Certificates & secrets page")
+	}
+	return nil
+}
+
+// checkAdmin checks the credentials given for a side of type typ: they
+// are required for a Microsoft 365 side and refused for any other.
+func checkAdmin(field, typ string, a *AdminCredentials, requireSecret bool) error {
+	if !usesAdmin(typ) {
+		if a != nil {
+			return inputErr(field, "app credentials are for Microsoft 365 only; this side logs in with each mailbox's own password")
+		}
+		return nil
+	}
+	if a == nil {
+		return inputErr(field, "Microsoft 365 logs in with an app registration: enter its tenant ID, client ID and client secret (see the README's Microsoft 365 section)")
+	}
+	return a.clean(field, requireSecret)
+}
+
+func adminAD(projectID string, side Side) []byte {
+	return []byte("project:" + projectID + ":" + string(side) + "-admin")
+}
+
+// sealAdmin makes a side's credentials a store row, the secret sealed.
+func (s *Service) sealAdmin(projectID string, side Side, a *AdminCredentials) (store.Credential, error) {
+	b, err := s.sealer.Seal([]byte(a.ClientSecret), adminAD(projectID, side))
+	if err != nil {
+		return store.Credential{}, fmt.Errorf("encrypt the %s client secret: %w", side, err)
+	}
+	return store.Credential{Side: string(side), Kind: kindM365App, Tenant: a.Tenant, Login: a.ClientID,
+		Secret: base64.StdEncoding.EncodeToString(b)}, nil
+}
+
+// attachAdmins puts a project's credentials, without secrets, into p.
+func (s *Service) attachAdmins(ctx context.Context, p *Project) error {
+	cs, err := s.st.Credentials(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		info := &AdminInfo{Kind: c.Kind, Tenant: c.Tenant, ClientID: c.Login, HasSecret: c.Secret != ""}
+		switch Side(c.Side) {
+		case SideSource:
+			p.SourceAdmin = info
+		case SideDestination:
+			p.DestinationAdmin = info
+		}
+	}
+	return nil
+}
+
+// admin reads and opens a side's credentials.
+func (s *Service) admin(ctx context.Context, projectID string, side Side) (*AdminCredentials, error) {
+	cs, err := s.st.Credentials(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if Side(c.Side) != side {
+			continue
+		}
+		if c.Secret == "" {
+			return nil, fmt.Errorf("%w (the %s client secret was erased when the project finished)", ErrSecretKey, side)
+		}
+		b, err := base64.StdEncoding.DecodeString(c.Secret)
+		if err == nil {
+			var secret []byte
+			if secret, err = s.sealer.Open(b, adminAD(projectID, side)); err == nil {
+				return &AdminCredentials{Tenant: c.Tenant, ClientID: c.Login, ClientSecret: string(secret)}, nil
+			}
+		}
+		return nil, fmt.Errorf("%w (%s client secret: %v)", ErrSecretKey, side, err)
+	}
+	return nil, fmt.Errorf("%w (the %s mailbox uses the project's app credentials, which are gone)", ErrSecretKey, side)
+}
