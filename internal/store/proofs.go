@@ -59,8 +59,10 @@ func (s *Store) SaveProof(ctx context.Context, p Proof) error {
 // ErrNoRows when the mailbox (of this project) has none.
 func (s *Store) LatestProof(ctx context.Context, projectID, mailboxID string) (Proof, error) {
 	var p Proof
-	err := scanProof(s.q().queryRow(ctx, `SELECT `+proofCols+`, p.report FROM proof_reports p
-		WHERE p.project_id = $1 AND p.mailbox_id = $2 ORDER BY p.created_at DESC, p.pass_id DESC LIMIT 1`, projectID, mailboxID),
+	// Newest by the passes' order (to the nanosecond): two proofs
+	// saved within one second must not be told apart by chance.
+	err := scanProof(s.q().queryRow(ctx, `SELECT `+proofCols+`, p.report FROM proof_reports p JOIN passes x ON x.id = p.pass_id
+		WHERE p.project_id = $1 AND p.mailbox_id = $2 ORDER BY x.created_at DESC, x.created_ns DESC, x.id DESC LIMIT 1`, projectID, mailboxID),
 		&p, &p.Report)
 	return p, err
 }
@@ -68,8 +70,8 @@ func (s *Store) LatestProof(ctx context.Context, projectID, mailboxID string) (P
 // ProjectProofs returns the newest proof of each of a project's
 // mailboxes that has one, keyed by mailbox ID, without the reports.
 func (s *Store) ProjectProofs(ctx context.Context, projectID string) (map[string]Proof, error) {
-	rs, err := s.q().query(ctx, `SELECT `+proofCols+` FROM proof_reports p WHERE p.project_id = $1
-		ORDER BY p.created_at, p.pass_id`, projectID)
+	rs, err := s.q().query(ctx, `SELECT `+proofCols+` FROM proof_reports p JOIN passes x ON x.id = p.pass_id
+		WHERE p.project_id = $1 ORDER BY x.created_at, x.created_ns, x.id`, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("read proofs of migration: %w", err)
 	}
