@@ -364,7 +364,7 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 	if name == "" {
 		name = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
-	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg, name), Log: log, Name: name,
+	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg, name), Log: log, Name: name, Version: Version,
 		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection,
 		LeaseTTL: f.leaseTTL, MaxMailboxes: f.maxMailboxes, SourceDial: policy.DialContext, RetryBudget: f.retryBudget,
 		StallTimeout: f.stallTimeout}

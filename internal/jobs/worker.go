@@ -75,6 +75,8 @@ type Runner struct {
 	// cluster, across all worker processes (0: no bound but each
 	// process's own).
 	MaxMailboxes int
+	// Version is the tool version written into proof reports.
+	Version string
 	// Queue is where a job hands its mailbox over when this process
 	// shuts down (set by Open).
 	queue *Queue
@@ -140,6 +142,9 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	s, d, err := r.sides(reg, w)
 	if err != nil {
 		return service.Outcome{Status: service.StatusFailed, Class: service.ClassConfig, Error: err.Error()}
+	}
+	if w.Pass.Kind == service.PassProof {
+		return r.proof(ctx, reg, w, s, d)
 	}
 	src, dst, srcErr, dstErr := reg.OpenBoth(ctx, s.e, s.o, d.e, d.o)
 	if srcErr != nil {

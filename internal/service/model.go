@@ -98,19 +98,24 @@ const (
 	PassFull        PassKind = "full"         // everything
 	PassDelta       PassKind = "delta"        // Migrate new items
 	PassRetryErrors PassKind = "retry-errors" // the failed items of the last pass
+	// PassProof is "Verify migration" (issue 15): read both mailboxes
+	// and prove, per folder, that every source message is on the
+	// destination (internal/verify). Not PassVerify, which is the
+	// login check and keeps its stored name.
+	PassProof PassKind = "proof"
 )
 
 // Valid reports whether k is a known kind.
 func (k PassKind) Valid() bool {
 	switch k {
-	case PassVerify, PassTrial, PassPreStage, PassFull, PassDelta, PassRetryErrors:
+	case PassVerify, PassTrial, PassPreStage, PassFull, PassDelta, PassRetryErrors, PassProof:
 		return true
 	}
 	return false
 }
 
 // Copies reports whether the pass copies mail (as opposed to checking).
-func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial }
+func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial && k != PassProof }
 
 // Endpoint is a mail server.
 type Endpoint struct {

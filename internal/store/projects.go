@@ -184,6 +184,7 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 			`UPDATE project_credentials SET secret = '' WHERE project_id = $1`,
 			`DELETE FROM project_credentials WHERE project_id = $1`,
 			`DELETE FROM failed_items WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
+			`DELETE FROM proof_reports WHERE project_id = $1`,
 			`DELETE FROM mailbox_passes WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailbox_events WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailboxes WHERE project_id = $1`,

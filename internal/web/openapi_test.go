@@ -368,7 +368,7 @@ func TestOpenAPIEnums(t *testing.T) {
 	if got := enumOf(t, d, "Status"); !slices.Equal(got, want) {
 		t.Errorf("Status enum = %v, want %v", got, want)
 	}
-	kinds := []service.PassKind{service.PassVerify, service.PassTrial, service.PassPreStage, service.PassFull, service.PassDelta, service.PassRetryErrors}
+	kinds := []service.PassKind{service.PassVerify, service.PassTrial, service.PassPreStage, service.PassFull, service.PassDelta, service.PassRetryErrors, service.PassProof}
 	want = nil
 	for _, k := range kinds {
 		want = append(want, string(k))

@@ -184,6 +184,11 @@ func (s *Server) portalRoutes() {
 		{"POST /projects/{project}/finish", u(s.finishSubmit)},
 		{"GET /projects/{project}/done", u(s.donePage)},
 		{"GET /projects/{project}/report.csv", u(s.reportCSV)},
+		{"GET /projects/{project}/proof", u(s.proofPage)},
+		{"POST /projects/{project}/proof", u(s.startProof)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/proof", u(s.mailboxProofPage)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/proof.csv", u(s.mailboxProofCSVDownload)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/proof.pdf", u(s.mailboxProofPDFDownload)},
 	} {
 		s.mux.HandleFunc(rt.pattern, s.secured(rt.handler))
 	}
@@ -497,6 +502,8 @@ func notice(r *http.Request) string {
 		return "The migration project was deleted, with its stored passwords. Mail already copied stays on the destination."
 	case "removed":
 		return "The mailbox was removed from this project. Mail already copied stays in the destination."
+	case "proof-started":
+		return "Verify migration has started: both mailboxes of each pair are read, nothing is written. The verdict appears here when it is done."
 	case "trial-started":
 		return "The trial has started. The statuses below update by themselves."
 	case "migration-started":
