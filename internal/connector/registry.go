@@ -44,6 +44,14 @@ const (
 type Credentials struct {
 	Username string
 	Password string
+	// Mailbox, when set, is the mailbox to work on when it is not the
+	// login's own: an admin account that holds a right over other
+	// mailboxes logs in with Username and Password and acts on Mailbox
+	// (its primary email address), e.g. EWS ApplicationImpersonation.
+	// Only connectors that say so in their documentation support it;
+	// the others must refuse a non-empty Mailbox rather than open the
+	// login's own mailbox.
+	Mailbox string
 }
 
 // OpenOptions are the settings every backend understands; a backend
