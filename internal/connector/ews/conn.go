@@ -153,7 +153,7 @@ func newConn(e connector.Endpoint, o connector.OpenOptions) (*Conn, error) {
 	}
 	u := serviceURL(e)
 	tr := &transport{
-		server:  e.Host,
+		server:  e.Redacted,
 		addr:    dialAddress(e),
 		reqPath: u.RequestURI(),
 		hostHdr: u.Host,
@@ -173,9 +173,6 @@ func newConn(e connector.Endpoint, o connector.OpenOptions) (*Conn, error) {
 		anchor: mailbox,
 		want:   mode,
 		slots:  make(chan struct{}, maxConns),
-	}
-	if e.Port != 443 && e.Port != 0 {
-		tr.server = dialAddress(e)
 	}
 	if mode != authAuto {
 		tr.mode.Store(int32(mode))

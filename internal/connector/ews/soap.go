@@ -115,7 +115,7 @@ func (t *transport) verifyLogin(ctx context.Context) error {
 	}
 	err = x.receive(func(resp *http.Response) error { return nil })
 	if errors.Is(err, errAuthRetry) {
-		return &connector.Error{Kind: connector.KindAuth, Op: "log in to " + t.server, Hint: hintAuth,
+		return &connector.Error{Kind: connector.KindAuth, Op: t.loginOp(), Hint: hintAuth,
 			Err: errors.New("the server refused the user name or password")}
 	}
 	return err

@@ -409,10 +409,10 @@ func (t *transport) authenticate(ctx context.Context, c *hconn) error {
 			}
 			return nil
 		case t.want == authNTLM:
-			return &connector.Error{Kind: connector.KindAuth, Op: "log in to " + t.server, Hint: hintNoNTLM,
+			return &connector.Error{Kind: connector.KindAuth, Op: t.loginOp(), Hint: hintNoNTLM,
 				Err: errors.New("the server offers no NTLM authentication")}
 		default:
-			return &connector.Error{Kind: connector.KindAuth, Op: "log in to " + t.server, Hint: hintAuth,
+			return &connector.Error{Kind: connector.KindAuth, Op: t.loginOp(), Hint: hintAuth,
 				Err: fmt.Errorf("the server offers no authentication Mailferry supports (it offers %s)", schemeList(offers))}
 		}
 		if !keep {
@@ -441,18 +441,18 @@ func (t *transport) authenticate(ctx context.Context, c *hconn) error {
 		return nil
 	}
 	if !found {
-		return &connector.Error{Kind: connector.KindAuth, Op: "log in to " + t.server, Hint: hintNoNTLM,
+		return &connector.Error{Kind: connector.KindAuth, Op: t.loginOp(), Hint: hintNoNTLM,
 			Err: errors.New("the server sent no NTLM challenge")}
 	}
 	if !keep {
 		// IIS keeps the connection for the handshake; a server that does
 		// not cannot do NTLM.
-		return &connector.Error{Kind: connector.KindAuth, Op: "log in to " + t.server, Hint: hintNoNTLM,
+		return &connector.Error{Kind: connector.KindAuth, Op: t.loginOp(), Hint: hintNoNTLM,
 			Err: errors.New("the server closed the connection in the middle of the NTLM handshake")}
 	}
 	auth, err := ntlmssp.NewAuthenticateMessage(challenge, t.user, t.pass, nil)
 	if err != nil {
-		return &connector.Error{Kind: connector.KindAuth, Op: "log in to " + t.server, Hint: hintAuth,
+		return &connector.Error{Kind: connector.KindAuth, Op: t.loginOp(), Hint: hintAuth,
 			Err: fmt.Errorf("NTLM: cannot answer the server's challenge: %v", err)}
 	}
 	resp, err = t.probeOnce(c, scheme+" "+base64.StdEncoding.EncodeToString(auth))
@@ -461,7 +461,7 @@ func (t *transport) authenticate(ctx context.Context, c *hconn) error {
 	}
 	keep = drain(resp)
 	if resp.StatusCode == http.StatusUnauthorized {
-		return &connector.Error{Kind: connector.KindAuth, Op: "log in to " + t.server + " (NTLM)", Hint: hintAuth,
+		return &connector.Error{Kind: connector.KindAuth, Op: t.loginOp() + " (NTLM)", Hint: hintAuth,
 			Err: errors.New("the server refused the user name or password")}
 	}
 	if !keep {
@@ -658,4 +658,10 @@ func statusError(resp *http.Response) *serverError {
 		}
 	}
 	return se
+}
+
+// loginOp names the login for errors: the address and the user name,
+// never the password.
+func (t *transport) loginOp() string {
+	return "log in to " + t.server + " as " + t.user
 }
