@@ -211,7 +211,7 @@ func messageTail(req connector.AppendRequest, head []byte, withHeaders bool) ([]
 		}
 	}
 	if withHeaders {
-		if block, ok := transportHeaders(head); ok {
+		if block, ok := transportHeaders(head, int64(len(head)) == req.Size); ok {
 			if err := ext(propTransportHeaders, block); err != nil {
 				return nil, err
 			}
@@ -241,11 +241,15 @@ func verbOf(flags []string) (verb, icon int) {
 }
 
 // transportHeaders is the header block without its final empty line,
-// when XML can carry it unchanged.
-func transportHeaders(head []byte) (string, bool) {
+// when XML can carry it unchanged. whole says head is the whole message:
+// one without an empty line is all header.
+func transportHeaders(head []byte, whole bool) (string, bool) {
 	i := endOfHeader(head)
 	if i < 0 {
-		return "", false
+		if !whole {
+			return "", false
+		}
+		i = len(head)
 	}
 	block := bytes.TrimRight(head[:i], "\r\n")
 	if len(block) == 0 || !utf8.Valid(block) {
