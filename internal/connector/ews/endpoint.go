@@ -78,6 +78,9 @@ func Parse(raw string) (connector.Endpoint, error) {
 		return e, fmt.Errorf("Exchange (EWS) address %q has no host name: expected e.g. %s://mail.example.com", redactRaw(raw), scheme)
 	}
 	e.Host = strings.ToLower(u.Hostname())
+	if !validHost(e.Host) {
+		return e, fmt.Errorf("Exchange (EWS) address %q: %q is not a host name or IP address", redactRaw(raw), u.Hostname())
+	}
 	e.Port = 443
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
@@ -171,6 +174,9 @@ func EndpointFromUserInput(s string) (string, error) {
 		}
 	}
 	e := connector.Endpoint{Scheme: Scheme, Host: strings.ToLower(u.Hostname()), Port: 443, Path: DefaultPath}
+	if !validHost(e.Host) {
+		return "", fmt.Errorf("Exchange address %q: %q is not a host name or IP address", redactRaw(s), u.Hostname())
+	}
 	if u.User != nil {
 		e.User = u.User.Username()
 	}
@@ -274,6 +280,23 @@ func redactRaw(raw string) string {
 		return raw[:start+2] + user + ":***" + raw[at:]
 	}
 	return raw
+}
+
+// validHost accepts an IP address or a DNS name (letters, digits, '-',
+// '_' and dots).
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // plausibleSMTP accepts local@domain without spaces or angle brackets:

@@ -158,3 +158,30 @@ func TestBackend(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAddress: no input panics; what is accepted is canonical (its
+// Redacted form parses back to itself), and a password given in the
+// address never shows in an error.
+func FuzzAddress(f *testing.F) {
+	for _, s := range []string{"https://mail.domain.com/owa", "ews://a@b:1/x?auth=basic", "ews+https://h/p", "mail.x", "https://u:pw@h/owa", "ews://[::1]:8443", "http://h:80/exchange#x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, err := EndpointFromUserInput(s); err == nil {
+			e, err := Parse(got)
+			if err != nil || e.Redacted != got {
+				t.Fatalf("%q → %q does not parse back: %v %q", s, got, err, e.Redacted)
+			}
+		} else if strings.Contains(s, ":secretpw@") && strings.Contains(err.Error(), "secretpw") {
+			t.Fatalf("password in error: %v", err)
+		}
+		if e, err := Parse(s); err == nil {
+			e2, err := Parse(e.Redacted)
+			if err != nil || e2.Redacted != e.Redacted || e2.Host != e.Host || e2.Port != e.Port || e2.Path != e.Path {
+				t.Fatalf("%q: Redacted %q does not parse back: %v", s, e.Redacted, err)
+			}
+		} else if strings.Contains(s, ":secretpw@") && strings.Contains(err.Error(), "secretpw") {
+			t.Fatalf("password in error: %v", err)
+		}
+	})
+}
