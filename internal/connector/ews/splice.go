@@ -227,9 +227,6 @@ func (s *splicer) body(empty bool) {
 		s.err = ab.err
 		return
 	}
-	if err == nil && tr.bad {
-		err = errors.New("the message's base64 text holds characters that are not base64")
-	}
 	if err != nil {
 		s.bodyErrs[i] = err
 	}
@@ -237,13 +234,13 @@ func (s *splicer) body(empty bool) {
 }
 
 // base64Text reads an element's base64 text up to the '<' that ends it
-// (left unread), dropping XML white space. A character that cannot be in
-// base64 ends the text early (bad), so that the decoder reports the body
-// as corrupt; drain then skips to the '<'.
+// (left unread), dropping spaces and tabs; the base64 decoder itself
+// skips CR and LF and refuses any other character that is not base64
+// (a corrupt body), after which drain skips to the '<'. The text moves
+// in chunks found with bytes.IndexByte, not byte by byte.
 type base64Text struct {
 	r    *bufio.Reader
 	done bool
-	bad  bool
 	err  error // the stream failed (it ended inside the text)
 }
 
@@ -252,7 +249,7 @@ func (t *base64Text) Read(p []byte) (int, error) {
 		return 0, t.err
 	}
 	n := 0
-	for n == 0 {
+	for n == 0 && len(p) > 0 {
 		if t.done {
 			return 0, io.EOF
 		}
@@ -261,24 +258,26 @@ func (t *base64Text) Read(p []byte) (int, error) {
 			return 0, t.err
 		}
 		chunk, _ := t.r.Peek(t.r.Buffered())
-		i := 0
-	scan:
-		for ; i < len(chunk) && n < len(p); i++ {
-			c := chunk[i]
-			switch {
-			case c == '<':
-				t.done = true
-				break scan
-			case isBase64Char(c):
-				p[n] = c
-				n++
-			case isXMLSpace(c):
-			default:
-				t.bad, t.done = true, true
-				break scan
+		lt := bytes.IndexByte(chunk, '<')
+		if lt >= 0 {
+			chunk = chunk[:lt]
+		}
+		k := min(len(chunk), len(p))
+		seg := chunk[:k]
+		if bytes.IndexByte(seg, ' ') < 0 && bytes.IndexByte(seg, '\t') < 0 {
+			n = copy(p, seg)
+		} else {
+			for _, c := range seg {
+				if c != ' ' && c != '\t' {
+					p[n] = c
+					n++
+				}
 			}
 		}
-		_, _ = t.r.Discard(i)
+		_, _ = t.r.Discard(k)
+		if lt >= 0 && k == lt {
+			t.done = true
+		}
 	}
 	return n, nil
 }
@@ -309,10 +308,6 @@ type abortError struct{ err error }
 
 func (e *abortError) Error() string { return e.err.Error() }
 func (e *abortError) Unwrap() error { return e.err }
-
-func isBase64Char(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '='
-}
 
 func unexpected(err error) error {
 	if err == io.EOF {
