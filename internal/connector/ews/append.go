@@ -55,6 +55,9 @@ func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.App
 		return nil, &connector.Error{Kind: connector.KindConfig, Op: what,
 			Err: fmt.Errorf("it is a %s folder, not a mail folder", f.Class), Hint: "Only mail folders are copied."}
 	}
+	if !req.Retry && req.Size <= batchItemMax && c.batching {
+		return c.appendBatched(ctx, f, what, req)
+	}
 	head, rest, err := peekHead(req.Body, req.Size)
 	if err != nil {
 		return nil, &connector.Error{Kind: connector.KindTransient, Op: what, Err: fmt.Errorf("read the message: %w", err)}
@@ -116,9 +119,14 @@ type pendingAppend struct {
 	done chan struct{}
 	res  connector.AppendResult
 	err  error
+	// flush sends the batch the message waits in, if it is not sent yet.
+	flush func()
 }
 
 func (p *pendingAppend) Wait() (connector.AppendResult, error) {
+	if p.flush != nil {
+		p.flush()
+	}
 	<-p.done
 	return p.res, p.err
 }
@@ -130,7 +138,11 @@ func (c *Conn) createItemResult(what string, resp *createItemResp, withHeaders b
 		err.(*connector.Error).Uncertain = true
 		return connector.AppendResult{}, err
 	}
-	m := resp.Messages[0]
+	return c.itemResult(what, resp.Messages[0], withHeaders)
+}
+
+// itemResult reads one CreateItemResponseMessage.
+func (c *Conn) itemResult(what string, m itemsRespMsg, withHeaders bool) (connector.AppendResult, error) {
 	if !m.ok() {
 		if withHeaders && refusesProperty(m.Code) {
 			// The server will not take PR_TRANSPORT_MESSAGE_HEADERS; later
@@ -159,6 +171,20 @@ func refusesProperty(code string) bool {
 // createItemFrame returns the request up to the base64 text of
 // MimeContent, and from its end to the end of the request.
 func (c *Conn) createItemFrame(f connector.Folder, req connector.AppendRequest, head []byte, withHeaders bool) (prefix, suffix []byte, err error) {
+	pre, post, err := c.frameParts(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	closing, err := itemClose(req, head, withHeaders)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(pre, itemOpen...), append(closing, post...), nil
+}
+
+// frameParts is a CreateItem request for folder f split where its items
+// go.
+func (c *Conn) frameParts(f connector.Folder) (pre, post []byte, err error) {
 	frame, err := c.cl.marshal(&createItemReq{Disposition: "SaveOnly", Folder: folderRef{ID: f.Name}, Items: "@ITEMS@"})
 	if err != nil {
 		return nil, nil, err
@@ -167,19 +193,20 @@ func (c *Conn) createItemFrame(f connector.Folder, req connector.AppendRequest, 
 	if at < 0 {
 		return nil, nil, errors.New("ews: CreateItem frame without its marker")
 	}
-	var pre bytes.Buffer
-	pre.Write(frame[:at])
-	pre.WriteString(`<t:Message><t:MimeContent CharacterSet="UTF-8">`)
+	return frame[:at:at], frame[at+len("@ITEMS@"):], nil
+}
+
+// itemOpen starts an item, up to its base64 text.
+const itemOpen = `<t:Message><t:MimeContent CharacterSet="UTF-8">`
+
+// itemClose ends an item after its base64 text.
+func itemClose(req connector.AppendRequest, head []byte, withHeaders bool) ([]byte, error) {
 	tail, err := messageTail(req, head, withHeaders)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var suf bytes.Buffer
-	suf.WriteString(`</t:MimeContent>`)
-	suf.Write(tail)
-	suf.WriteString(`</t:Message>`)
-	suf.Write(frame[at+len("@ITEMS@"):])
-	return pre.Bytes(), suf.Bytes(), nil
+	out := append([]byte(`</t:MimeContent>`), tail...)
+	return append(out, `</t:Message>`...), nil
 }
 
 // messageTail is what follows MimeContent in t:Message.

@@ -181,15 +181,16 @@ func TestAppendShortBody(t *testing.T) {
 
 // Appends are pipelined: Append returns once the request is written, so
 // that several requests are in flight at once, never more than
-// MaxConnections.
+// MaxConnections. (Messages over batchItemMax, each in its own request.)
 func TestAppendPipelined(t *testing.T) {
 	s := server(t, nil)
 	c := open(t, s, "", func(o *connector.OpenOptions) { o.MaxConnections = 3 })
 	in := folderByPath(t, c, "INBOX")
 	release := s.Block("CreateItem")
+	big := func(i int) []byte { return msg(i, "X-Pad: "+strings.Repeat("p", batchItemMax)+"\r\n") }
 	var pending []connector.PendingAppend
 	for i := range 3 {
-		raw := msg(i, "")
+		raw := big(i)
 		p, err := c.Append(context.Background(), in, connector.AppendRequest{Size: int64(len(raw)), Body: bytes.NewReader(raw)})
 		if err != nil {
 			t.Fatal(err)
@@ -200,7 +201,7 @@ func TestAppendPipelined(t *testing.T) {
 	// A fourth waits for a connection; it is sent once one is free.
 	done := make(chan connector.PendingAppend)
 	go func() {
-		raw := msg(3, "")
+		raw := big(3)
 		p, err := c.Append(context.Background(), in, connector.AppendRequest{Size: int64(len(raw)), Body: bytes.NewReader(raw)})
 		if err != nil {
 			t.Error(err)
@@ -221,8 +222,82 @@ func TestAppendPipelined(t *testing.T) {
 		}
 		ids[res.ID] = true
 	}
-	if len(ids) != 4 || s.MaxInFlight(alice) > 3 {
-		t.Errorf("%d distinct ids, at most %d in flight", len(ids), s.MaxInFlight(alice))
+	if len(ids) != 4 || s.MaxInFlight(alice) > 3 || s.Count("CreateItem") != 4 {
+		t.Errorf("%d distinct ids, at most %d in flight, %d CreateItem calls", len(ids), s.MaxInFlight(alice), s.Count("CreateItem"))
+	}
+}
+
+// Small messages go several to a CreateItem request, each with its own
+// answer and id; a batch is sent when full, when a caller waits, or after
+// a short linger. One failing item fails alone; a message marked Retry
+// goes on its own.
+func TestAppendBatched(t *testing.T) {
+	s := server(t, nil, func(s *ewsserver.Server) {
+		if err := s.AddUser("small@example.com", ewsserver.UserOptions{Password: pw, MaxMessageBytes: 2000}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c, err := Open(context.Background(), endpoint(t, s, ""), options(s, "small@example.com", pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	in := folderByPath(t, c, "INBOX")
+	var pending []connector.PendingAppend
+	raws := map[int][]byte{}
+	for i := range 25 {
+		raw := msg(i, "")
+		if i == 7 {
+			raw = append(raw, bytes.Repeat([]byte("x"), 3000)...) // over the limit
+		}
+		raws[i] = raw
+		p, err := c.Append(context.Background(), in, connector.AppendRequest{Flags: []string{mail.FlagSeen}, Size: int64(len(raw)), Body: bytes.NewReader(raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	for i, p := range pending {
+		res, err := p.Wait()
+		if i == 7 {
+			if connector.KindOf(err) != connector.KindItem || connector.IsUncertain(err) {
+				t.Errorf("the message over the limit: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		info, ok := s.Mailbox("small@example.com").Item(string(res.ID))
+		if !ok || !bytes.Equal(info.MIME, raws[i]) || info.IsDraft || !info.IsRead {
+			t.Errorf("message %d stored as %+v", i, info)
+		}
+	}
+	if n := s.Count("CreateItem"); n != 3 {
+		t.Errorf("25 messages written in %d CreateItem calls, want 3 (10+10+5)", n)
+	}
+	// A lone message is not held: Wait sends it at once, and so does the
+	// linger without a Wait.
+	start := time.Now()
+	appendMsg(t, c, in, msg(100, ""), nil, time.Time{})
+	p, err := c.Append(context.Background(), in, connector.AppendRequest{Size: int64(len(raws[1])), Body: bytes.NewReader(raws[1])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Count("CreateItem") == 5 })
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("two lone messages took %v", d)
+	}
+	raw := msg(200, "")
+	p, err = c.Append(context.Background(), in, connector.AppendRequest{Size: int64(len(raw)), Body: bytes.NewReader(raw), Retry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(); err != nil || s.Count("CreateItem") != 6 {
+		t.Errorf("a retried message: %v, %d calls", err, s.Count("CreateItem"))
 	}
 }
 
@@ -230,32 +305,37 @@ func TestAppendPipelined(t *testing.T) {
 // unknown: the error is Uncertain, so that the engine checks before
 // writing the message again.
 func TestAppendUncertain(t *testing.T) {
-	s := server(t, nil)
-	proxy := testenv.StartProxy(t, s.Host())
-	e, err := Parse("ews://" + proxy.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := options(s, alice, pw)
-	o.InsecureSkipVerify = true // the certificate names 127.0.0.1, the proxy is another port of it
-	c, err := Open(context.Background(), e, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	in := folderByPath(t, c, "INBOX")
-	release := s.Block("CreateItem")
-	defer release()
-	raw := msg(1, "")
-	p, err := c.Append(context.Background(), in, connector.AppendRequest{Size: int64(len(raw)), Body: bytes.NewReader(raw)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool { return s.InFlight(alice) == 1 })
-	proxy.Down()
-	_, err = p.Wait()
-	if !connector.IsUncertain(err) || connector.KindOf(err) != connector.KindTransient {
-		t.Fatalf("lost answer: %v (uncertain %v, kind %v)", err, connector.IsUncertain(err), connector.KindOf(err))
+	for _, size := range []string{"small (batched)", "large (streamed)"} {
+		t.Run(size, func(t *testing.T) {
+			s := server(t, nil)
+			proxy := testenv.StartProxy(t, s.Host())
+			e, err := Parse("ews://" + proxy.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Open(context.Background(), e, options(s, alice, pw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			in := folderByPath(t, c, "INBOX")
+			release := s.Block("CreateItem")
+			defer release()
+			raw := msg(1, "")
+			if size != "small (batched)" {
+				raw = msg(1, "X-Pad: "+strings.Repeat("p", batchItemMax)+"\r\n")
+			}
+			p, err := c.Append(context.Background(), in, connector.AppendRequest{Size: int64(len(raw)), Body: bytes.NewReader(raw)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { return s.InFlight(alice) == 1 })
+			proxy.Down()
+			_, err = p.Wait()
+			if !connector.IsUncertain(err) || connector.KindOf(err) != connector.KindTransient {
+				t.Fatalf("lost answer: %v (uncertain %v, kind %v)", err, connector.IsUncertain(err), connector.KindOf(err))
+			}
+		})
 	}
 }
 

@@ -56,6 +56,11 @@ type Conn struct {
 	// written without it (see append.go).
 	noTransportHeaders atomic.Bool
 	closed             atomic.Bool
+
+	// batching writes small messages several per CreateItem (batch.go).
+	batching bool
+	bmu      sync.Mutex
+	batches  map[string]*batch // by FolderId
 }
 
 type cachedFolder struct {
@@ -191,6 +196,8 @@ func newConn(e connector.Endpoint, o connector.OpenOptions) (*Conn, error) {
 		maxConns: maxConns,
 		mailbox:  mailbox,
 		children: map[string]map[string]cachedFolder{},
+		batching: true,
+		batches:  map[string]*batch{},
 	}, nil
 }
 
@@ -301,6 +308,7 @@ func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	c.flushBatches()
 	c.tr.close()
 	return nil
 }
