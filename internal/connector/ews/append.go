@@ -44,8 +44,11 @@ import (
 //     2013 and later).
 //
 // The elements follow ItemType's order in types.xsd: MimeContent …
-// ExtendedProperty … Flag. Append returns once the request is written;
-// Wait returns the new ItemId (AppendResult.ID).
+// ExtendedProperty … Flag. Append returns once the request is written
+// (small messages: once they are queued for a batch, see batch.go); Wait
+// returns the new ItemId (AppendResult.ID). The answer is read in the
+// background under ctx, which must therefore stay valid until Wait
+// returns; cancelling it earlier makes the outcome Uncertain.
 func (c *Conn) Append(ctx context.Context, f connector.Folder, req connector.AppendRequest) (connector.PendingAppend, error) {
 	what := c.folderOp("store a message in", f)
 	if req.Size < 0 {

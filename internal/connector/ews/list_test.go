@@ -145,10 +145,10 @@ func TestDeltas(t *testing.T) {
 		return listAll(t, c, in, connector.ListOptions{Since: cur, Changes: true})
 	}
 
-	before := syncCalls(s)
+	before, requests := syncCalls(s), len(s.Requests())
 	ms, lst2 := delta(lst.Cursor)
-	if len(ms) != 0 || syncCalls(s)-before != 1 || lst2.Reset {
-		t.Fatalf("unchanged folder: %d messages, %d calls, reset %v", len(ms), syncCalls(s)-before, lst2.Reset)
+	if len(ms) != 0 || syncCalls(s)-before != 1 || len(s.Requests())-requests != 1 || lst2.Reset {
+		t.Fatalf("unchanged folder: %d messages, %d SyncFolderItems of %d requests, reset %v", len(ms), syncCalls(s)-before, len(s.Requests())-requests, lst2.Reset)
 	}
 	if lst2.Status.Messages != 4 {
 		t.Errorf("unchanged folder's status %+v", lst2.Status)
