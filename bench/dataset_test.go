@@ -483,7 +483,7 @@ func seedSource(t *testing.T, d *testenv.Dovecot, user, password string, ds *dat
 	var sum seedSummary
 	var sizes []int64
 	for fi, f := range ds.folders {
-		fo, err := c.CreateFolder(ctx, mail.Path(strings.Split(f.name, "/")))
+		fo, err := c.CreateFolder(ctx, mail.Path(strings.Split(f.name, "/")), mail.RoleNone)
 		if err != nil {
 			t.Fatalf("seed: create %s: %v", f.name, err)
 		}

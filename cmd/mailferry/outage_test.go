@@ -72,7 +72,10 @@ func TestServiceOutageAndCounts(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	args := []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--preset", "Test Destination=imap://" + dst.Addr() + "?allow_plaintext=1",
-		"--smtp-host", smtp.Host, "--smtp-port", fmt.Sprint(smtp.Port), "--smtp-security", "none", "--connections", "2"}
+		"--smtp-host", smtp.Host, "--smtp-port", fmt.Sprint(smtp.Port), "--smtp-security", "none", "--connections", "2",
+		// The test servers are on loopback, which portal projects may not
+		// reach by default (outbound policy).
+		"--allow-net", "127.0.0.0/8"}
 	srv := &server{t: t, bin: bin, env: env, url: base, log: &syncBuffer{}, args: args}
 	srv.start()
 	defer func() {
@@ -151,7 +154,7 @@ func TestServiceOutageAndCounts(t *testing.T) {
 	balancedPass(t, p)
 	var failures []struct {
 		Folder   string `json:"folder"`
-		UID      uint32 `json:"uid"`
+		ID       string `json:"id"`
 		Messages int64  `json:"messages"`
 		Reason   string `json:"reason"`
 	}
@@ -168,8 +171,8 @@ func TestServiceOutageAndCounts(t *testing.T) {
 		case !strings.Contains(f.Reason, "not copied: the source was unreachable for"):
 			t.Errorf("failure without the reason: %+v", f)
 		}
-		if f.Folder == "" || (f.UID == 0) != (f.Messages != 1) {
-			t.Errorf("a failure names a folder and a UID, or counts a folder's messages: %+v", f)
+		if f.Folder == "" || (f.ID == "") != (f.Messages != 1) {
+			t.Errorf("a failure names a folder and an ID, or counts a folder's messages: %+v", f)
 		}
 	}
 	if listed != m.Failed || !tooLarge {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -21,29 +22,36 @@ import (
 
 	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/connector"
-	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
+	"github.com/mailferry/mailferry/internal/connector/all"
+	"github.com/mailferry/mailferry/internal/connector/layer"
 	"github.com/mailferry/mailferry/internal/migrate"
 	"github.com/mailferry/mailferry/internal/store"
 )
 
-const copyUsage = `Usage: mailferry copy --from URL --from-user NAME --to URL --to-user NAME [flags]
+const copyUsage = `Usage: mailferry copy --from ADDRESS [--from-user NAME] --to ADDRESS [--to-user NAME] [flags]
 
 Copies every folder of one mailbox to another. Running the same command
-again is a delta pass ("Migrate new items"): folders whose STATUS shows no
-change are skipped, only new messages are copied, flag changes are carried
-over, and nothing is ever written twice or deleted (unless
---delete-missing). The state lives in --data-dir; an interrupted run is
-simply run again.
+again is a delta pass ("Migrate new items"): folders that show no change
+are skipped, only new messages are copied, flag changes are carried over,
+and nothing is ever written twice or deleted (unless --delete-missing).
+The state lives in --data-dir; an interrupted run is simply run again.
 
-Server URLs:
-  imaps://host[:port]          implicit TLS (default port 993)
-  imap+starttls://host[:port]  STARTTLS (default port 143)
-  imap://host[:port]           no encryption (needs --allow-plaintext to log in)
+Addresses (see the README for each one's limits):
+  imaps://host[:port]           IMAP, implicit TLS (default port 993)
+  imap+starttls://host[:port]   IMAP, STARTTLS (default port 143)
+  imap://host[:port]            IMAP, no encryption (needs --allow-plaintext to log in)
+  pop3s://host[:port]           POP3 source, implicit TLS (default port 995)
+  pop3+starttls://host[:port]   POP3 source, STLS (default port 110)
+  pop3://host[:port]            POP3 source, no encryption (needs --allow-plaintext)
+  maildir:/path                 a Maildir tree (Maildir++ or fs layout), source or destination
+  mbox:/path/file.mbox          one mbox file (one folder), source or destination
+  mbox:/path/dir                a tree of mbox files (Thunderbird, Apple Mail), source or destination
+  eml:/path/dir                 a directory tree of .eml files, source only
 
 Passwords are never taken on the command line. They are read from
 --from-password-file / --to-password-file, else from the environment
 variables MAILFERRY_FROM_PASSWORD / MAILFERRY_TO_PASSWORD, else asked for
-on the terminal.
+on the terminal. Local files need none.
 
 Folder rules use MigrationWiz's syntax: case-insensitive regular
 expressions over the source path, with / as separator whatever the server
@@ -70,13 +78,15 @@ type copyFlags struct {
 	fullRescan, deleteMissing    bool
 	cpuProfile, memProfile       string
 	retryBudget                  time.Duration
+	stallTimeout                 time.Duration
+	connectionsSet               bool // --connections was given
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.from, "from", "", "source server URL, e.g. imaps://mail.old.example")
+	fs.StringVar(&f.from, "from", "", "source address, e.g. imaps://mail.old.example, pop3s://pop.old.example, maildir:/backup/alice")
 	fs.StringVar(&f.fromUser, "from-user", "", "source login name")
 	fs.StringVar(&f.fromPassFile, "from-password-file", "", "file holding the source password")
-	fs.StringVar(&f.to, "to", "", "destination server URL, e.g. imap+starttls://mail.new.example")
+	fs.StringVar(&f.to, "to", "", "destination address, e.g. imap+starttls://mail.new.example, mbox:/backup/alice.mbox")
 	fs.StringVar(&f.toUser, "to-user", "", "destination login name")
 	fs.StringVar(&f.toPassFile, "to-password-file", "", "file holding the destination password")
 	fs.BoolVar(&f.insecure, "insecure", false, "accept invalid TLS certificates (self-signed, expired, wrong name)")
@@ -94,6 +104,8 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.connections, "connections", 6, "connections per server (1-16); given explicitly it is pinned, otherwise the most Mailferry adapts up to")
 	fs.IntVar(&f.pipeline, "pipeline", 128, "appends awaiting answers per connection")
 	fs.IntVar(&f.batch, "batch", 64, "messages per pipelined FETCH")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", connector.DefaultStallTimeout,
+		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one (e.g. 60s, 5m)")
 	fs.StringVar(&f.spoolDir, "spool-dir", "", "directory for large messages in transit (default: system temp)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "where the sync state is kept (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
 	fs.BoolVar(&f.fullRescan, "full-rescan", false, "check every message against the destination instead of trusting the saved state")
@@ -136,12 +148,14 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "mailferry copy: %d unexpected argument(s) after the flags (passwords are never given as arguments; see -h)\n", fs.NArg())
 		return ExitUsage
 	}
-	srcCfg, dstCfg, opts, err := f.build(env)
 	fs.Visit(func(fl *flag.Flag) {
 		if fl.Name == "connections" {
-			opts.PinStreams = true
+			f.connectionsSet = true
 		}
 	})
+	reg := all.Registry()
+	srcA, dstA, opts, err := f.build(env, reg)
+	opts.PinStreams = f.connectionsSet
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
 		return ExitUsage
@@ -165,17 +179,17 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 	}
 	defer st.Close()
 	opts.State = st
-	opts.Pair = pairKey(srcCfg, dstCfg)
+	opts.Pair = pairKey(srcA, dstA)
 	opts.FullRescan = f.fullRescan
 	opts.DeleteMissing = f.deleteMissing
 	if !opts.DryRun {
-		if err := st.Pair(ctx, opts.Pair, describe(srcCfg), describe(dstCfg)); err != nil {
+		if err := st.Pair(ctx, opts.Pair, describe(srcA), describe(dstA)); err != nil {
 			fmt.Fprintf(env.Stderr, "mailferry copy: %v\n", err)
 			return ExitStopped
 		}
 	}
 
-	src, dst, srcErr, dstErr := imapconn.OpenBoth(ctx, srcCfg, dstCfg)
+	src, dst, srcErr, dstErr := reg.OpenBoth(ctx, srcA.e, srcA.o, dstA.e, dstA.o)
 	if srcErr != nil {
 		out.fatal("source", srcErr)
 		return ExitStopped
@@ -186,6 +200,10 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 	}
 	defer src.Close()
 	defer dst.Close()
+	if opts.DryRun {
+		// The engine writes nothing in a dry run; the layer makes sure.
+		dst = layer.DryRun(dst)
+	}
 
 	stopProfiles, err := startProfiles(f.cpuProfile, f.memProfile)
 	if err != nil {
@@ -212,16 +230,30 @@ func runCopy(ctx context.Context, env Env, args []string) int {
 	return ExitOK
 }
 
+// address is one side of a copy: its endpoint, backend and the options
+// to open it with.
+type address struct {
+	e connector.Endpoint
+	b connector.Backend
+	o connector.OpenOptions
+}
+
 // build validates flags and reads passwords.
-func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Options, err error) {
+func (f *copyFlags) build(env Env, reg *connector.Registry) (src, dst address, opts migrate.Options, err error) {
 	if f.from == "" || f.to == "" {
 		return src, dst, opts, usageError{"both --from and --to are required"}
 	}
-	if src, err = endpoint("source", f.from, f.fromUser, f.fromPassFile, "MAILFERRY_FROM_PASSWORD", env); err != nil {
+	if src, err = endpoint("source", f.from, f.fromUser, f.fromPassFile, "MAILFERRY_FROM_PASSWORD", env, reg); err != nil {
 		return
 	}
-	if dst, err = endpoint("destination", f.to, f.toUser, f.toPassFile, "MAILFERRY_TO_PASSWORD", env); err != nil {
+	if dst, err = endpoint("destination", f.to, f.toUser, f.toPassFile, "MAILFERRY_TO_PASSWORD", env, reg); err != nil {
 		return
+	}
+	if !src.b.Source {
+		return src, dst, opts, usageError{fmt.Sprintf("source: %s cannot be read from: it is a destination only", src.e.Redacted)}
+	}
+	if !dst.b.Destination {
+		return src, dst, opts, usageError{fmt.Sprintf("destination: %s cannot be written to (%s is a source only); write to an IMAP server, maildir: or mbox:", dst.e.Redacted, dst.b.Name)}
 	}
 	if f.retryBudget <= 0 {
 		return src, dst, opts, usageError{"--retry-budget must be a positive duration, e.g. 5m"}
@@ -240,10 +272,19 @@ func (f *copyFlags) build(env Env) (src, dst imapconn.Config, opts migrate.Optio
 			return src, dst, opts, usageError{fmt.Sprintf("%s %d: must be between %d and %d (%s)", n.flag, n.v, n.lo, n.hi, n.what)}
 		}
 	}
-	for _, c := range []*imapconn.Config{&src, &dst} {
-		c.InsecureSkipVerify = f.insecure
-		c.AllowPlaintext = f.allowPlaintext
-		c.MaxConnections = f.connections
+	if f.stallTimeout < time.Second {
+		return src, dst, opts, usageError{"--stall-timeout must be at least 1s, e.g. --stall-timeout 60s"}
+	}
+	for _, a := range []*address{&src, &dst} {
+		a.o.InsecureSkipVerify = f.insecure
+		a.o.AllowPlaintext = f.allowPlaintext
+		a.o.StallTimeout = f.stallTimeout
+		a.o.SpoolDir = f.spoolDir
+		// A POP3 server usually allows one session: only an explicit
+		// --connections asks it for more.
+		if f.connectionsSet || !a.b.OneSession {
+			a.o.MaxConnections = f.connections
+		}
 	}
 	if opts.Rules, err = migrate.ParseRules(f.include, f.exclude, f.mappings); err != nil {
 		return src, dst, opts, usageError{err.Error()}
@@ -277,22 +318,62 @@ func parseDate(name, s string) (time.Time, error) {
 	return t, nil
 }
 
-func endpoint(side, rawURL, user, passFile, passEnv string, env Env) (imapconn.Config, error) {
-	if err := checkServerURL(rawURL, false); err != nil {
-		return imapconn.Config{}, usageError{fmt.Sprintf("%s: %v", side, err)}
+// endpoint parses one side's address through the registry. A bare
+// host[:port] means imaps:// (as it always did). Network addresses need
+// a user name and a password; local files need neither.
+func endpoint(side, raw, user, passFile, passEnv string, env Env, reg *connector.Registry) (address, error) {
+	raw = withScheme(raw, reg)
+	var a address
+	if scheme, _, _ := strings.Cut(raw, ":"); !isLocalScheme(reg, scheme) {
+		if err := checkServerURL(raw, false); err != nil {
+			return a, usageError{fmt.Sprintf("%s: %v", side, err)}
+		}
 	}
-	c, err := imapconn.ParseURL(rawURL)
+	e, b, err := reg.Parse(raw)
 	if err != nil {
-		return c, usageError{fmt.Sprintf("%s: %v", side, err)}
+		return a, usageError{fmt.Sprintf("%s: %v", side, err)}
 	}
-	if user != "" {
-		c.Username = user
+	a.e, a.b = e, b
+	if b.Local {
+		return a, nil
 	}
-	if c.Username == "" {
-		return c, usageError{fmt.Sprintf("%s: no user name; give --%s-user", side, flagSide(side))}
+	if user == "" {
+		user = e.User
 	}
-	c.Password, err = password(side, passFile, passEnv, c, env)
-	return c, err
+	if user == "" {
+		return a, usageError{fmt.Sprintf("%s: no user name; give --%s-user", side, flagSide(side))}
+	}
+	a.o.Credentials.Username = user
+	a.o.Credentials.Password, err = password(side, passFile, passEnv, user, e.Redacted, env)
+	return a, err
+}
+
+// withScheme gives a bare host[:port] the imaps:// scheme, as before
+// other connectors existed.
+func withScheme(raw string, reg *connector.Registry) string {
+	if strings.Contains(raw, "://") {
+		return raw
+	}
+	scheme, _, ok := strings.Cut(raw, ":")
+	if ok {
+		for _, s := range reg.Schemes() {
+			if strings.EqualFold(s, scheme) {
+				return raw
+			}
+		}
+	}
+	return "imaps://" + raw
+}
+
+func isLocalScheme(reg *connector.Registry, scheme string) bool {
+	for _, b := range reg.Backends() {
+		for _, s := range b.Schemes {
+			if strings.EqualFold(s, scheme) {
+				return b.Local
+			}
+		}
+	}
+	return false
 }
 
 func flagSide(side string) string {
@@ -305,7 +386,7 @@ func flagSide(side string) string {
 // password reads a password from a file, the environment or the
 // terminal, in that order. It never comes from the command line, which
 // other users of the machine can read in the process list.
-func password(side, file, envName string, c imapconn.Config, env Env) (string, error) {
+func password(side, file, envName, user, where string, env Env) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -321,7 +402,7 @@ func password(side, file, envName string, c imapconn.Config, env Env) (string, e
 		return p, nil
 	}
 	if in, ok := env.Stdin.(*os.File); ok && env.IsTerminal(in) {
-		fmt.Fprintf(env.Stderr, "Password for %s on %s (%s): ", c.Username, c.Addr(), side)
+		fmt.Fprintf(env.Stderr, "Password for %s on %s (%s): ", user, where, side)
 		b, err := term.ReadPassword(int(in.Fd()))
 		fmt.Fprintln(env.Stderr)
 		if err != nil {
@@ -365,7 +446,7 @@ func checkServerURL(raw string, withQuery bool) error {
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("server address %q: the port must be a number between 1 and 65535 (IMAP: 993 with TLS, 143 without)", raw)
+			return fmt.Errorf("server address %q: the port must be a number between 1 and 65535 (IMAP: 993 with TLS, 143 without; POP3: 995 and 110)", raw)
 		}
 	} else if strings.HasSuffix(u.Host, ":") {
 		return fmt.Errorf("server address %q: the port after the colon is missing", raw)
@@ -439,12 +520,22 @@ func dataDir(env Env, flagValue string) (string, error) {
 }
 
 // pairKey identifies a mailbox pair in the state by server and user on
-// both sides; it holds no secret.
-func pairKey(src, dst imapconn.Config) string {
+// both sides (or the local path); it holds no secret. For IMAP it is what
+// releases before the connector model computed, so that their state
+// carries on.
+func pairKey(src, dst address) string {
 	sum := sha256.Sum256([]byte(describe(src) + "\x00" + describe(dst)))
 	return hex.EncodeToString(sum[:16])
 }
 
-func describe(c imapconn.Config) string {
-	return strings.ToLower(c.Username) + "@" + strings.ToLower(c.Addr())
+func describe(a address) string {
+	if a.b.Local {
+		return a.e.Scheme + ":" + a.e.Path
+	}
+	user := a.o.Credentials.Username
+	hostPort := net.JoinHostPort(a.e.Host, strconv.Itoa(a.e.Port))
+	if strings.HasPrefix(a.b.Name, "imap") {
+		return strings.ToLower(user) + "@" + strings.ToLower(hostPort)
+	}
+	return a.b.Name + ":" + strings.ToLower(user) + "@" + strings.ToLower(hostPort)
 }

@@ -204,17 +204,17 @@ func (r *reporter) summary(res *migrate.Result) {
 	if len(res.Failures) > 0 {
 		fmt.Fprintf(w, "\nFailed messages (%d):\n", s.Failed)
 		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FOLDER\tUID\tSIZE\tREASON")
+		fmt.Fprintln(tw, "  FOLDER\tID\tSIZE\tREASON")
 		for _, f := range res.Failures {
 			reason := f.Reason
 			if f.Subject != "" {
 				reason += fmt.Sprintf(" (subject: %q)", f.Subject)
 			}
-			uid, size := fmt.Sprint(f.UID), humanBytes(f.Size)
+			uid, size := f.ID, humanBytes(f.Size)
 			switch {
-			case f.UID == 0 && f.Messages == 0:
+			case f.ID == "" && f.Messages == 0:
 				uid, size = "-", "-" // no message left uncopied
-			case f.UID == 0:
+			case f.ID == "":
 				uid = fmt.Sprintf("all %d", f.Messages)
 				if f.Size == 0 {
 					size = "-"

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/connector/all"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
 	"github.com/mailferry/mailferry/internal/migrate"
@@ -68,7 +70,7 @@ type serveFlags struct {
 	smtpPassFile                             string
 	smtpPort, workers, hostLimit, connection int
 	apiOnly, jsonLogs                        bool
-	leaseTTL, rescueAfter                    time.Duration
+	leaseTTL, rescueAfter, stallTimeout      time.Duration
 	allowNets, denyNets                      []string
 	denyPrivate                              bool
 	readTimeout, writeTimeout, idleTimeout   time.Duration
@@ -98,6 +100,8 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
 	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", connector.DefaultStallTimeout,
+		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
 	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when the job of a dead worker is run again")
 	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
@@ -118,6 +122,10 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	}
 	if f.retryBudget <= 0 {
 		fmt.Fprintln(env.Stderr, "mailferry serve: --retry-budget must be a positive duration, e.g. 5m")
+		return ExitUsage
+	}
+	if f.stallTimeout < time.Second {
+		fmt.Fprintln(env.Stderr, "mailferry serve: --stall-timeout must be at least 1s, e.g. --stall-timeout 60s")
 		return ExitUsage
 	}
 	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
@@ -229,8 +237,9 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	host, _ := os.Hostname()
 	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg), Log: log,
 		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL,
-		SourceDial:  policy.DialContext,
-		RetryBudget: f.retryBudget}
+		SourceDial:   policy.DialContext,
+		RetryBudget:  f.retryBudget,
+		StallTimeout: f.stallTimeout}
 	q, err := jobs.OpenSQLite(ctx, dir, runner, jobs.Config{MaxWorkers: f.workers, Work: !f.apiOnly, Log: log, RescueAfter: f.rescueAfter})
 	if err != nil {
 		return err
@@ -341,6 +350,7 @@ type presetFile struct {
 const presetFields = `{"presets": [{"id", "name", "type", "host", "port", "security", "insecure", "allow_plaintext"}]}`
 
 func loadPresets(file string, flags []string) ([]service.Preset, error) {
+	reg := all.Registry()
 	var out []service.Preset
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -374,12 +384,16 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 			}
 		}
 		u.RawQuery = ""
-		cfg, err := imapconn.ParseURL(u.String())
+		e, b, err := reg.Parse(withScheme(u.String(), reg))
 		if err != nil {
 			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
+		if b.Name != "imap" {
+			return nil, fmt.Errorf("--preset %q: destinations are IMAP servers: use imaps://, imap+starttls:// or imap://", name)
+		}
+		sec := map[string]string{imapconn.SchemeTLS: "tls", imapconn.SchemeStartTLS: "starttls", imapconn.SchemeNone: "none"}[e.Scheme]
 		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
-			Type: "imap", Host: cfg.Host, Port: cfg.Port, Security: cfg.Security.String(),
+			Type: "imap", Host: e.Host, Port: e.Port, Security: sec,
 			Insecure: q.Get("insecure") == "1", AllowPlaintext: q.Get("allow_plaintext") == "1"}})
 	}
 	if len(out) == 0 {

@@ -82,10 +82,12 @@ func runStatus(ctx context.Context, env Env, args []string) int {
 			fmt.Fprintf(env.Stdout, "  %d messages failed; the next run tries them again\n", n)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tFAILED\tSYNCED UP TO UID\tLAST SYNCED")
+		// The folders' cursors are their connectors' own; what they say
+		// (UIDs, sync tokens) is not for people.
+		fmt.Fprintln(tw, "  FOLDER\tDESTINATION\tMESSAGES\tCOPIED\tPRESENT\tFAILED\tLAST SYNCED")
 		for _, f := range p.Folders {
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", f.SrcPath, f.DstPath, f.Messages, f.Copied, f.Present, f.Failed,
-				f.Watermark, f.SyncedAt.Format(time.DateTime))
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%s\n", f.SrcPath, f.DstPath, f.Messages, f.Copied, f.Present, f.Failed,
+				f.SyncedAt.Format(time.DateTime))
 		}
 		_ = tw.Flush()
 	}

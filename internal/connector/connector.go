@@ -7,6 +7,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -112,7 +113,29 @@ type ListOptions struct {
 	// ForAppend opens the folder as a destination: Listing.Accept then
 	// says which flags can be stored.
 	ForAppend bool
+	// NoMessages opens the folder without listing its messages: only the
+	// Listing (status, cursor, Accept) is wanted, e.g. for a destination
+	// folder that a delta pass only appends to. A connector that cannot
+	// open a folder without listing it may list anyway; callers ignore
+	// what it delivers then.
+	NoMessages bool
+	// StrictSince makes List fail with an error that wraps
+	// ErrCursorInvalid, before it delivers anything, when Since is no
+	// longer valid (IMAP UIDVALIDITY changed, an mbox file was rewritten,
+	// an EWS sync state or Graph delta token expired, or a cursor this
+	// connector did not make), instead of listing in full with
+	// Listing.Reset. The engine always sets it with Since: it must know
+	// that the IDs it recorded became meaningless before it acts on the
+	// first message, or it would copy the whole folder again. Every
+	// connector with cursors must honour it (the conformance suite checks
+	// it with a cursor the connector did not make).
+	StrictSince bool
 }
+
+// ErrCursorInvalid is wrapped by List's error when ListOptions.StrictSince
+// is set and Since is no longer valid: the IDs recorded for the folder
+// under that cursor mean nothing any more.
+var ErrCursorInvalid = errors.New("the folder's change cursor is no longer valid (the folder was renumbered or rebuilt)")
 
 // Listing is what List reports besides the messages.
 type Listing struct {
@@ -160,6 +183,11 @@ type AppendRequest struct {
 	// group messages send it on its own, so that one bad message cannot
 	// keep failing a whole group.
 	Retry bool
+	// Reopen, when set, returns a new reader over the same Size bytes
+	// from the start. Connectors that must read a body twice use it (the
+	// IMAP connector counts bare LFs before it sends the literal, whose
+	// size must be known up front); without it they buffer the body.
+	Reopen func() io.Reader
 }
 
 // AppendResult is what the destination reports for a stored message.
@@ -260,6 +288,34 @@ type StatusReader interface {
 	// the status then says whether the folder is Unchanged since it.
 	// since may be nil.
 	Statuses(ctx context.Context, folders []Folder, since []Cursor) (sts []FolderStatus, errs []error)
+}
+
+// FolderNote is a part of a store that Folders could not list (an
+// unreadable directory of an mbox tree): its folders and their messages
+// are unknown. The engine reports it like a failed item, with Path and
+// Err, and copies the rest.
+type FolderNote struct {
+	// Path is where in the folder tree the unreadable part sits, as far
+	// as known.
+	Path mail.Path
+	// Err says what went wrong; a *Error with a hint for the user.
+	Err error
+}
+
+// FolderNoter is a connector whose folder listing can go on past parts
+// of the store it cannot read, instead of failing as a whole.
+type FolderNoter interface {
+	// FoldersNoted is Folders that also returns what it could not list.
+	// The engine calls it instead of Folders when a connector has it.
+	FoldersNoted(ctx context.Context) ([]Folder, []FolderNote, error)
+}
+
+// Wrapper is a layer around another connector (package layer): it
+// implements every optional interface and passes calls on. FeaturesOf
+// takes the optional abilities from the connector it wraps, so callers
+// must check Features, never the interfaces a connector implements.
+type Wrapper interface {
+	Unwrap() Conn
 }
 
 // Warmer is a connector whose sessions cost round trips to open. Warm

@@ -24,6 +24,14 @@ type Features struct {
 	// CheapChanges: List with Since and Changes costs O(changes), not
 	// O(folder) (IMAP CONDSTORE, EWS SyncFolderItems, Graph delta).
 	CheapChanges bool
+	// ExactNew: List with Since lists as ChangeNew exactly the messages
+	// that arrived after the cursor, never an older one (IMAP UIDs, POP3
+	// UIDLs, an mbox file that only grew). Without it (Maildir, EML: their
+	// cursors say whether a directory changed, not what) a changed folder
+	// is listed whole as ChangeNew, and the engine tells old from new by
+	// its state. The engine finds a copy whose APPEND answer was lost
+	// among the arrivals only on destinations with ExactNew.
+	ExactNew bool
 	// AppendIDs: AppendResult.ID is set (IMAP UIDPLUS).
 	AppendIDs bool
 	// ByteExact: the destination stores and serves the bytes as given.
@@ -31,17 +39,24 @@ type Features struct {
 	ByteExact bool
 
 	// Filled by FeaturesOf from the optional interfaces.
-	SetFlags, Delete, Quota, Status, Warm bool
+	SetFlags, Delete, Quota, Status, Warm, Notes bool
 }
 
 // FeaturesOf returns c's features with the optional abilities filled in
-// from the interfaces c implements.
+// from the interfaces c implements. For a layer (Wrapper) they are those
+// of the connector it wraps, since a layer implements every interface.
 func FeaturesOf(c Conn) Features {
 	f := c.Features()
+	if w, ok := c.(Wrapper); ok {
+		in := FeaturesOf(w.Unwrap())
+		f.SetFlags, f.Delete, f.Quota, f.Status, f.Warm, f.Notes = in.SetFlags, in.Delete, in.Quota, in.Status, in.Warm, in.Notes
+		return f
+	}
 	_, f.SetFlags = c.(FlagSetter)
 	_, f.Delete = c.(Deleter)
 	_, f.Quota = c.(QuotaReader)
 	_, f.Status = c.(StatusReader)
 	_, f.Warm = c.(Warmer)
+	_, f.Notes = c.(FolderNoter)
 	return f
 }

@@ -77,6 +77,11 @@ type OpenOptions struct {
 	SpoolDir string
 }
 
+// DefaultStallTimeout is how long a network connector lets a connection
+// go without a byte while an answer is awaited before it drops it and
+// fails the operation with a transient error (OpenOptions.StallTimeout).
+const DefaultStallTimeout = 60 * time.Second
+
 // Backend is one connector's registration.
 type Backend struct {
 	// Name is the connector's name ("imap", "pop3", "maildir", …).
@@ -88,6 +93,12 @@ type Backend struct {
 	Local bool
 	// Source and Destination say which roles the backend can play.
 	Source, Destination bool
+	// OneSession: servers of this kind usually allow one session per
+	// mailbox (POP3 servers lock the maildrop, RFC 1939 section 8), so a
+	// general setting of connections per server (mailferry serve
+	// --connections, mailferry copy's default) does not apply to it; only
+	// a choice made for this one copy does.
+	OneSession bool
 	// Parse reads an address of one of Schemes.
 	Parse func(raw string) (Endpoint, error)
 	// Open connects (or opens files) and returns a Source and/or
@@ -188,6 +199,31 @@ func (r *Registry) OpenDestination(ctx context.Context, e Endpoint, o OpenOption
 		return nil, fmt.Errorf("%s: the %s connector cannot write", e.Redacted, b.Name)
 	}
 	return d, nil
+}
+
+// OpenBoth opens a source and a destination at the same time, since a
+// login can be several round trips each. When either fails, the other is
+// closed; the errors say which side failed.
+func (r *Registry) OpenBoth(ctx context.Context, src Endpoint, so OpenOptions, dst Endpoint, do OpenOptions) (Source, Destination, error, error) {
+	var d Destination
+	var dErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d, dErr = r.OpenDestination(ctx, dst, do)
+	}()
+	s, sErr := r.OpenSource(ctx, src, so)
+	<-done
+	if sErr != nil || dErr != nil {
+		if s != nil {
+			_ = s.Close()
+		}
+		if d != nil {
+			_ = d.Close()
+		}
+		return nil, nil, sErr, dErr
+	}
+	return s, d, nil, nil
 }
 
 // redactGuess hides anything that looks like a password in an address

@@ -14,7 +14,8 @@ import (
 
 	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/connector"
-	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
+	"github.com/mailferry/mailferry/internal/connector/all"
+	"github.com/mailferry/mailferry/internal/connector/layer"
 	"github.com/mailferry/mailferry/internal/migrate"
 	"github.com/mailferry/mailferry/internal/service"
 	"github.com/mailferry/mailferry/internal/store"
@@ -44,9 +45,14 @@ type Runner struct {
 	HostLimit int
 	// Connections per side and mailbox (default 4).
 	Connections int
-	SpoolDir    string
-	// TLSConfigHook, when set, adjusts connector settings (tests).
-	TLSConfigHook func(*imapconn.Config)
+	// StallTimeout drops a connection that moves no data for this long
+	// while an answer is awaited; the pass retries on a new one (default
+	// connector.DefaultStallTimeout).
+	StallTimeout time.Duration
+	SpoolDir     string
+	// OpenHook, when set, adjusts the options a connector is opened with
+	// (tests: their own CA).
+	OpenHook func(*connector.OpenOptions)
 	// SourceDial, when set, opens the connections to the source servers
 	// that portal users enter: the operator's outbound policy
 	// (netpolicy.Policy.DialContext). Destinations are the operator's
@@ -235,18 +241,36 @@ func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, hold
 	}
 }
 
-func (r *Runner) configs(w service.Work) (src, dst imapconn.Config, err error) {
-	mk := func(e service.Endpoint, user, pass string, dial func(context.Context, string, string) (net.Conn, error)) (imapconn.Config, error) {
-		sec, err := imapconn.ParseSecurity(e.Security)
+// side is one end of a pass as the registry opens it.
+type side struct {
+	e connector.Endpoint
+	o connector.OpenOptions
+}
+
+// sides turns the project's source and the destination preset into
+// connector addresses. Every connector is opened through the registry
+// (connector/all): the service keeps an endpoint as type, host, port and
+// security, which make its URL.
+func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, err error) {
+	mk := func(e service.Endpoint, user, pass string, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
+		ep, b, err := reg.Parse(e.URL())
 		if err != nil {
-			return imapconn.Config{}, err
+			return side{}, err
 		}
-		c := imapconn.Config{Host: e.Host, Port: e.Port, Security: sec, Username: user, Password: pass,
-			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, MaxConnections: r.Connections, DialContext: dial}
-		if r.TLSConfigHook != nil {
-			r.TLSConfigHook(&c)
+		o := connector.OpenOptions{Credentials: connector.Credentials{Username: user, Password: pass},
+			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, Dial: dial,
+			StallTimeout: r.StallTimeout, SpoolDir: r.SpoolDir}
+		if !b.OneSession {
+			// POP3 servers usually lock the maildrop: one session there.
+			o.MaxConnections = r.Connections
+			if o.MaxConnections <= 0 {
+				o.MaxConnections = 4
+			}
 		}
-		return c, nil
+		if r.OpenHook != nil {
+			r.OpenHook(&o)
+		}
+		return side{ep, o}, nil
 	}
 	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, r.SourceDial); err != nil {
 		return
@@ -257,11 +281,12 @@ func (r *Runner) configs(w service.Work) (src, dst imapconn.Config, err error) {
 
 // run does the pass and describes how it ended.
 func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
-	scfg, dcfg, err := r.configs(w)
+	reg := all.Registry()
+	s, d, err := r.sides(reg, w)
 	if err != nil {
 		return service.Outcome{Status: service.StatusFailed, Class: service.ClassConfig, Error: err.Error()}
 	}
-	src, dst, srcErr, dstErr := imapconn.OpenBoth(ctx, scfg, dcfg)
+	src, dst, srcErr, dstErr := reg.OpenBoth(ctx, s.e, s.o, d.e, d.o)
 	if srcErr != nil {
 		return failed(w, service.SideSource, srcErr)
 	}
@@ -300,7 +325,7 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))
 	}
 	for _, f := range res.Failures {
-		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, UID: f.UID, Size: f.Size, Messages: f.Messages,
+		out.Failures = append(out.Failures, service.FailedItem{Folder: f.Folder, ID: f.ID, Size: f.Size, Messages: f.Messages,
 			Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
 		if r.Metrics != nil {
 			r.Metrics.failures.WithLabelValues(itemClass(f.Kind)).Inc()
@@ -341,9 +366,9 @@ func itemClass(kind string) string {
 // trial checks both logins, reads the folder plan with counts and sizes,
 // and the destination's quota, warning when the source exceeds 70% of
 // the destination's capacity (the seed's rule).
-func (r *Runner) trial(ctx context.Context, w service.Work, src, dst *imapconn.Conn, opts migrate.Options) service.Outcome {
+func (r *Runner) trial(ctx context.Context, w service.Work, src connector.Source, dst connector.Destination, opts migrate.Options) service.Outcome {
 	opts.DryRun = true
-	res, err := migrate.Run(ctx, src, dst, opts)
+	res, err := migrate.Run(ctx, src, layer.DryRun(dst), opts)
 	if err != nil {
 		return failed(w, sideOf(err), err)
 	}
@@ -356,7 +381,9 @@ func (r *Runner) trial(ctx context.Context, w service.Work, src, dst *imapconn.C
 	prog := progressOf(res.Stats)
 	prog.TotalBytes = total
 	out.Progress = &prog
-	if q, ok, err := dst.Quota(ctx); err == nil && ok {
+	if qr, can := dst.(connector.QuotaReader); !connector.FeaturesOf(dst).Quota || !can {
+		// No quota to read: nothing to compare with.
+	} else if q, ok, err := qr.Quota(ctx); err == nil && ok {
 		out.Quota.Used, out.Quota.Limit = q.Used, q.Limit
 		if q.Limit > 0 && float64(total) > 0.7*float64(q.Limit) {
 			out.Warning = fmt.Sprintf("The source mailbox holds %s, more than 70%% of the destination's capacity of %s. "+

@@ -107,7 +107,7 @@ func normaliseMessageID(s string) string {
 			s = s[i+1 : i+j]
 		}
 	}
-	return strings.ToLower(strings.Join(strings.Fields(s), ""))
+	return strings.ToLower(strings.Join(strings.Fields(eightBitAsX(s)), ""))
 }
 
 // normaliseDate turns a parseable date into a UTC Unix time so that a
@@ -188,5 +188,26 @@ func quickDate(s string) (time.Time, bool) {
 }
 
 func normaliseText(s string) string {
-	return strings.ToLower(strings.Join(strings.Fields(s), " "))
+	return strings.ToLower(strings.Join(strings.Fields(eightBitAsX(s)), " "))
+}
+
+// eightBitAsX replaces every byte above 0x7F with 'X', which is what
+// Cyrus IMAP does to raw 8-bit bytes in header fields when it stores a
+// message (its default, munge8bit). Such bytes are not allowed in a
+// header anyway (RFC 5322 section 2.2; RFC 6532 allows UTF-8, which is
+// folded the same way), so a message keeps its identity on a server that
+// rewrites them: without this, every later pass into Cyrus copied such a
+// message again.
+func eightBitAsX(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r >= 0x80 })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for j := i; j < len(b); j++ {
+		if b[j] > 0x7f {
+			b[j] = 'X'
+		}
+	}
+	return string(b)
 }

@@ -69,6 +69,13 @@ func TestIdentity(t *testing.T) {
 	if n1 == n2 || n1 == n3 {
 		t.Error("messages without Message-ID must differ by size and subject")
 	}
+	// Cyrus IMAP stores raw 8-bit header bytes as 'X': the copy it
+	// serves must be the same message.
+	raw := Headers{MessageID: "<m@x>", From: "\xe9t\xe9 <\xc3\xa9@example.org>", Subject: "caf\xe9"}
+	munged := Headers{MessageID: "<m@x>", From: "XtX <XX@example.org>", Subject: "cafX"}
+	if ComputeIdentity(raw, 10) != ComputeIdentity(munged, 10) {
+		t.Error("8-bit header bytes rewritten as X must keep the identity")
+	}
 	if ParseHeaders([]byte("\x00garbage")) != (Headers{}) && ComputeIdentity(ParseHeaders([]byte("\x00garbage")), 5) == (Identity{}) {
 		t.Error("malformed headers must still give an identity")
 	}

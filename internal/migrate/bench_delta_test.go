@@ -68,7 +68,7 @@ func fillFast(b *testing.B, d *testenv.Dovecot, user string, folders, perFolder 
 		if f == 0 {
 			p = mail.Path{"INBOX"}
 		}
-		fo, err := c.CreateFolder(ctx, p)
+		fo, err := c.CreateFolder(ctx, p, mail.RoleNone)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,7 +9,7 @@
 //     was lost is checked against the destination before it is retried;
 //   - bytes, flags and INTERNALDATE are copied unchanged;
 //   - every folder keeps the destination its first pass recorded;
-//   - one bad message is recorded (folder, UID, size, reason) and the rest
+//   - one bad message is recorded (folder, ID, size, reason) and the rest
 //     goes on; a dropped connection is retried, and a server that stops
 //     answering is waited for (Options.RetryBudget) before what is left is
 //     reported; only login, TLS and quota problems stop a run;

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -9,106 +10,135 @@ import (
 	"github.com/mailferry/mailferry/internal/store"
 )
 
-// reconcileOld brings messages copied by earlier passes up to date: flag
-// changes on the source are carried over, and with DeleteMissing the
-// copies of messages gone from the source are deleted. Only messages
-// this tool copied (and whose destination UID it learned from
-// APPENDUID) are touched; mail that was on the destination before is
-// never changed.
-func (r *run) reconcileOld(fs *folderState) error {
-	if r.opts.State == nil || r.opts.DryRun || fs.known.Watermark == 0 || fs.led == nil {
+// Upkeep of the copies earlier passes made: flag changes on the source
+// are carried over, and with DeleteMissing the copies of messages gone
+// from the source are deleted. Only copies this tool made, whose
+// destination ID it learned (IMAP APPENDUID), in the folder the plan
+// names, are touched; mail that was on the destination before is never
+// changed. The destination connector ignores IDs it no longer knows (a
+// renumbered folder), so a stale ID cannot touch another message.
+
+// flagBatch is how many flag changes are collected before they are sent.
+const flagBatch = 1024
+
+// flagChanges are a folder's pending flag updates.
+type flagChanges struct {
+	byFlags map[string][]connector.ID // new flag key -> destination IDs
+	srcIDs  map[string]string         // source ID -> new flag key, for the state
+	n       int
+}
+
+// deleting reports whether this pass deletes copies of messages gone
+// from the source.
+func (r *run) deleting() bool {
+	return r.opts.DeleteMissing && r.opts.State != nil && !r.opts.DryRun && r.dstF.Delete
+}
+
+// addressable reports whether rec names a copy this tool made that can
+// be changed: its destination ID is known and it is in the folder the
+// plan says.
+func (r *run) addressable(fs *folderState, rec *store.MessageRecord) bool {
+	return rec.State == store.StateCopied && rec.DstID != "" && rec.DstPath == fs.plan.Dest.Path.String()
+}
+
+// checkFlags notes a flag change of m (listed now) against its entry.
+func (r *run) checkFlags(fs *folderState, m connector.Message, rec *store.MessageRecord) {
+	if !r.dstF.SetFlags || r.opts.DryRun || r.opts.State == nil || fs.led == nil || !r.addressable(fs, rec) {
+		return
+	}
+	want := flagKey(mail.CopyableFlags(m.Flags, fs.led.acceptAny, fs.led.permanent))
+	if want == rec.Flags {
+		return
+	}
+	c := &fs.flags
+	if c.byFlags == nil {
+		c.byFlags, c.srcIDs = map[string][]connector.ID{}, map[string]string{}
+	}
+	c.byFlags[want] = append(c.byFlags[want], connector.ID(rec.DstID))
+	c.srcIDs[rec.SrcID] = want
+	c.n++
+}
+
+// applyFlags sends the collected flag changes and records them.
+func (r *run) applyFlags(fs *folderState) error {
+	c := &fs.flags
+	if c.n == 0 {
 		return nil
 	}
-	st := r.opts.State
-	deleting := r.opts.DeleteMissing
-	opts := connector.ListOptions{FlagsOnly: true, MaxUID: fs.known.Watermark}
-	if !deleting && fs.known.HighestModSeq != 0 && r.src.Features().CondStore {
-		// CONDSTORE (RFC 7162): only what changed since the last pass.
-		opts.ChangedSince = fs.known.HighestModSeq
-	}
-	path := fs.plan.Source.Path.String()
-	uidv := fs.status.UIDValidity
-	var gone []store.MessageRecord
-	var changed map[string][]uint32 // new flag set -> destination UIDs
-	var newFlags map[uint32]string  // source UID -> flags, for the state
-	var next uint32
-	// walk compares one listed batch (or, at the end, nothing) with the
-	// state entries of the UID range it covers.
-	walk := func(ms []connector.Message, upTo uint32) error {
-		src := make(map[uint32]connector.Message, len(ms))
-		for _, m := range ms {
-			src[m.UID] = m
-		}
-		err := st.Copied(r.ctx, r.opts.Pair, path, uidv, next, upTo, func(rec store.MessageRecord) error {
-			m, listed := src[rec.SrcUID]
-			switch {
-			case !listed && deleting:
-				gone = append(gone, rec)
-			case !listed:
-			case rec.DstUID == 0 || rec.DstUIDValidity != fs.led.uidValidity || rec.DstPath != fs.plan.Dest.Path.String():
-				// The copy cannot be addressed: no APPENDUID, or the
-				// destination folder was renumbered or remapped.
-			default:
-				want := flagKey(mail.CopyableFlags(m.Flags, fs.led.acceptAny, fs.led.permanent))
-				if want != rec.Flags {
-					changed[want] = append(changed[want], rec.DstUID)
-					newFlags[rec.SrcUID] = want
-				}
-			}
-			return nil
-		})
-		next = upTo + 1
-		return err
-	}
-	err := r.retry(r.srcHealth, nil, func() error {
-		// A retry walks from the start again.
-		gone, changed, newFlags, next = nil, map[string][]uint32{}, map[uint32]string{}, 1
-		_, err := r.src.List(r.ctx, fs.plan.Source, opts, func(ms []connector.Message) error {
-			if len(ms) == 0 {
-				return nil
-			}
-			return walk(ms, ms[len(ms)-1].UID)
-		})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
-	}
-	if deleting && next <= fs.known.Watermark {
-		if err := walk(nil, fs.known.Watermark); err != nil {
-			return err
-		}
-	}
 	var updated int64
-	for key, uids := range changed {
+	for key, ids := range c.byFlags {
 		var flags []string
 		if key != "" {
 			flags = strings.Split(key, " ")
 		}
-		if err := r.retry(r.dstHealth, nil, func() error { return r.dst.SetFlags(r.ctx, fs.led.dest, uids, flags) }); err != nil {
+		if err := r.dst.(connector.FlagSetter).SetFlags(r.ctx, fs.led.dest, ids, flags); err != nil {
 			return fmt.Errorf("destination: %w", err)
 		}
-		updated += int64(len(uids))
+		updated += int64(len(ids))
 	}
-	if err := st.SetFlags(r.ctx, r.opts.Pair, path, uidv, newFlags); err != nil {
+	if err := r.opts.State.SetFlags(r.ctx, r.opts.Pair, fs.plan.Source.Path.String(), c.srcIDs); err != nil {
 		return err
 	}
-	fs.res.FlagUpdates = updated
+	fs.res.FlagUpdates += updated
 	r.opts.Stats.FlagUpdates(updated)
+	*c = flagChanges{}
+	return nil
+}
+
+// upkeep runs once a folder is listed: it sends the remaining flag
+// changes and, in a delta pass with DeleteMissing, deletes the copies of
+// the messages the listing no longer showed (the connector listed every
+// old message, AllOld, or reported the removed ones).
+func (r *run) upkeep(fs *folderState) error {
+	if err := r.applyFlags(fs); err != nil {
+		return err
+	}
+	if !r.deleting() || fs.mode != modeDelta {
+		return nil // a full pass deletes in its sweep, once every message is settled
+	}
+	gone := fs.gone
+	if !r.srcF.ReportsRemovals {
+		err := r.opts.State.Copied(r.ctx, r.opts.Pair, fs.plan.Source.Path.String(), func(rec store.MessageRecord) error {
+			if !fs.seen.has(connector.ID(rec.SrcID)) {
+				gone = append(gone, rec)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if len(gone) == 0 {
 		return nil
 	}
-	var dstUIDs, srcUIDs []uint32
-	for _, rec := range gone {
-		if rec.DstUID != 0 && rec.DstUIDValidity == fs.led.uidValidity && rec.DstPath == fs.plan.Dest.Path.String() {
-			dstUIDs = append(dstUIDs, rec.DstUID)
-			srcUIDs = append(srcUIDs, rec.SrcUID)
+	if err := r.deleteCopies(fs, gone); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(gone))
+	for _, g := range gone {
+		if r.addressable(fs, &g) {
+			ids = append(ids, g.SrcID)
 		}
 	}
-	if err := r.retry(r.dstHealth, nil, func() error { return r.dst.Delete(r.ctx, fs.led.dest, dstUIDs) }); err != nil {
+	return r.opts.State.Forget(context.Background(), r.opts.Pair, fs.plan.Source.Path.String(), ids)
+}
+
+// deleteCopies deletes the destination copies of gone, those this tool
+// can address.
+func (r *run) deleteCopies(fs *folderState, gone []store.MessageRecord) error {
+	var ids []connector.ID
+	for _, g := range gone {
+		if r.addressable(fs, &g) {
+			ids = append(ids, connector.ID(g.DstID))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := r.dst.(connector.Deleter).Delete(r.ctx, fs.led.dest, ids); err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
-	fs.res.Deleted = int64(len(dstUIDs))
-	r.opts.Stats.Deleted(int64(len(dstUIDs)))
-	return st.Forget(r.ctx, r.opts.Pair, path, uidv, srcUIDs)
+	fs.res.Deleted += int64(len(ids))
+	r.opts.Stats.Deleted(int64(len(ids)))
+	return nil
 }

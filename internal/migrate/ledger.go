@@ -22,12 +22,14 @@ import (
 // that holds one of them must get the other, with its own flags and date.
 type ledger struct {
 	dest connector.Folder
-	// startUIDNext is the destination's UIDNEXT when it was indexed: any
-	// message at or above it arrived during this run.
-	startUIDNext uint32
-	uidValidity  uint32
-	acceptAny    bool
-	permanent    []string
+	// cursor is the destination folder's state when it was opened: what
+	// a listing since it shows arrived during this run.
+	cursor    connector.Cursor
+	acceptAny bool
+	permanent []string
+	// indexed is set once the destination's messages are in the ledger
+	// (a full pass, or indexLedger); under mu once the ledger is shared.
+	indexed bool
 
 	// appends holds a read lock from the moment an APPEND is sent until
 	// its outcome is known; reconciling an uncertain APPEND takes the

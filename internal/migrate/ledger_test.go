@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +11,7 @@ import (
 )
 
 func copyOf(id byte, uid uint32, date int, flags ...string) connector.Message {
-	return connector.Message{UID: uid, Identity: mail.Identity{id}, Flags: flags,
+	return connector.Message{ID: connector.ID(strconv.Itoa(int(uid))), Identity: mail.Identity{id}, Flags: flags,
 		InternalDate: time.Date(2020, 1, 1, 0, 0, date, 0, time.UTC)}
 }
 
@@ -36,7 +37,7 @@ func TestClaimPairsCopiesByDateAndFlags(t *testing.T) {
 		}
 	}
 	present, copy := c.resolve()
-	if len(present) != 0 || len(copy) != 1 || copy[0].UID != 1 {
+	if len(present) != 0 || len(copy) != 1 || copy[0].ID != "1" {
 		t.Errorf("resolve: present %v, copy %v; want UID 1 copied", present, copy)
 	}
 	// A second source folder mapping to the same destination finds all
@@ -44,7 +45,7 @@ func TestClaimPairsCopiesByDateAndFlags(t *testing.T) {
 	c2 := l.claimer()
 	for _, m := range []connector.Message{copyOf(1, 7, 1), copyOf(1, 8, 2), copyOf(1, 9, 3)} {
 		if p, _ := c2.claim(m); !p {
-			t.Errorf("second folder: UID %d not found present", m.UID)
+			t.Errorf("second folder: ID %s not found present", m.ID)
 		}
 	}
 	// Unless the write failed: then the other folder may bring it.
@@ -67,11 +68,11 @@ func TestResolvePrefersExactMatches(t *testing.T) {
 	c := l.claimer()
 	for _, m := range []connector.Message{copyOf(2, 1, 1), copyOf(2, 2, 2, "$work")} {
 		if p, d := c.claim(m); p || !d {
-			t.Fatalf("UID %d: present %v deferred %v", m.UID, p, d)
+			t.Fatalf("ID %s: present %v deferred %v", m.ID, p, d)
 		}
 	}
 	present, copy := c.resolve()
-	if len(present) != 1 || present[0].UID != 2 || len(copy) != 1 || copy[0].UID != 1 {
+	if len(present) != 1 || present[0].ID != "2" || len(copy) != 1 || copy[0].ID != "1" {
 		t.Errorf("present %v copy %v; want UID 2 (same flags) present, UID 1 copied", present, copy)
 	}
 }

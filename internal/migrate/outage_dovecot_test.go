@@ -154,9 +154,9 @@ func TestOutageLongerThanBudget(t *testing.T) {
 		switch {
 		case f.Folder == "" || !strings.Contains(f.Reason, "not copied: the source was unreachable for"):
 			t.Errorf("failure without folder or reason: %+v", f)
-		case f.UID != 0 && f.Messages == 1:
+		case f.ID != "" && f.Messages == 1:
 			byUID++
-		case f.UID == 0 && f.Messages > 0:
+		case f.ID == "" && f.Messages > 0:
 			byFolder++
 		default:
 			t.Errorf("failure neither names a UID nor counts its folder's messages: %+v", f)

@@ -173,31 +173,54 @@ func storePlan(p FolderPlan) store.FolderPlan {
 }
 
 // discover lists both sides' folders and plans them, following the plans
-// earlier passes recorded.
+// earlier passes recorded. Parts of the source its connector could not
+// list (FolderNoter) are reported, folders that hold no mail are set
+// aside with a note, and into a destination without a folder tree
+// (a single mbox file) every folder goes to INBOX.
 func (r *run) discover() ([]FolderPlan, error) {
 	var sf, df []connector.Folder
-	if err := r.retry(r.srcHealth, nil, func() error {
-		var err error
+	var notes []connector.FolderNote
+	var err error
+	if r.srcF.Notes {
+		sf, notes, err = r.src.(connector.FolderNoter).FoldersNoted(r.ctx)
+	} else {
 		sf, err = r.src.Folders(r.ctx)
-		return err
-	}); err != nil {
+	}
+	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	if err := r.retry(r.dstHealth, nil, func() error {
-		var err error
-		df, err = r.dst.Folders(r.ctx)
-		return err
-	}); err != nil {
+	if df, err = r.dst.Folders(r.ctx); err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
+	}
+	for _, n := range notes {
+		r.note(n)
+	}
+	mailFolders := sf[:0:0]
+	for _, f := range sf {
+		if f.IsMail() {
+			mailFolders = append(mailFolders, f)
+			continue
+		}
+		if f.NoSelect || !r.opts.Rules.Selected(f.Path) {
+			continue
+		}
+		res := &FolderResult{Source: f.Path.String(), Class: f.Class, Plan: PlanNew,
+			Why: "not a mail folder (" + f.Class + "): not copied; Mailferry copies mail only"}
+		r.mu.Lock()
+		r.skipped = append(r.skipped, res)
+		r.mu.Unlock()
+		r.emit(Event{Type: "folder_done", Folder: res})
 	}
 	var recorded map[string]store.FolderPlan
 	if r.opts.State != nil {
-		var err error
 		if recorded, err = r.opts.State.FolderPlans(r.ctx, r.opts.Pair); err != nil {
 			return nil, err
 		}
 	}
-	plans := PlanFolders(sf, df, r.opts.Rules, recorded)
+	plans := PlanFolders(mailFolders, df, r.opts.Rules, recorded)
+	if !r.dstF.Folders {
+		plans = intoInbox(plans, df)
+	}
 	if r.opts.State != nil && !r.opts.DryRun {
 		// Recorded before anything is copied: a pass killed from here on
 		// resumes with the same plan.
@@ -212,4 +235,26 @@ func (r *run) discover() ([]FolderPlan, error) {
 		}
 	}
 	return plans, nil
+}
+
+// intoInbox sends every folder to the inbox of a destination that has no
+// folder tree (Features.Folders false: a single mbox file).
+func intoInbox(plans []FolderPlan, dst []connector.Folder) []FolderPlan {
+	inbox := connector.Folder{Path: mail.Path{mail.InboxName}, Name: mail.InboxName, Role: mail.RoleInbox}
+	for _, f := range dst {
+		if f.Path.IsInbox() {
+			inbox = f
+		}
+	}
+	for i := range plans {
+		p := &plans[i]
+		if !p.Dest.Path.IsInbox() {
+			p.Why = "the destination has one folder only"
+		}
+		if !p.Dest.Path.Equal(inbox.Path) || p.Create {
+			p.record = true
+		}
+		p.Dest, p.Create = inbox, false
+	}
+	return plans
 }

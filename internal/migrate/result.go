@@ -9,12 +9,15 @@ import (
 )
 
 // Failure is one message that was not copied, or several: a folder that
-// could not be listed has no UIDs to report, so its messages are one
-// Failure with Messages set to their number (from STATUS) and UID 0.
+// could not be listed has no IDs to report, so its messages are one
+// Failure with Messages set to their number (from its status) and no ID.
 type Failure struct {
 	Folder string `json:"folder"` // source path, '/'-separated
-	UID    uint32 `json:"uid,omitempty"`
-	Size   int64  `json:"size,omitempty"`
+	// ID is the source connector's ID of the message (IMAP
+	// "<uidvalidity>.<uid>", a POP3 UIDL, a Maildir file name, an mbox
+	// "<offset>.<digest>", an EML path).
+	ID   string `json:"id,omitempty"`
+	Size int64  `json:"size,omitempty"`
 	// Messages is how many messages the failure stands for: 1 for a
 	// message, the folder's count for a folder, 0 for a failure that left
 	// no message uncopied (flag changes that could not be carried over).
@@ -31,8 +34,8 @@ type Failure struct {
 //
 // The counts balance: Messages = Copied + Present + Skipped + Failed +
 // Left, where Messages is every source message this pass had to deal
-// with (all of the folder in a full pass, the ones above the watermark
-// in a delta pass, none in an unchanged folder) and Left is nonzero only
+// with (all of the folder in a full pass, the new ones in a delta pass,
+// none in an unchanged folder) and Left is nonzero only
 // when the pass was stopped. Earlier counts the messages that earlier
 // passes settled and this one did not need to look at.
 type FolderResult struct {
@@ -44,6 +47,9 @@ type FolderResult struct {
 	Created bool   `json:"created,omitempty"` // the destination folder was created
 	// Unchanged folders were skipped after one STATUS showed nothing new.
 	Unchanged bool `json:"unchanged,omitempty"`
+	// Class is set for a folder that holds no mail (a calendar, contacts,
+	// tasks: the source's class name); it is not copied.
+	Class string `json:"class,omitempty"`
 
 	Messages int64 `json:"source_messages"`
 	Earlier  int64 `json:"settled_earlier,omitempty"`

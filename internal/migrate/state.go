@@ -10,16 +10,22 @@ import (
 // State is the durable memory of earlier passes; *store.Store implements
 // it. Without one (Options.State nil) every pass indexes the destination
 // and relies on identity alone, which is still duplicate-free but reads
-// more.
+// more. IDs and cursors are the connectors' own, opaque here and there.
 type State interface {
 	Folder(ctx context.Context, pair, srcPath string) (store.FolderState, bool, error)
 	SaveFolder(ctx context.Context, pair string, f store.FolderState) error
 	ForgetFolder(ctx context.Context, pair, srcPath string) error
 	Record(ctx context.Context, pair string, recs []store.MessageRecord) error
-	Unsettled(ctx context.Context, pair, srcPath string, uidValidity, watermark uint32) (map[uint32]store.MessageRecord, error)
-	Copied(ctx context.Context, pair, srcPath string, uidValidity, minUID, maxUID uint32, fn func(store.MessageRecord) error) error
-	SetFlags(ctx context.Context, pair, srcPath string, uidValidity uint32, flags map[uint32]string) error
-	Forget(ctx context.Context, pair, srcPath string, uidValidity uint32, uids []uint32) error
+	// Lookup returns the entries of these source IDs, by ID.
+	Lookup(ctx context.Context, pair, srcPath string, ids []string) (map[string]store.MessageRecord, error)
+	// Unsettled counts the folder's intents and failures.
+	Unsettled(ctx context.Context, pair, srcPath string) (int64, error)
+	// Records and Copied stream the folder's entries (all, or those of
+	// copies); fn must not call the State.
+	Records(ctx context.Context, pair, srcPath string, fn func(store.MessageRecord) error) error
+	Copied(ctx context.Context, pair, srcPath string, fn func(store.MessageRecord) error) error
+	SetFlags(ctx context.Context, pair, srcPath string, flags map[string]string) error
+	Forget(ctx context.Context, pair, srcPath string, ids []string) error
 	// FolderPlans returns the folder plan earlier passes recorded, by
 	// source path; SaveFolderPlans records new or replaced ones. A pass
 	// records its plan before it copies anything and follows the record
@@ -29,22 +35,6 @@ type State interface {
 }
 
 var _ State = (*store.Store)(nil)
-
-// folderMode says how much of a folder a pass must look at.
-type folderMode int
-
-const (
-	// modeFull indexes the destination folder and copies every source
-	// message it lacks, recognised by identity: first passes, rescans,
-	// a changed UIDVALIDITY, and folders an interrupted pass left with
-	// unresolved intents.
-	modeFull folderMode = iota
-	// modeDelta lists only source UIDs above the watermark and copies
-	// those not yet settled, without indexing the destination.
-	modeDelta
-	// modeUnchanged skips a folder whose STATUS matches the last pass.
-	modeUnchanged
-)
 
 // recorder writes message results in batches from one goroutine (group
 // commit): many results, one transaction.
@@ -110,6 +100,9 @@ func (r *recorder) add(rec store.MessageRecord) { r.ch <- recReq{rec: &rec} }
 
 // flush returns once everything added before it is committed.
 func (r *recorder) flush() error {
+	if r == nil {
+		return nil
+	}
 	ch := make(chan error, 1)
 	r.ch <- recReq{flush: ch}
 	return <-ch

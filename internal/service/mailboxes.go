@@ -364,10 +364,10 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	if _, err := s.Mailbox(ctx, ownerID, projectID, mailboxID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages FROM failed_items
+	rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages, item_id FROM failed_items
 		WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
 			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
-		ORDER BY folder, uid`, mailboxID)
+		ORDER BY folder, uid, item_id`, mailboxID)
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +375,7 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	out := []FailedItem{}
 	for rows.Next() {
 		var f FailedItem
-		if err := rows.Scan(&f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages); err != nil {
+		if err := rows.Scan(&f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages, &f.ID); err != nil {
 			return nil, err
 		}
 		out = append(out, f)

@@ -3,6 +3,8 @@ package service
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -110,7 +112,7 @@ func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial }
 
 // Endpoint is a mail server.
 type Endpoint struct {
-	Type     string `json:"type"` // "imap" today
+	Type     string `json:"type"` // "imap", or "pop3" for a source
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	Security string `json:"security"` // tls | starttls | none
@@ -118,6 +120,37 @@ type Endpoint struct {
 	// logging in without TLS. Both are explicit opt-outs.
 	Insecure       bool `json:"insecure,omitempty"`
 	AllowPlaintext bool `json:"allow_plaintext,omitempty"`
+}
+
+// URL is the endpoint as a connector address (connector/all parses it):
+// the scheme says the type and the security, e.g. pop3s://host:995.
+func (e Endpoint) URL() string {
+	scheme := e.Type
+	if scheme == "" {
+		scheme = "imap"
+	}
+	switch e.Security {
+	case "tls":
+		scheme += "s"
+	case "starttls":
+		scheme += "+starttls"
+	}
+	return scheme + "://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
+
+// DefaultPort is the usual port of a source type and security: 993 and
+// 143 for IMAP, 995 and 110 for POP3 (RFC 8314).
+func DefaultPort(typ, security string) int {
+	tls := security == "tls"
+	switch {
+	case typ == "pop3" && tls:
+		return 995
+	case typ == "pop3":
+		return 110
+	case tls:
+		return 993
+	}
+	return 143
 }
 
 // Preset is an operator-defined destination, e.g. "Rackspace Email".
@@ -231,12 +264,16 @@ type PlanRow struct {
 }
 
 // FailedItem is one message a pass could not copy, or all the messages of
-// a folder that could not be listed (UID 0, Messages their number).
+// a folder that could not be listed (no ID, Messages their number).
 type FailedItem struct {
 	PassID string `json:"pass_id"`
 	Folder string `json:"folder"`
-	UID    uint32 `json:"uid"`
-	Size   int64  `json:"size"`
+	// ID is the source connector's ID of the message: IMAP
+	// "<uidvalidity>.<uid>", a POP3 UIDL, a file name. Items recorded by
+	// releases before the connector model have UID instead.
+	ID   string `json:"id,omitempty"`
+	UID  uint32 `json:"uid,omitempty"`
+	Size int64  `json:"size"`
 	// Messages is how many messages the item stands for: 1 for a
 	// message, a folder's count for a folder, 0 for a failure that left
 	// no message uncopied.

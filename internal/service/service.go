@@ -163,11 +163,11 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 		in.Source.Type = "imap"
 	}
 	switch in.Source.Type {
-	case "imap":
-	case "pop3", "exchange", "m365":
-		return inputErr("source.type", "%s sources are coming soon; only IMAP is available today", in.Source.Type)
+	case "imap", "pop3":
+	case "exchange", "m365":
+		return inputErr("source.type", "%s sources are coming soon; IMAP and POP3 are available today", in.Source.Type)
 	default:
-		return inputErr("source.type", "unknown source type %q", in.Source.Type)
+		return inputErr("source.type", "unknown source type %q: use imap or pop3", in.Source.Type)
 	}
 	in.Source.Host = strings.TrimSpace(in.Source.Host)
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(in.Source.Host, "["), "]")); err == nil && a.Zone() == "" {
@@ -179,15 +179,14 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 		in.Source.Security = "tls"
 	}
 	switch in.Source.Security {
-	case "tls":
+	case "tls", "starttls", "none":
 		if in.Source.Port == 0 {
-			in.Source.Port = 993
-		}
-	case "starttls", "none":
-		if in.Source.Port == 0 {
-			in.Source.Port = 143
+			in.Source.Port = DefaultPort(in.Source.Type, in.Source.Security)
 		}
 	default:
+		if in.Source.Type == "pop3" {
+			return inputErr("source.security", "use tls (port 995), starttls or none (no encryption, port 110)")
+		}
 		return inputErr("source.security", "use tls (port 993), starttls or none (no encryption, port 143)")
 	}
 	if in.Source.Security == "none" {
@@ -200,7 +199,7 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 		}
 	}
 	if in.Source.Port < 1 || in.Source.Port > 65535 {
-		return inputErr("source.port", "the port must be between 1 and 65535 (IMAP: 993 with SSL, 143 without)")
+		return inputErr("source.port", "the port must be between 1 and 65535 (IMAP: 993 with SSL, 143 without; POP3: 995 with SSL, 110 without)")
 	}
 	if _, ok := presets[in.DestinationPreset]; !ok {
 		var ids []string

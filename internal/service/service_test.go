@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,9 +67,22 @@ func TestProjectsAndMailboxes(t *testing.T) {
 	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Host: "mail.old.example"}, DestinationPreset: "nope"}); err == nil {
 		t.Error("an unknown preset must be refused")
 	}
-	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "pop3", Host: "h"}, DestinationPreset: "dest"}); err == nil ||
+	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "exchange", Host: "h"}, DestinationPreset: "dest"}); err == nil ||
 		!strings.Contains(err.Error(), "coming soon") {
-		t.Errorf("POP3 must say coming soon: %v", err)
+		t.Errorf("Exchange must say coming soon: %v", err)
+	}
+	// POP3 sources default to 995 with TLS and 110 without.
+	for sec, port := range map[string]int{"tls": 995, "starttls": 110} {
+		p, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "pop " + sec, Source: Endpoint{Type: "pop3", Host: "pop.old.example", Security: sec}, DestinationPreset: "dest"})
+		if err != nil || p.Source.Port != port || p.Source.Type != "pop3" {
+			t.Fatalf("POP3 %s source: %+v %v; want port %d", sec, p.Source, err, port)
+		}
+		if want := map[string]string{"tls": "pop3s", "starttls": "pop3+starttls"}[sec] + "://pop.old.example:" + strconv.Itoa(port); p.Source.URL() != want {
+			t.Errorf("URL() = %q, want %q", p.Source.URL(), want)
+		}
+		if err := s.DeleteProject(ctx, alice.ID, p.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "Acme", Source: Endpoint{Host: "mail.old.example", Security: "starttls"}, DestinationPreset: "dest"})
 	if err != nil || p.Source.Port != 143 {

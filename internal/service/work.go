@@ -162,8 +162,8 @@ func (s *Service) finishMailboxPass(ctx context.Context, passID, mailboxID strin
 		return false, err
 	}
 	for _, f := range o.Failures {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO failed_items (pass_id, mailbox_id, folder, uid, size, kind, reason, subject, messages)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, passID, mailboxID, f.Folder, f.UID, f.Size, f.Kind, f.Reason, f.Subject, f.Messages); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO failed_items (pass_id, mailbox_id, folder, uid, size, kind, reason, subject, messages, item_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, passID, mailboxID, f.Folder, f.UID, f.Size, f.Kind, f.Reason, f.Subject, f.Messages, f.ID); err != nil {
 			return false, err
 		}
 	}

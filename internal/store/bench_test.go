@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"testing"
 )
 
@@ -18,13 +19,14 @@ func BenchmarkRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	recs := make([]MessageRecord, 64)
-	uid := uint32(0)
+	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := range recs {
-			uid++
-			recs[i] = MessageRecord{SrcPath: "INBOX", SrcUIDValidity: 1, SrcUID: uid, Identity: "0123456789abcdef0123456789abcdef",
-				State: StateCopied, DstPath: "INBOX", DstUIDValidity: 2, DstUID: uid, Flags: `\Seen`}
+			n++
+			id := "1700000000." + strconv.Itoa(n)
+			recs[i] = MessageRecord{SrcPath: "INBOX", SrcID: id, Identity: "0123456789abcdef0123456789abcdef",
+				State: StateCopied, DstPath: "INBOX", DstID: id, Flags: `\Seen`}
 		}
 		if err := s.Record(ctx, "p", recs); err != nil {
 			b.Fatal(err)

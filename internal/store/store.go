@@ -122,57 +122,54 @@ func (s *Store) Pair(ctx context.Context, key, source, destination string) error
 
 // FolderState is what is known of one source folder of a pair.
 type FolderState struct {
-	SrcPath        string
-	SrcUIDValidity uint32
-	DstPath        string
-	// Watermark: every source UID at or below it is settled (copied,
-	// present, skipped or failed).
-	Watermark     uint32
-	UIDNext       uint32
-	Messages      uint32
-	HighestModSeq uint64
-	Copied        int64
-	Present       int64
-	Failed        int64
-	SyncedAt      time.Time
+	SrcPath string
+	// Cursor is the source connector's change state of the folder after
+	// the last pass that settled every message it listed; opaque here.
+	Cursor  string
+	DstPath string
+	// Messages is how many messages the folder held then.
+	Messages int64
+	Copied   int64
+	Present  int64
+	Failed   int64
+	SyncedAt time.Time
+}
+
+const folderCols = `src_path, cursor, dst_path, messages, copied, present, failed, synced_at`
+
+func scanFolder(sc interface{ Scan(...any) error }) (FolderState, error) {
+	var f FolderState
+	var synced int64
+	err := sc.Scan(&f.SrcPath, &f.Cursor, &f.DstPath, &f.Messages, &f.Copied, &f.Present, &f.Failed, &synced)
+	f.SyncedAt = time.Unix(synced, 0)
+	return f, err
 }
 
 // Folder returns the state of one folder; ok is false when unknown.
 func (s *Store) Folder(ctx context.Context, pair, srcPath string) (f FolderState, ok bool, err error) {
-	var synced int64
-	err = s.db.QueryRowContext(ctx, `SELECT src_path, src_uidvalidity, dst_path, watermark, uidnext, messages, highest_modseq,
-			copied, present, failed, synced_at
-		FROM folder_state WHERE pair_key = $1 AND src_path = $2`, pair, srcPath).
-		Scan(&f.SrcPath, &f.SrcUIDValidity, &f.DstPath, &f.Watermark, &f.UIDNext, &f.Messages, &f.HighestModSeq,
-			&f.Copied, &f.Present, &f.Failed, &synced)
+	f, err = scanFolder(s.db.QueryRowContext(ctx, `SELECT `+folderCols+` FROM folder_cursors WHERE pair_key = $1 AND src_path = $2`, pair, srcPath))
 	if errors.Is(err, sql.ErrNoRows) {
-		return f, false, nil
+		return FolderState{}, false, nil
 	}
 	if err != nil {
 		return f, false, wrap("read folder state", err)
 	}
-	f.SyncedAt = time.Unix(synced, 0)
 	return f, true, nil
 }
 
 // Folders lists every folder state of a pair, for `mailferry status`.
 func (s *Store) Folders(ctx context.Context, pair string) ([]FolderState, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT src_path, src_uidvalidity, dst_path, watermark, uidnext, messages, highest_modseq,
-			copied, present, failed, synced_at
-		FROM folder_state WHERE pair_key = $1 ORDER BY src_path`, pair)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+folderCols+` FROM folder_cursors WHERE pair_key = $1 ORDER BY src_path`, pair)
 	if err != nil {
 		return nil, wrap("list folder states", err)
 	}
 	defer rows.Close()
 	var out []FolderState
 	for rows.Next() {
-		var f FolderState
-		var synced int64
-		if err := rows.Scan(&f.SrcPath, &f.SrcUIDValidity, &f.DstPath, &f.Watermark, &f.UIDNext, &f.Messages,
-			&f.HighestModSeq, &f.Copied, &f.Present, &f.Failed, &synced); err != nil {
+		f, err := scanFolder(rows)
+		if err != nil {
 			return nil, wrap("list folder states", err)
 		}
-		f.SyncedAt = time.Unix(synced, 0)
 		out = append(out, f)
 	}
 	return out, wrap("list folder states", rows.Err())
@@ -180,44 +177,44 @@ func (s *Store) Folders(ctx context.Context, pair string) ([]FolderState, error)
 
 // SaveFolder stores a folder's state after a pass over it completed.
 func (s *Store) SaveFolder(ctx context.Context, pair string, f FolderState) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO folder_state (pair_key, src_path, src_uidvalidity, dst_path, watermark, uidnext,
-			messages, highest_modseq, copied, present, failed, synced_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		ON CONFLICT (pair_key, src_path) DO UPDATE SET src_uidvalidity = $3, dst_path = $4, watermark = $5, uidnext = $6,
-			messages = $7, highest_modseq = $8, copied = $9, present = $10, failed = $11, synced_at = $12`,
-		pair, f.SrcPath, int64(f.SrcUIDValidity), f.DstPath, int64(f.Watermark), int64(f.UIDNext), int64(f.Messages),
-		int64(f.HighestModSeq), f.Copied, f.Present, f.Failed, time.Now().Unix())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO folder_cursors (pair_key, src_path, cursor, dst_path, messages, copied, present, failed, synced_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (pair_key, src_path) DO UPDATE SET cursor = $3, dst_path = $4, messages = $5, copied = $6, present = $7,
+			failed = $8, synced_at = $9`,
+		pair, f.SrcPath, f.Cursor, f.DstPath, f.Messages, f.Copied, f.Present, f.Failed, time.Now().Unix())
 	return wrap("save folder state", err)
 }
 
-// ForgetFolder drops what is known of a folder's messages, after its
-// UIDVALIDITY changed and the old UIDs mean nothing any more.
+// ForgetFolder drops what is known of a folder's messages and its
+// cursor, after the source connector said the IDs recorded under it mean
+// nothing any more (an IMAP UIDVALIDITY change, a rewritten mbox file).
 func (s *Store) ForgetFolder(ctx context.Context, pair, srcPath string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap("forget folder", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_state WHERE pair_key = $1 AND src_path = $2`, pair, srcPath); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM items WHERE pair_key = $1 AND src_path = $2`, pair, srcPath); err != nil {
 		return wrap("forget folder", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM folder_state WHERE pair_key = $1 AND src_path = $2`, pair, srcPath); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM folder_cursors WHERE pair_key = $1 AND src_path = $2`, pair, srcPath); err != nil {
 		return wrap("forget folder", err)
 	}
 	return wrap("forget folder", tx.Commit())
 }
 
-// MessageRecord is one message's entry.
+// MessageRecord is one message's entry. IDs are the connectors' own,
+// opaque here.
 type MessageRecord struct {
-	SrcPath        string
-	SrcUIDValidity uint32
-	SrcUID         uint32
-	Identity       string
-	State          string
-	DstPath        string
-	DstUIDValidity uint32
-	DstUID         uint32
-	Reason         string
+	SrcPath  string
+	SrcID    string
+	Identity string
+	State    string
+	DstPath  string
+	// DstID is the copy's ID on the destination when it reported one
+	// (IMAP APPENDUID); empty otherwise.
+	DstID  string
+	Reason string
 	// Flags are the flags set on the destination copy, space-separated.
 	Flags string
 }
@@ -234,19 +231,16 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	// statement a row may be written once only (PostgreSQL refuses to
 	// update a row twice in one ON CONFLICT), so the last entry per
 	// message wins, as it would row by row.
-	type key struct {
-		path       string
-		valid, uid uint32
-	}
+	type key struct{ path, id string }
 	last := make(map[key]int, len(recs))
 	for i, r := range recs {
-		last[key{r.SrcPath, r.SrcUIDValidity, r.SrcUID}] = i
+		last[key{r.SrcPath, r.SrcID}] = i
 	}
 	rows := recs
 	if len(last) < len(recs) {
 		rows = make([]MessageRecord, 0, len(last))
 		for i, r := range recs {
-			if last[key{r.SrcPath, r.SrcUIDValidity, r.SrcUID}] == i {
+			if last[key{r.SrcPath, r.SrcID}] == i {
 				rows = append(rows, r)
 			}
 		}
@@ -269,8 +263,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 		n := min(len(rows), recordChunk)
 		args = args[:0]
 		for _, r := range rows[:n] {
-			args = append(args, pair, r.SrcPath, int64(r.SrcUIDValidity), int64(r.SrcUID), r.Identity, r.State,
-				r.DstPath, int64(r.DstUIDValidity), int64(r.DstUID), r.Reason, now, r.Flags)
+			args = append(args, pair, r.SrcPath, r.SrcID, r.Identity, r.State, r.DstPath, r.DstID, r.Reason, r.Flags, now)
 		}
 		var err error
 		if n == recordChunk {
@@ -286,11 +279,11 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	return wrap("record messages", tx.Commit())
 }
 
-// Rows per INSERT in Record, and the columns of each: 64 x 12 parameters
+// Rows per INSERT in Record, and the columns of each: 64 x 10 parameters
 // stay far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 const (
 	recordChunk   = 64
-	recordColumns = 12
+	recordColumns = 10
 )
 
 // recordSQL is Record's INSERT for n rows. Its parameters are positional
@@ -300,14 +293,22 @@ const (
 // numbered.
 func recordSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO message_state (pair_key, src_path, src_uidvalidity, src_uid, identity, state,
-			dst_path, dst_uidvalidity, dst_uid, reason, updated_at, flags) VALUES `)
+	b.WriteString(`INSERT INTO items (pair_key, src_path, src_id, identity, state, dst_path, dst_id, reason, flags, updated_at) VALUES `)
+	writeRows(&b, n, recordColumns)
+	b.WriteString(` ON CONFLICT (pair_key, src_path, src_id) DO UPDATE SET identity = excluded.identity,
+		state = excluded.state, dst_path = excluded.dst_path, dst_id = excluded.dst_id, reason = excluded.reason,
+		flags = excluded.flags, updated_at = excluded.updated_at`)
+	return b.String()
+}
+
+// writeRows writes n rows of cols positional parameters: (?,?),(?,?).
+func writeRows(b *strings.Builder, n, cols int) {
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('(')
-		for c := range recordColumns {
+		for c := range cols {
 			if c > 0 {
 				b.WriteByte(',')
 			}
@@ -315,39 +316,66 @@ func recordSQL(n int) string {
 		}
 		b.WriteByte(')')
 	}
-	b.WriteString(` ON CONFLICT (pair_key, src_path, src_uidvalidity, src_uid) DO UPDATE SET identity = excluded.identity,
-		state = excluded.state, dst_path = excluded.dst_path, dst_uidvalidity = excluded.dst_uidvalidity,
-		dst_uid = excluded.dst_uid, reason = excluded.reason, updated_at = excluded.updated_at, flags = excluded.flags`)
-	return b.String()
 }
 
-// Unsettled returns the entries of a folder above its watermark (what an
-// interrupted pass left behind) and those that failed (to be tried
-// again). Their count is small (one pass's worth of one folder at most),
-// so they are returned whole.
-func (s *Store) Unsettled(ctx context.Context, pair, srcPath string, uidValidity, watermark uint32) (map[uint32]MessageRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT src_uid, identity, state, dst_path, dst_uidvalidity, dst_uid, reason, flags
-		FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3
-			AND (src_uid > $4 OR state = 'failed' OR state = 'intent')`,
-		pair, srcPath, int64(uidValidity), int64(watermark))
-	if err != nil {
-		return nil, wrap("read unsettled messages", err)
-	}
-	defer rows.Close()
-	out := map[uint32]MessageRecord{}
-	for rows.Next() {
-		r := MessageRecord{SrcPath: srcPath, SrcUIDValidity: uidValidity}
-		if err := rows.Scan(&r.SrcUID, &r.Identity, &r.State, &r.DstPath, &r.DstUIDValidity, &r.DstUID, &r.Reason, &r.Flags); err != nil {
-			return nil, wrap("read unsettled messages", err)
+// lookupChunk bounds the IDs of one Lookup statement.
+const lookupChunk = 500
+
+// Lookup returns the entries of these source IDs of a folder, by ID; IDs
+// without an entry are absent. The engine asks once per listed batch, so
+// that what it holds stays bounded by the batch, not the folder.
+func (s *Store) Lookup(ctx context.Context, pair, srcPath string, ids []string) (map[string]MessageRecord, error) {
+	out := make(map[string]MessageRecord, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), lookupChunk)
+		var q strings.Builder
+		// Positional parameters, as in recordSQL.
+		q.WriteString(`SELECT src_id, identity, state, dst_path, dst_id, reason, flags FROM items
+			WHERE pair_key = ? AND src_path = ? AND src_id IN (`)
+		args := make([]any, 0, n+2)
+		args = append(args, pair, srcPath)
+		for i, id := range ids[:n] {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteByte('?')
+			args = append(args, id)
 		}
-		out[r.SrcUID] = r
+		q.WriteByte(')')
+		rows, err := s.db.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, wrap("look up messages", err)
+		}
+		for rows.Next() {
+			r := MessageRecord{SrcPath: srcPath}
+			if err := rows.Scan(&r.SrcID, &r.Identity, &r.State, &r.DstPath, &r.DstID, &r.Reason, &r.Flags); err != nil {
+				rows.Close()
+				return nil, wrap("look up messages", err)
+			}
+			out[r.SrcID] = r
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, wrap("look up messages", err)
+		}
+		ids = ids[n:]
 	}
-	return out, wrap("read unsettled messages", rows.Err())
+	return out, nil
+}
+
+// Unsettled counts a folder's entries that an interrupted pass left
+// (intent) or that failed (to be tried again).
+func (s *Store) Unsettled(ctx context.Context, pair, srcPath string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM items WHERE pair_key = $1 AND src_path = $2 AND state IN ('intent', 'failed')`,
+		pair, srcPath).Scan(&n)
+	return n, wrap("count unsettled messages", err)
 }
 
 // CountStates counts a pair's message entries by state.
 func (s *Store) CountStates(ctx context.Context, pair string) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM message_state WHERE pair_key = $1 GROUP BY state`, pair)
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM items WHERE pair_key = $1 GROUP BY state`, pair)
 	if err != nil {
 		return nil, wrap("count messages", err)
 	}
@@ -401,32 +429,42 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("state: %s: %w", op, err)
 }
 
-// Copied streams the entries of messages this tool copied into a folder,
-// in source UID order, from minUID up to maxUID. Flag sync and
-// --delete-missing walk them next to a listing of the source.
-func (s *Store) Copied(ctx context.Context, pair, srcPath string, uidValidity, minUID, maxUID uint32, fn func(MessageRecord) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT src_uid, identity, dst_path, dst_uidvalidity, dst_uid, flags
-		FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3 AND state = 'copied'
-			AND src_uid >= $4 AND src_uid <= $5 ORDER BY src_uid`,
-		pair, srcPath, int64(uidValidity), int64(minUID), int64(maxUID))
+// Records streams every entry of a folder, in no particular order. fn
+// must not use the store (the database may have one connection, which
+// the stream holds).
+func (s *Store) Records(ctx context.Context, pair, srcPath string, fn func(MessageRecord) error) error {
+	return s.records(ctx, `SELECT src_id, identity, state, dst_path, dst_id, reason, flags FROM items
+		WHERE pair_key = $1 AND src_path = $2`, pair, srcPath, fn)
+}
+
+// Copied streams the entries of messages this tool copied from a
+// folder, in no particular order; fn must not use the store. Flag sync
+// and --delete-missing walk them.
+func (s *Store) Copied(ctx context.Context, pair, srcPath string, fn func(MessageRecord) error) error {
+	return s.records(ctx, `SELECT src_id, identity, state, dst_path, dst_id, reason, flags FROM items
+		WHERE pair_key = $1 AND src_path = $2 AND state = 'copied'`, pair, srcPath, fn)
+}
+
+func (s *Store) records(ctx context.Context, query, pair, srcPath string, fn func(MessageRecord) error) error {
+	rows, err := s.db.QueryContext(ctx, query, pair, srcPath)
 	if err != nil {
-		return wrap("read copied messages", err)
+		return wrap("read message entries", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		r := MessageRecord{SrcPath: srcPath, SrcUIDValidity: uidValidity, State: StateCopied}
-		if err := rows.Scan(&r.SrcUID, &r.Identity, &r.DstPath, &r.DstUIDValidity, &r.DstUID, &r.Flags); err != nil {
-			return wrap("read copied messages", err)
+		r := MessageRecord{SrcPath: srcPath}
+		if err := rows.Scan(&r.SrcID, &r.Identity, &r.State, &r.DstPath, &r.DstID, &r.Reason, &r.Flags); err != nil {
+			return wrap("read message entries", err)
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
-	return wrap("read copied messages", rows.Err())
+	return wrap("read message entries", rows.Err())
 }
 
-// SetFlags records the flags now on the destination copies.
-func (s *Store) SetFlags(ctx context.Context, pair, srcPath string, uidValidity uint32, flags map[uint32]string) error {
+// SetFlags records the flags now on the destination copies, by source ID.
+func (s *Store) SetFlags(ctx context.Context, pair, srcPath string, flags map[string]string) error {
 	if len(flags) == 0 {
 		return nil
 	}
@@ -435,24 +473,24 @@ func (s *Store) SetFlags(ctx context.Context, pair, srcPath string, uidValidity 
 		return wrap("record flags", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
-	stmt, err := tx.PrepareContext(ctx, `UPDATE message_state SET flags = $1, updated_at = $2
-		WHERE pair_key = $3 AND src_path = $4 AND src_uidvalidity = $5 AND src_uid = $6`)
+	stmt, err := tx.PrepareContext(ctx, `UPDATE items SET flags = $1, updated_at = $2 WHERE pair_key = $3 AND src_path = $4 AND src_id = $5`)
 	if err != nil {
 		return wrap("record flags", err)
 	}
 	defer stmt.Close()
 	now := time.Now().Unix()
-	for uid, f := range flags {
-		if _, err := stmt.ExecContext(ctx, f, now, pair, srcPath, int64(uidValidity), int64(uid)); err != nil {
+	for id, f := range flags {
+		if _, err := stmt.ExecContext(ctx, f, now, pair, srcPath, id); err != nil {
 			return wrap("record flags", err)
 		}
 	}
 	return wrap("record flags", tx.Commit())
 }
 
-// Forget removes message entries after their copies were deleted.
-func (s *Store) Forget(ctx context.Context, pair, srcPath string, uidValidity uint32, uids []uint32) error {
-	if len(uids) == 0 {
+// Forget removes message entries: their copies were deleted, or their
+// source messages are gone.
+func (s *Store) Forget(ctx context.Context, pair, srcPath string, ids []string) error {
+	if len(ids) == 0 {
 		return nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -460,13 +498,13 @@ func (s *Store) Forget(ctx context.Context, pair, srcPath string, uidValidity ui
 		return wrap("forget messages", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a committed tx makes this a no-op
-	stmt, err := tx.PrepareContext(ctx, `DELETE FROM message_state WHERE pair_key = $1 AND src_path = $2 AND src_uidvalidity = $3 AND src_uid = $4`)
+	stmt, err := tx.PrepareContext(ctx, `DELETE FROM items WHERE pair_key = $1 AND src_path = $2 AND src_id = $3`)
 	if err != nil {
 		return wrap("forget messages", err)
 	}
 	defer stmt.Close()
-	for _, u := range uids {
-		if _, err := stmt.ExecContext(ctx, pair, srcPath, int64(uidValidity), int64(u)); err != nil {
+	for _, id := range ids {
+		if _, err := stmt.ExecContext(ctx, pair, srcPath, id); err != nil {
 			return wrap("forget messages", err)
 		}
 	}

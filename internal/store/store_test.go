@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -15,21 +16,22 @@ func TestStoreRoundTrip(t *testing.T) {
 	if err := s.Pair(ctx, "p1", "alice@old:993", "alice@new:993"); err != nil {
 		t.Fatal(err)
 	}
+	// IDs are opaque strings of any shape.
 	recs := []MessageRecord{
-		{SrcPath: "INBOX", SrcUIDValidity: 7, SrcUID: 1, Identity: "a", State: StateIntent, DstPath: "INBOX"},
-		{SrcPath: "INBOX", SrcUIDValidity: 7, SrcUID: 2, Identity: "b", State: StateIntent, DstPath: "INBOX"},
-		{SrcPath: "INBOX", SrcUIDValidity: 7, SrcUID: 3, Identity: "c", State: StateIntent, DstPath: "INBOX"},
+		{SrcPath: "INBOX", SrcID: "7.1", Identity: "a", State: StateIntent, DstPath: "INBOX"},
+		{SrcPath: "INBOX", SrcID: "UIDL-ÄÖ/b", Identity: "b", State: StateIntent, DstPath: "INBOX"},
+		{SrcPath: "INBOX", SrcID: "1234.5a5a5a5a5a5a", Identity: "c", State: StateIntent, DstPath: "INBOX"},
 	}
 	if err := s.Record(ctx, "p1", recs); err != nil {
 		t.Fatal(err)
 	}
 	// Results overwrite intents.
-	recs[0].State, recs[0].DstUID, recs[0].DstUIDValidity = StateCopied, 41, 9
+	recs[0].State, recs[0].DstID = StateCopied, "9.41"
 	recs[2].State, recs[2].Reason = StateFailed, "too big"
 	if err := s.Record(ctx, "p1", []MessageRecord{recs[0], recs[2]}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveFolder(ctx, "p1", FolderState{SrcPath: "INBOX", SrcUIDValidity: 7, DstPath: "INBOX", Watermark: 1, UIDNext: 4, Messages: 3, HighestModSeq: 12, Copied: 1}); err != nil {
+	if err := s.SaveFolder(ctx, "p1", FolderState{SrcPath: "INBOX", Cursor: "opaque;cursor=1", DstPath: "INBOX", Messages: 3, Copied: 1}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -41,44 +43,46 @@ func TestStoreRoundTrip(t *testing.T) {
 	}
 	defer s.Close()
 	f, ok, err := s.Folder(ctx, "p1", "INBOX")
-	if err != nil || !ok || f.Watermark != 1 || f.UIDNext != 4 || f.HighestModSeq != 12 || f.SrcUIDValidity != 7 {
+	if err != nil || !ok || f.Cursor != "opaque;cursor=1" || f.Messages != 3 || f.Copied != 1 {
 		t.Fatalf("folder state: %+v %v %v", f, ok, err)
 	}
-	un, err := s.Unsettled(ctx, "p1", "INBOX", 7, 1)
+	if n, err := s.Unsettled(ctx, "p1", "INBOX"); err != nil || n != 2 {
+		t.Fatalf("unsettled = %d, %v; want the intent and the failure", n, err)
+	}
+	got, err := s.Lookup(ctx, "p1", "INBOX", []string{"7.1", "UIDL-ÄÖ/b", "1234.5a5a5a5a5a5a", "no such id"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(un) != 2 || un[2].State != StateIntent || un[3].State != StateFailed || un[3].Reason != "too big" {
-		t.Fatalf("unsettled above watermark 1: %+v", un)
+	if len(got) != 3 || got["7.1"].State != StateCopied || got["7.1"].DstID != "9.41" || got["UIDL-ÄÖ/b"].State != StateIntent ||
+		got["1234.5a5a5a5a5a5a"].Reason != "too big" {
+		t.Fatalf("lookup: %+v", got)
 	}
-	// Failed entries count as unsettled even below the watermark: a later
-	// pass tries them again.
-	if un, _ := s.Unsettled(ctx, "p1", "INBOX", 7, 3); len(un) != 2 {
-		t.Fatalf("unsettled above watermark 1: %+v", un)
-	}
-	if un, _ := s.Unsettled(ctx, "p1", "INBOX", 8, 0); len(un) != 0 {
-		t.Errorf("entries of another UIDVALIDITY must not count: %+v", un)
+	if other, _ := s.Lookup(ctx, "p1", "Sent", []string{"7.1"}); len(other) != 0 {
+		t.Errorf("entries of another folder must not be found: %+v", other)
 	}
 	counts, err := s.CountStates(ctx, "p1")
 	if err != nil || counts[StateCopied] != 1 || counts[StateIntent] != 1 || counts[StateFailed] != 1 {
 		t.Fatalf("counts %v %v", counts, err)
 	}
-	// Flags of copied messages, streamed in UID order.
-	if err := s.SetFlags(ctx, "p1", "INBOX", 7, map[uint32]string{1: `\Seen Work`}); err != nil {
+	if err := s.SetFlags(ctx, "p1", "INBOX", map[string]string{"7.1": `\Seen Work`}); err != nil {
 		t.Fatal(err)
 	}
 	var copied []MessageRecord
-	if err := s.Copied(ctx, "p1", "INBOX", 7, 0, 100, func(r MessageRecord) error { copied = append(copied, r); return nil }); err != nil {
+	if err := s.Copied(ctx, "p1", "INBOX", func(r MessageRecord) error { copied = append(copied, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(copied) != 1 || copied[0].SrcUID != 1 || copied[0].DstUID != 41 || copied[0].Flags != `\Seen Work` {
+	if len(copied) != 1 || copied[0].SrcID != "7.1" || copied[0].DstID != "9.41" || copied[0].Flags != `\Seen Work` {
 		t.Fatalf("copied entries: %+v", copied)
 	}
-	if err := s.Forget(ctx, "p1", "INBOX", 7, []uint32{1}); err != nil {
+	var all int
+	if err := s.Records(ctx, "p1", "INBOX", func(MessageRecord) error { all++; return nil }); err != nil || all != 3 {
+		t.Fatalf("records: %d %v", all, err)
+	}
+	if err := s.Forget(ctx, "p1", "INBOX", []string{"7.1"}); err != nil {
 		t.Fatal(err)
 	}
 	copied = nil
-	_ = s.Copied(ctx, "p1", "INBOX", 7, 0, 100, func(r MessageRecord) error { copied = append(copied, r); return nil })
+	_ = s.Copied(ctx, "p1", "INBOX", func(r MessageRecord) error { copied = append(copied, r); return nil })
 	if len(copied) != 0 {
 		t.Errorf("Forget left %+v", copied)
 	}
@@ -88,7 +92,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	if _, ok, _ := s.Folder(ctx, "p1", "INBOX"); ok {
 		t.Error("ForgetFolder left the folder state")
 	}
-	if un, _ := s.Unsettled(ctx, "p1", "INBOX", 7, 0); len(un) != 0 {
+	if n, _ := s.Unsettled(ctx, "p1", "INBOX"); n != 0 {
 		t.Error("ForgetFolder left message entries")
 	}
 	pairs, err := s.Pairs(ctx)
@@ -99,7 +103,8 @@ func TestStoreRoundTrip(t *testing.T) {
 
 // TestRecordManyRowsAndRepeats covers Record's multi-row statements: more
 // rows than one statement carries, and the same message twice in one call
-// (the later entry wins, as it would row by row).
+// (the later entry wins, as it would row by row), and Lookup over more
+// IDs than one of its statements carries.
 func TestRecordManyRowsAndRepeats(t *testing.T) {
 	ctx := context.Background()
 	s, err := OpenSQLite(ctx, t.TempDir())
@@ -111,11 +116,15 @@ func TestRecordManyRowsAndRepeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	var recs []MessageRecord
-	for uid := uint32(1); uid <= 3*recordChunk+5; uid++ {
-		recs = append(recs, MessageRecord{SrcPath: "INBOX", SrcUIDValidity: 1, SrcUID: uid, Identity: "i", State: StateIntent})
+	var ids []string
+	n := 3*recordChunk + 5 + lookupChunk
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("id-%d", i)
+		ids = append(ids, id)
+		recs = append(recs, MessageRecord{SrcPath: "INBOX", SrcID: id, Identity: "i", State: StateIntent})
 	}
-	// UID 7 again, settled, in the same call.
-	recs = append(recs, MessageRecord{SrcPath: "INBOX", SrcUIDValidity: 1, SrcUID: 7, Identity: "i", State: StateCopied, DstUID: 70, Flags: `\Seen`})
+	// id-7 again, settled, in the same call.
+	recs = append(recs, MessageRecord{SrcPath: "INBOX", SrcID: "id-7", Identity: "i", State: StateCopied, DstID: "70", Flags: `\Seen`})
 	if err := s.Record(ctx, "p", recs); err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +132,21 @@ func TestRecordManyRowsAndRepeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if counts[StateIntent] != 3*recordChunk+4 || counts[StateCopied] != 1 {
+	if counts[StateIntent] != int64(n-1) || counts[StateCopied] != 1 {
 		t.Fatalf("states after one call: %v", counts)
 	}
-	un, err := s.Unsettled(ctx, "p", "INBOX", 1, 0)
+	got, err := s.Lookup(ctx, "p", "INBOX", ids)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := un[7]; r.State != StateCopied || r.DstUID != 70 || r.Flags != `\Seen` {
-		t.Errorf("UID 7: %+v", r)
+	if len(got) != n {
+		t.Fatalf("lookup of %d IDs found %d", n, len(got))
 	}
-	if r := un[3*recordChunk+5]; r.State != StateIntent {
-		t.Errorf("last UID: %+v", r)
+	if r := got["id-7"]; r.State != StateCopied || r.DstID != "70" || r.Flags != `\Seen` {
+		t.Errorf("id-7: %+v", r)
+	}
+	if r := got[ids[n-1]]; r.State != StateIntent {
+		t.Errorf("last ID: %+v", r)
 	}
 }
 

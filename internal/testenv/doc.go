@@ -15,6 +15,16 @@
 // Instances are supported on Linux only; they run as root (as in CI) or as an
 // unprivileged user.
 //
+// StartCourier and StartCyrus start Courier-IMAP 5 and Cyrus IMAP 3.6 the
+// same way, from Debian packages that scripts/test unpacks (they conflict
+// with dovecot-imapd as packages; see servers.go). They need root: both
+// switch to the mail user, and Courier's authentication library reads
+// /etc/courier and /run/courier at compiled-in paths, so every Courier
+// instance runs in a private mount namespace with its own directories
+// bind-mounted over those two (created empty on the host as mount
+// points). Their documentation lists how they answer and store
+// differently from Dovecot.
+//
 // Server behaviour that tests written against these instances run into:
 //
 //   - An APPEND over MaxMailSize is refused with "NO [LIMIT] ...", not

@@ -124,6 +124,7 @@ type Dovecot struct {
 
 	usersMu    sync.Mutex // serialises AddUser's read-modify-write of a user file
 	specialUse bool       // the instance has SPECIAL-USE folders (DovecotOptions.SpecialUse)
+	id         identity   // who owns the mail
 }
 
 const (
@@ -217,6 +218,7 @@ func newDovecot(t testing.TB, opts DovecotOptions) (d *Dovecot, bin string, id i
 	}
 
 	d = &Dovecot{
+		id:         id,
 		Host:       "127.0.0.1",
 		Dir:        dir,
 		Layout:     opts.Layout,
@@ -515,23 +517,27 @@ func (d *Dovecot) stop() error {
 // adds up across a test suite, and a throwaway instance has nothing worth
 // flushing. Killing the children while the master shuts down is no faster
 // in general: the master respawns log and anvil and then sleeps anyway.
-func (d *Dovecot) kill() error {
-	if err := killGroup(d.pgid); err != nil {
-		return fmt.Errorf("killing process group %d: %w", d.pgid, err)
+func (d *Dovecot) kill() error { return killAndReap(d.pgid, d.exited, "dovecot master") }
+
+// killAndReap SIGKILLs process group pgid, whose leader's exit closes
+// exited, and waits until none of the group runs.
+func killAndReap(pgid int, exited <-chan struct{}, leader string) error {
+	if err := killGroup(pgid); err != nil {
+		return fmt.Errorf("killing process group %d: %w", pgid, err)
 	}
 	timeout := time.After(stopTimeout)
 	select {
-	case <-d.exited:
+	case <-exited:
 	case <-timeout:
-		return fmt.Errorf("dovecot master (pid %d) did not exit within %v", d.pgid, stopTimeout)
+		return fmt.Errorf("%s (pid %d) did not exit within %v", leader, pgid, stopTimeout)
 	}
-	// Only now, with the master reaped by cmd.Wait, may its orphans be
-	// reaped by group: earlier, reapGroup could steal the master's exit
+	// Only now, with the leader reaped by cmd.Wait, may its orphans be
+	// reaped by group: earlier, reapGroup could steal the leader's exit
 	// status from cmd.Wait.
-	for !reapGroup(d.pgid) || groupAlive(d.pgid) {
+	for !reapGroup(pgid) || groupAlive(pgid) {
 		select {
 		case <-timeout:
-			return fmt.Errorf("processes of group %d still running after %v", d.pgid, stopTimeout)
+			return fmt.Errorf("processes of group %d still running after %v", pgid, stopTimeout)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -680,6 +686,64 @@ func (d *Dovecot) Dial(t testing.TB, user, password string) *imapclient.Client {
 		t.Fatalf("testenv: logging in to %s as %q: %v", d.Addr(), user, err)
 	}
 	return c
+}
+
+// MailDir is where a user's mail is stored: a Maildir (Maildir++ for
+// LayoutCourier, LAYOUT=fs for LayoutSlash) holding Dovecot's own files
+// too (dovecot-uidlist, dovecot-uidvalidity, indexes).
+func (d *Dovecot) MailDir(user string) string {
+	return filepath.Join(d.Dir, "mail", strings.ToLower(user))
+}
+
+// RestoreMail copies the directory tree src into user's mail directory
+// (which must not exist yet: call it before the user's first login),
+// owned by the instance's mail user. With Dovecot's dovecot-uidlist,
+// dovecot-uidvalidity and index files included, the user's folders come
+// back with their UIDs, UIDVALIDITY and HIGHESTMODSEQ: tests restore a
+// mailbox another program left (cmd/mailferry's upgrade test).
+func (d *Dovecot) RestoreMail(t testing.TB, user, src string) {
+	t.Helper()
+	dst := d.MailDir(user)
+	if _, err := os.Stat(dst); err == nil {
+		t.Fatalf("testenv: restoring mail of %s: %s exists already", user, dst)
+	}
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case fi.IsDir():
+			if err := os.MkdirAll(to, 0o700); err != nil {
+				return err
+			}
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, b, 0o600); err != nil {
+				return err
+			}
+			// Mail files' mtimes are their INTERNALDATEs.
+			if err := os.Chtimes(to, fi.ModTime(), fi.ModTime()); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+		if d.id.root {
+			return os.Chown(to, d.id.mailUID, d.id.mailGID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testenv: restoring mail of %s from %s: %v", user, src, err)
+	}
 }
 
 // Doveadm runs doveadm against this instance (e.g. "mailbox", "list", "-u",

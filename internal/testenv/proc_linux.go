@@ -88,3 +88,31 @@ func groupAlive(pgid int) bool {
 	}
 	return false
 }
+
+// sysProcAttrMountNS is sysProcAttr plus a private mount namespace, in
+// which the child may bind-mount its own files over compiled-in paths
+// without anyone else seeing them. Go makes the new namespace's mounts
+// private (MS_REC|MS_PRIVATE on /) before the child runs.
+func sysProcAttrMountNS() *syscall.SysProcAttr {
+	a := sysProcAttr()
+	a.Unshareflags = syscall.CLONE_NEWNS
+	return a
+}
+
+// pgidOf returns the process group of pid, 0 if it is gone.
+func pgidOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 3 || string(f[0]) == "Z" {
+		return 0
+	}
+	g, _ := strconv.Atoi(string(f[2]))
+	return g
+}

@@ -20,3 +20,7 @@ func reapGroup(int) bool { return true }
 func killGroup(int) error { return errors.New("testenv: unsupported OS") }
 
 func groupAlive(int) bool { return false }
+
+func sysProcAttrMountNS() *syscall.SysProcAttr { return nil }
+
+func pgidOf(int) int { return 0 }

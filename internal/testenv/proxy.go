@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -16,14 +17,23 @@ import (
 type Proxy struct {
 	Addr string
 	p    *toxiproxy.Proxy
+	mu   sync.Mutex // guards n, for Freeze from other goroutines
 	n    int
 }
 
 // StartProxy listens on a free loopback port and forwards to upstream.
 func StartProxy(t testing.TB, upstream string) *Proxy {
 	t.Helper()
+	return StartProxyAt(t, "127.0.0.1:0", upstream)
+}
+
+// StartProxyAt is StartProxy on a given loopback address, for tests that
+// need a server at an address fixed in their test data (mailferry copy
+// keys its state by server address).
+func StartProxyAt(t testing.TB, listen, upstream string) *Proxy {
+	t.Helper()
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "mailferry-test", "127.0.0.1:0", upstream)
+	p := toxiproxy.NewProxy(srv, "mailferry-test", listen, upstream)
 	if err := p.Start(); err != nil {
 		t.Fatalf("start proxy: %v", err)
 	}
@@ -53,8 +63,11 @@ func (p *Proxy) Clear() { p.p.Toxics.ResetToxics(context.Background()) }
 
 func (p *Proxy) addToxic(t testing.TB, typ, stream, attrs string) {
 	t.Helper()
+	p.mu.Lock()
 	p.n++
-	js := fmt.Sprintf(`{"name":"t%d","type":%q,"stream":%q,"toxicity":1,"attributes":%s}`, p.n, typ, stream, attrs)
+	n := p.n
+	p.mu.Unlock()
+	js := fmt.Sprintf(`{"name":"t%d","type":%q,"stream":%q,"toxicity":1,"attributes":%s}`, n, typ, stream, attrs)
 	if _, err := p.p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
 		t.Fatalf("add %s toxic: %v", typ, err)
 	}
@@ -92,4 +105,24 @@ func (p *Proxy) Up(t testing.TB) {
 func (p *Proxy) LimitReadBandwidth(t testing.TB, kbPerSecond int) {
 	t.Helper()
 	p.addToxic(t, "bandwidth", "downstream", fmt.Sprintf(`{"rate":%d}`, kbPerSecond))
+}
+
+// Freeze stops all data in both directions on every connection through
+// the proxy, without closing any: what a stalled server or a dead link
+// that still holds the connection looks like. It may be called from any
+// goroutine (it reports errors rather than failing the test); Clear
+// undoes it.
+func (p *Proxy) Freeze() error {
+	for _, dir := range []string{"upstream", "downstream"} {
+		p.mu.Lock()
+		p.n++
+		n := p.n
+		p.mu.Unlock()
+		// A timeout toxic with timeout 0 drops data and never closes.
+		js := fmt.Sprintf(`{"name":"freeze%d","type":"timeout","stream":%q,"toxicity":1,"attributes":{"timeout":0}}`, n, dir)
+		if _, err := p.p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+			return fmt.Errorf("add timeout toxic: %w", err)
+		}
+	}
+	return nil
 }

@@ -83,20 +83,22 @@ type sourceType struct {
 
 var sourceTypes = []sourceType{
 	{"imap", "IMAP", "Most mail providers and hosting companies: cPanel, Plesk, GoDaddy, Zoho, Gmail, Yahoo and others.", true},
-	{"pop3", "POP3", "For old servers that offer POP3 only.", false},
+	{"pop3", "POP3", "For old servers that offer POP3 only. POP3 has the inbox only: it lands in the new inbox, unread.", true},
 	{"exchange", "Microsoft Exchange", "Exchange on your own servers, through Outlook Web Access.", false},
 	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes.", false},
 }
 
 type securityChoice struct {
 	Value, Label, Hint string
-	Port               int
+	// Port and POP3Port are the usual ports with this security
+	// (service.DefaultPort).
+	Port, POP3Port int
 }
 
 var securityChoices = []securityChoice{
-	{"tls", "SSL/TLS", "Encrypted from the start. Recommended; usually port 993.", 993},
-	{"starttls", "STARTTLS", "Starts unencrypted, then switches to encryption; usually port 143.", 143},
-	{"none", "No encryption", "The password and the mail can be read on the network. Usually port 143.", 143},
+	{"tls", "SSL/TLS", "Encrypted from the start. Recommended; usually port 993 (IMAP) or 995 (POP3).", 993, 995},
+	{"starttls", "STARTTLS", "Starts unencrypted, then switches to encryption; usually port 143 (IMAP) or 110 (POP3).", 143, 110},
+	{"none", "No encryption", "The password and the mail can be read on the network. Usually port 143 (IMAP) or 110 (POP3).", 143, 110},
 }
 
 // projectForm is the first step of the wizard: servers. With Editing
@@ -150,7 +152,7 @@ func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 	if f.Port != "" {
 		port, err := strconv.Atoi(f.Port)
 		if err != nil {
-			f.Errors["port"] = "Enter the port as a number: 993 for SSL/TLS, 143 for STARTTLS or no encryption."
+			f.Errors["port"] = "Enter the port as a number: for IMAP 993 with SSL/TLS, 143 with STARTTLS or no encryption; for POP3 995 and 110."
 		}
 		src.Port = port
 	}

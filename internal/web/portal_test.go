@@ -311,8 +311,9 @@ func TestPortalWizard(t *testing.T) {
 	if code, body := b.get("/migrations"); code != 200 || !strings.Contains(body, "No migrations yet") {
 		t.Fatalf("empty My Migrations: %d", code)
 	}
-	if code, body := b.get("/migrations/new"); code != 200 || !strings.Contains(body, "Coming soon") || !strings.Contains(body, `id="type-pop3" name="type" value="pop3" disabled`) {
-		t.Fatalf("new migration page: %d", code)
+	if code, body := b.get("/migrations/new"); code != 200 || !strings.Contains(body, "Coming soon") || !strings.Contains(body, `id="type-exchange" name="type" value="exchange" disabled`) ||
+		!strings.Contains(body, `id="type-pop3" name="type" value="pop3">`) || !strings.Contains(body, `data-pop3-port="995"`) {
+		t.Fatalf("new migration page: %d (POP3 must be offered, with ports 995/110; Exchange coming soon)", code)
 	}
 	// A CSRF-less POST is refused, and so is a wrong token.
 	good := url.Values{"name": {"Acme"}, "type": {"imap"}, "host": {"mail.old.example"}, "security": {"tls"}, "port": {"993"}, "preset": {"new-mail"}}

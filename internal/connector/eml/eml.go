@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -269,6 +270,17 @@ func makeCursor(digest string, n int64, at time.Time) connector.Cursor {
 	return connector.Cursor(c.String())
 }
 
+// isCursor reports whether c is a cursor made by makeCursor.
+func isCursor(c connector.Cursor) bool {
+	lc, ok := localfile.ParseCursor(string(c))
+	if !ok || len(lc["d"]) != 32 {
+		return false
+	}
+	_, ok1 := lc.Int("n")
+	_, ok2 := lc.Int("t")
+	return ok1 && ok2
+}
+
 func unchanged(since connector.Cursor, digest string, newest time.Time) bool {
 	c, ok := localfile.ParseCursor(string(since))
 	if !ok {
@@ -295,6 +307,14 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		if e.fi != nil {
 			listing.Status.Size += e.fi.Size()
 		}
+	}
+	if opts.Since != "" && opts.StrictSince && !isCursor(opts.Since) {
+		// EML IDs (paths) never go stale, but a cursor that is not an
+		// EML cursor may come with IDs that are not paths.
+		return connector.Listing{}, connector.Errorf(connector.KindItem, "", connector.ErrCursorInvalid, "eml folder %q", f.Path)
+	}
+	if opts.NoMessages {
+		return listing, nil
 	}
 	if opts.Since != "" && !opts.AllOld && unchanged(opts.Since, digest, newest) {
 		listing.Status.Unchanged = true
@@ -343,7 +363,11 @@ func (c *Conn) describe(e entry) connector.Message {
 			m.InternalDate = t
 		}
 	}
-	m.Identity = mail.ComputeIdentity(m.Headers, m.Size)
+	full := filepath.Join(c.root.Dir, filepath.FromSlash(e.rel))
+	m.Identity = mail.ComputeIdentity(m.Headers, localfile.IdentitySize(m.Headers, m.Size, func() (io.ReadCloser, error) {
+		fh, _, err := c.root.Open(full)
+		return fh, err
+	}))
 	return m
 }
 

@@ -78,6 +78,12 @@ type Config struct {
 	MaxConnections int
 	// DialTimeout bounds connecting and the TLS handshake (default 30s).
 	DialTimeout time.Duration
+	// StallTimeout is how long a connection may go without moving a
+	// byte while an answer is awaited before it is dropped and the
+	// operation fails with a transient error (default
+	// DefaultStallTimeout). A large message that keeps flowing is
+	// progress, however long it takes.
+	StallTimeout time.Duration
 	// Dial, when set, replaces the TCP dialer (tests route through a
 	// latency proxy with it).
 	Dial func(network, addr string) (net.Conn, error)

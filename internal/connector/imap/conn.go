@@ -23,6 +23,9 @@ type Conn struct {
 	caps  imap.CapSet
 	ns    namespace
 	feats connector.Features
+	// condStore and uidPlus are the server's CONDSTORE (RFC 7162) and
+	// UIDPLUS (RFC 4315).
+	condStore, uidPlus bool
 
 	mu     sync.Mutex
 	idle   []*session
@@ -39,18 +42,36 @@ type Conn struct {
 	dialing     int
 	affinity    map[string]*appendConn // folder name -> its append connection
 	createMu    sync.Mutex             // serialises CreateFolder
+	madeParents map[string]bool        // folders CreateFolder made as parents; under createMu
+	// noUIDNext is set once the server's SELECT answer lacked UIDNEXT
+	// (Courier-IMAP); List then asks with STATUS.
+	noUIDNext atomic.Bool
+	// quickAck, appendSequential and appendAffinity are set for servers
+	// without LITERAL+ (see Open).
+	quickAck         atomic.Bool
+	appendSequential atomic.Bool
+	appendAffinity   atomic.Bool
+	// appendOwner is, per folder, the session that takes its appends
+	// when they go through go-imap (see acquireForAppend); under mu.
+	appendOwner map[string]*session
 }
 
 var (
-	_ connector.Source      = (*Conn)(nil)
-	_ connector.Destination = (*Conn)(nil)
-	_ connector.Warmer      = (*Conn)(nil)
+	_ connector.Source       = (*Conn)(nil)
+	_ connector.Destination  = (*Conn)(nil)
+	_ connector.FlagSetter   = (*Conn)(nil)
+	_ connector.Deleter      = (*Conn)(nil)
+	_ connector.QuotaReader  = (*Conn)(nil)
+	_ connector.StatusReader = (*Conn)(nil)
+	_ connector.Warmer       = (*Conn)(nil)
 )
 
 // session is one logged-in IMAP connection.
 type session struct {
 	c        *imapclient.Client
-	selected string // mailbox name currently selected, "" for none
+	w        *watchConn // the TCP connection under c
+	selected string     // mailbox name currently selected, "" for none
+	validity uint32     // the selected mailbox's UIDVALIDITY
 	readOnly bool
 	broken   atomic.Bool
 	// inflight counts commands sent but not answered; pipelined appends
@@ -68,22 +89,38 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 30 * time.Second
 	}
-	c := &Conn{cfg: cfg, freed: make(chan struct{}, 1)}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	c := &Conn{cfg: cfg, freed: make(chan struct{}, 1), madeParents: map[string]bool{}}
 	s, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.caps = s.c.Caps()
-	if c.ns, err = readNamespace(s.c, c.caps); err != nil {
+	done := s.busy()
+	c.ns, err = readNamespace(s.c, c.caps)
+	done()
+	if err != nil {
 		s.c.Close()
-		return nil, classify(err, "read namespace")
+		return nil, s.classify(err, "read namespace")
 	}
+	c.uidPlus = c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2)
+	c.condStore = c.caps.Has(imap.CapCondStore)
 	c.feats = connector.Features{
-		UIDPlus:        c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2),
-		CondStore:      c.caps.Has(imap.CapCondStore),
-		SpecialUse:     c.caps.Has(imap.CapSpecialUse),
-		Keywords:       true,
 		MaxConnections: cfg.MaxConnections,
+		Folders:        true,
+		CreateFolders:  true,
+		Keywords:       true,
+		SpecialUse:     c.caps.Has(imap.CapSpecialUse),
+		// Without CONDSTORE a delta listing reads the flags of every old
+		// message to find changed ones.
+		CheapChanges: c.condStore,
+		// UIDs only grow (RFC 3501 section 2.3.1.1): UID FETCH from:*
+		// lists exactly what arrived.
+		ExactNew:  true,
+		AppendIDs: c.uidPlus,
+		ByteExact: true,
 	}
 	if limit, ok := c.caps.AppendLimit(); ok && limit != nil {
 		c.feats.MaxMessageSize = int64(*limit)
@@ -91,6 +128,21 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	// With a single connection allowed, appends share it (go-imap's
 	// APPEND) rather than open a second one.
 	c.literalPlus = c.caps.Has(imap.CapLiteralPlus) && cfg.MaxConnections >= 2
+	// Without LITERAL+ every APPEND waits for the server's "+" (RFC 3501
+	// section 7.5). When a pipelined APPEND's command line reaches the
+	// server before it answered the previous one, it sends the tagged
+	// OK and the "+" as two small writes; Nagle's algorithm on the
+	// server holds the "+" until the OK is acknowledged, and Linux
+	// delays that ACK by up to 40 ms since we have nothing to send: 22
+	// messages per second on Courier-IMAP, on any link. Acknowledging at
+	// once removes the wait. A folder's appends also stay on one
+	// session (acquireForAppend). docs/PERFORMANCE.md has the figures
+	// of the alternatives (BenchmarkCopyToCourier).
+	if !c.caps.Has(imap.CapLiteralPlus) {
+		c.quickAck.Store(true)
+		s.w.quickAck.Store(true)
+		c.appendAffinity.Store(true)
+	}
 	c.open = 1
 	c.idle = append(c.idle, s)
 	return c, nil
@@ -180,7 +232,9 @@ func (c *Conn) Close() error {
 		a.close()
 	}
 	for _, s := range idle {
+		done := s.busy()
 		_ = s.c.Logout().Wait()
+		done()
 		_ = s.c.Close()
 	}
 	return nil
@@ -189,16 +243,24 @@ func (c *Conn) Close() error {
 func (c *Conn) server() string { return c.cfg.Addr() }
 
 // dialTCP opens the TCP connection, through Config.DialContext or
-// Config.Dial when set.
-func (c *Conn) dialTCP(ctx context.Context) (net.Conn, error) {
+// Config.Dial when set, and watches it for stalls.
+func (c *Conn) dialTCP(ctx context.Context) (*watchConn, error) {
+	var conn net.Conn
+	var err error
 	if c.cfg.DialContext != nil {
-		return c.cfg.DialContext(ctx, "tcp", c.server())
+		conn, err = c.cfg.DialContext(ctx, "tcp", c.server())
+	} else if c.cfg.Dial != nil {
+		conn, err = c.cfg.Dial("tcp", c.server())
+	} else {
+		d := net.Dialer{KeepAlive: 30 * time.Second}
+		conn, err = d.DialContext(ctx, "tcp", c.server())
 	}
-	if c.cfg.Dial != nil {
-		return c.cfg.Dial("tcp", c.server())
+	if err != nil {
+		return nil, err
 	}
-	d := net.Dialer{KeepAlive: 30 * time.Second}
-	return d.DialContext(ctx, "tcp", c.server())
+	w := newWatchConn(conn, c.cfg.StallTimeout)
+	w.quickAck.Store(c.quickAck.Load())
+	return w, nil
 }
 
 // dial opens and authenticates one session.
@@ -241,7 +303,7 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	_ = raw.SetDeadline(time.Time{})
-	return &session{c: client}, nil
+	return &session{c: client, w: raw}, nil
 }
 
 func (c *Conn) tlsConfig() *tls.Config {
@@ -342,6 +404,64 @@ func (c *Conn) acquireIn(ctx context.Context, folder string) (*session, error) {
 	}
 }
 
+// acquireForAppend is acquire for an APPEND through go-imap: a folder's
+// appends all go to one session at a time, its owner, while other folders
+// use others. Courier-IMAP (IMAP_USELOCKS, Debian's default) serialises
+// sessions that append to one folder through a lock file: four
+// connections into one folder stored 180 messages per second where one
+// stored 2,000.
+func (c *Conn) acquireForAppend(ctx context.Context, folder string) (*session, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errors.New("imap: connection closed")
+		}
+		owner := c.appendOwner[folder]
+		if owner != nil && (owner.broken.Load() || isClosed(owner.c)) {
+			delete(c.appendOwner, folder)
+			owner = nil
+		}
+		if owner == nil {
+			c.mu.Unlock()
+			s, err := c.acquire(ctx)
+			if err != nil {
+				return nil, err
+			}
+			c.mu.Lock()
+			if c.appendOwner == nil {
+				c.appendOwner = map[string]*session{}
+			}
+			if cur := c.appendOwner[folder]; cur == nil || cur.broken.Load() {
+				c.appendOwner[folder] = s
+				c.mu.Unlock()
+				return s, nil
+			}
+			// Another append made itself the owner meanwhile.
+			c.mu.Unlock()
+			c.release(s)
+			continue
+		}
+		for i, s := range c.idle {
+			if s == owner {
+				c.idle = append(c.idle[:i], c.idle[i+1:]...)
+				c.mu.Unlock()
+				return s, nil
+			}
+		}
+		c.mu.Unlock()
+		// The owner is busy (writing another message, or lent to a
+		// listing). The pool's signal may be for another session, so
+		// look again after a short while too.
+		select {
+		case <-c.freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
 // release returns a session to the pool, or closes it when broken.
 func (c *Conn) release(s *session) {
 	c.mu.Lock()
@@ -385,6 +505,20 @@ func (s *session) fail(err error) {
 	}
 }
 
+// busy marks the session as waiting for the server until the returned
+// func is called, so that a server that stops sending is noticed (see
+// watchConn). Callers end it while they run a caller's callback.
+func (s *session) busy() func() { return s.w.arm() }
+
+// classify is classify for errors of this session: once a stall dropped
+// the connection, whatever go-imap made of that is reported as the stall.
+func (s *session) classify(err error, op string) error {
+	if s.w.stalled() {
+		return s.w.stallFailure(op)
+	}
+	return classify(err, op)
+}
+
 // guard closes the session if ctx ends while a command is running, so that
 // no call blocks past cancellation. The returned func must be called when
 // the command is done.
@@ -408,7 +542,7 @@ func (c *Conn) selectFolder(s *session, name string, writable bool) (*imap.Selec
 // follower fails too rather than run in another folder (RFC 3501 6.3.1).
 func (c *Conn) startSelect(s *session, name string, writable bool) *imapclient.SelectCommand {
 	s.selected = "" // unknown until the answer
-	return s.c.Select(name, &imap.SelectOptions{ReadOnly: !writable, CondStore: c.feats.CondStore})
+	return s.c.Select(name, &imap.SelectOptions{ReadOnly: !writable, CondStore: c.condStore})
 }
 
 // selected waits for a SELECT sent by startSelect.
@@ -416,10 +550,36 @@ func (c *Conn) selected(s *session, cmd *imapclient.SelectCommand, name string, 
 	data, err := cmd.Wait()
 	if err != nil {
 		s.fail(err)
-		return nil, classify(err, fmt.Sprintf("open folder %q", name))
+		return nil, s.classify(err, fmt.Sprintf("open folder %q", name))
 	}
-	s.selected, s.readOnly = name, !writable
+	s.selected, s.readOnly, s.validity = name, !writable, data.UIDValidity
 	return data, nil
+}
+
+// deselect ends the selection of s before a STATUS of that folder:
+// RFC 3501 section 6.3.10 says STATUS SHOULD NOT be used on the selected
+// mailbox, and servers answer it from the session's view, which misses
+// what other sessions added since (Dovecot, Courier-IMAP). With UNSELECT
+// (RFC 3691) the folder is simply deselected; a folder opened read-only
+// is closed with CLOSE, which expunges nothing then (RFC 3501 section
+// 6.4.2); a writable one without UNSELECT (CLOSE would expunge) gets a
+// NOOP, which brings the session's view up to date. The command is sent
+// without waiting: the STATUS that follows travels with it.
+func (c *Conn) deselect(s *session) *imapclient.Command {
+	if s.selected == "" {
+		return nil
+	}
+	var cmd *imapclient.Command
+	switch {
+	case c.caps.Has(imap.CapUnselect) || c.caps.Has(imap.CapIMAP4rev2):
+		cmd = s.c.Unselect()
+	case s.readOnly:
+		cmd = s.c.UnselectAndExpunge()
+	default:
+		return s.c.Noop()
+	}
+	s.selected, s.validity = "", 0
+	return cmd
 }
 
 // reconnectError treats network trouble on a server that Open already

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -38,6 +40,8 @@ const (
 	hintThrottle      = "The server is limiting how fast we may work. Mailferry retries by itself; if this persists, lower --connections."
 	hintNoAccount     = "The server says this mailbox does not exist. Mailferry does not create mailboxes: create it on that server first " +
 		"(on a new service, in its admin panel), or check the email address and login name."
+	hintStall = "The server stopped answering, so Mailferry dropped the connection and retries on a new one. " +
+		"If this keeps happening, check the server's load and the network, or raise --stall-timeout for a server that is slow but alive."
 )
 
 // loginError sorts a NO to LOGIN. It is an authentication problem
@@ -84,12 +88,44 @@ func classify(err error, op string) error {
 		return err
 	}
 	kind, hint := kindOf(err)
+	if kind == connector.KindTransient {
+		if d := suggestedBackoff(err); d > 0 {
+			return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: err, RetryAfter: d}
+		}
+	}
 	if kind == connector.KindConnect {
 		// Refused, timed out, unreachable or refused by the outbound
 		// policy all read the same (see errUnreachable).
 		return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: &unreachableError{cause: err}}
 	}
 	return &connector.Error{Kind: kind, Op: op, Hint: hint, Err: err}
+}
+
+// suggestedBackoff reads how long a throttling server asks us to wait:
+// Microsoft 365 and Exchange answer "Request is throttled. Suggested
+// Backoff Time: 10000 milliseconds" (no response code says it). The
+// retry layer waits at least that long (connector.Error.RetryAfter).
+func suggestedBackoff(err error) time.Duration {
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return 0
+	}
+	text := strings.ToLower(ie.Text)
+	i := strings.Index(text, "suggested backoff time")
+	if i < 0 {
+		return 0
+	}
+	rest := strings.TrimLeft(text[i+len("suggested backoff time"):], ": ")
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	ms, perr := strconv.ParseInt(rest[:end], 10, 64)
+	if perr != nil || ms <= 0 {
+		return 0
+	}
+	d := time.Duration(ms) * time.Millisecond
+	return min(d, 10*time.Minute) // a hostile or broken server cannot park us for hours
 }
 
 // unreachableError is the one text for every way of not reaching an IMAP

@@ -111,6 +111,7 @@ func (c *Conn) Folders(ctx context.Context) ([]connector.Folder, error) {
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	defer s.busy()()
 	var opts *imap.ListOptions
 	if c.caps.Has(imap.CapSpecialUse) && (c.caps.Has(imap.CapListExtended) || c.caps.Has(imap.CapIMAP4rev2)) {
 		opts = &imap.ListOptions{ReturnSpecialUse: true}
@@ -118,7 +119,7 @@ func (c *Conn) Folders(ctx context.Context) ([]connector.Folder, error) {
 	list, err := s.c.List("", "*", opts).Collect()
 	if err != nil {
 		s.fail(err)
-		return nil, classify(err, "list folders")
+		return nil, s.classify(err, "list folders")
 	}
 	var out []connector.Folder
 	seenInbox := false
@@ -157,9 +158,14 @@ func (c *Conn) Folders(ctx context.Context) ([]connector.Folder, error) {
 	return out, nil
 }
 
-// CreateFolder implements connector.Destination.
-func (c *Conn) CreateFolder(ctx context.Context, p mail.Path) (connector.Folder, error) {
-	f := connector.Folder{Path: p.Canonical(), Name: c.ns.nameOf(p), Delimiter: c.ns.delim, Role: mail.RoleFromName(p)}
+// CreateFolder implements connector.Destination. A folder created for a
+// role carries it on servers with CREATE-SPECIAL-USE (RFC 6154 section 3),
+// so that mail programs on the new server recognise it.
+func (c *Conn) CreateFolder(ctx context.Context, p mail.Path, role mail.Role) (connector.Folder, error) {
+	f := connector.Folder{Path: p.Canonical(), Name: c.ns.nameOf(p), Delimiter: c.ns.delim, Role: role}
+	if role == mail.RoleNone {
+		f.Role = mail.RoleFromName(p)
+	}
 	if p.IsInbox() {
 		return f, nil
 	}
@@ -175,6 +181,8 @@ func (c *Conn) CreateFolder(ctx context.Context, p mail.Path) (connector.Folder,
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	defer s.busy()()
+	use := c.useAttr(role)
 	// Parents first: RFC 3501 only says servers SHOULD create them. The
 	// commands are pipelined (one round trip for the whole chain): the
 	// server runs them in order, and a parent that fails for a reason
@@ -182,6 +190,7 @@ func (c *Conn) CreateFolder(ctx context.Context, p mail.Path) (connector.Folder,
 	type step struct {
 		name string
 		cmd  *imapclient.Command
+		use  bool
 	}
 	var steps []step
 	for i := 1; i <= len(p); i++ {
@@ -189,21 +198,114 @@ func (c *Conn) CreateFolder(ctx context.Context, p mail.Path) (connector.Folder,
 			continue
 		}
 		name := c.ns.nameOf(p[:i])
-		steps = append(steps, step{name, s.c.Create(name, nil)})
+		var opts *imap.CreateOptions
+		if i == len(p) && use != "" {
+			opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{use}}
+		}
+		steps = append(steps, step{name, s.c.Create(name, opts), opts != nil})
 	}
 	sub := s.c.Subscribe(f.Name)
-	var first error
-	for _, st := range steps {
-		if err := st.cmd.Wait(); err != nil && !alreadyExists(err) && first == nil {
-			first = classify(err, fmt.Sprintf("create folder %q", st.name))
-			s.fail(err)
+	var failed []step
+	var errs []error
+	existed := false // the folder itself was there already
+	for i, st := range steps {
+		err := st.cmd.Wait()
+		if err == nil && i < len(steps)-1 {
+			c.madeParents[st.name] = true
+		}
+		if i == len(steps)-1 && err != nil && alreadyExists(err) {
+			existed = true
+		}
+		if err != nil && !alreadyExists(err) {
+			var ie *imap.Error
+			if !errors.As(err, &ie) {
+				s.fail(err)
+				return f, s.classify(err, fmt.Sprintf("create folder %q", st.name))
+			}
+			failed = append(failed, st)
+			errs = append(errs, err)
 		}
 	}
-	if err := sub.Wait(); err != nil && first == nil {
-		first = classify(err, fmt.Sprintf("subscribe folder %q", f.Name))
-		s.fail(err)
+	subErr := sub.Wait()
+	for i, st := range failed {
+		last := st.name == f.Name
+		if st.use {
+			// The server may refuse the attribute ([USEATTR], e.g. when
+			// another folder has it already) rather than the folder: a
+			// folder without its role is still the right place for the
+			// mail, which matters more.
+			if err := s.c.Create(st.name, nil).Wait(); err == nil || alreadyExists(err) {
+				continue
+			}
+		}
+		// Some servers answer CREATE of a folder that exists with a bare
+		// NO (Courier-IMAP: "NO Cannot create this folder."), without
+		// the [ALREADYEXISTS] code of RFC 5530: only LIST can tell.
+		ok, err := c.exists(s, st.name)
+		if err != nil {
+			return f, err
+		}
+		if !ok {
+			return f, s.classify(errs[i], fmt.Sprintf("create folder %q", st.name))
+		}
+		existed = existed || last
 	}
-	return f, first
+	if existed && use != "" && c.madeParents[f.Name] && c.caps.Has(imap.CapMetadata) {
+		// This folder was made earlier as the parent of another, before
+		// its own turn came, so it was made without its role: give it
+		// now, through the METADATA entry RFC 6154 section 4 defines. A
+		// folder that was there before this connection is left alone.
+		val := []byte(use)
+		if err := s.c.SetMetadata(f.Name, map[string]*[]byte{"/private/specialuse": &val}).Wait(); err != nil {
+			var ie *imap.Error
+			if !errors.As(err, &ie) {
+				s.fail(err)
+				return f, s.classify(err, fmt.Sprintf("set the role of folder %q", f.Name))
+			}
+		}
+	}
+	if subErr != nil && len(failed) > 0 {
+		// The pipelined SUBSCRIBE ran before the folder was made above.
+		subErr = s.c.Subscribe(f.Name).Wait()
+	}
+	if subErr != nil {
+		// A parent that could not be created also fails the SUBSCRIBE of
+		// its child, so it is reported above first.
+		s.fail(subErr)
+		return f, s.classify(subErr, fmt.Sprintf("subscribe folder %q", f.Name))
+	}
+	return f, nil
+}
+
+// useAttr is the SPECIAL-USE attribute to create a folder for role with,
+// "" when the server cannot take one (RFC 6154 section 3).
+func (c *Conn) useAttr(role mail.Role) imap.MailboxAttr {
+	if role == mail.RoleNone || role == mail.RoleInbox || !c.caps.Has(imap.CapCreateSpecialUse) {
+		return ""
+	}
+	return imap.MailboxAttr(role)
+}
+
+// exists reports whether LIST shows a folder called name. The name is
+// the pattern: a '*' or '%' in it acts as a wildcard, which can only add
+// other folders to the answer, and only an exact match counts.
+func (c *Conn) exists(s *session, name string) (bool, error) {
+	list, err := s.c.List("", name, nil).Collect()
+	if err != nil {
+		s.fail(err)
+		return false, s.classify(err, fmt.Sprintf("list folder %q", name))
+	}
+	for _, l := range list {
+		if l.Mailbox == name || strings.EqualFold(name, mail.InboxName) && strings.EqualFold(l.Mailbox, name) {
+			for _, a := range l.Attrs {
+				if strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)) {
+					return false, nil
+				}
+			}
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func alreadyExists(err error) bool {
@@ -214,7 +316,7 @@ func alreadyExists(err error) bool {
 	return ie.Code == imap.ResponseCodeAlreadyExists || strings.Contains(strings.ToLower(ie.Text), "exists")
 }
 
-// Quota implements connector.Conn using GETQUOTAROOT INBOX (RFC 9208).
+// Quota implements connector.QuotaReader using GETQUOTAROOT INBOX (RFC 9208).
 func (c *Conn) Quota(ctx context.Context) (connector.Quota, bool, error) {
 	if !c.caps.Has(imap.CapQuota) {
 		return connector.Quota{}, false, nil
@@ -225,6 +327,7 @@ func (c *Conn) Quota(ctx context.Context) (connector.Quota, bool, error) {
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	defer s.busy()()
 	roots, err := s.c.GetQuotaRoot(mail.InboxName).Wait()
 	if err != nil {
 		s.fail(err)
@@ -232,7 +335,14 @@ func (c *Conn) Quota(ctx context.Context) (connector.Quota, bool, error) {
 		if errors.As(err, &ie) {
 			return connector.Quota{}, false, nil // no quota root: unlimited
 		}
-		return connector.Quota{}, false, classify(err, "read quota")
+		// An answer go-imap cannot parse (Courier-IMAP sends `* QUOTA
+		// "ROOT"` without the resource list RFC 9208 section 7.1
+		// requires, when no quota is set) says nothing about the quota:
+		// unknown, as without QUOTA. Network trouble stays an error.
+		if e := s.classify(err, "read quota"); connector.KindOf(e) != connector.KindUnknown {
+			return connector.Quota{}, false, e
+		}
+		return connector.Quota{}, false, nil
 	}
 	for _, r := range roots {
 		if res, ok := r.Resources[imap.QuotaResourceStorage]; ok {
@@ -243,18 +353,15 @@ func (c *Conn) Quota(ctx context.Context) (connector.Quota, bool, error) {
 	return connector.Quota{}, false, nil
 }
 
-// Status implements connector.Conn with one STATUS command (RFC 3501
-// 6.3.10), adding SIZE (RFC 8438) and HIGHESTMODSEQ (RFC 7162) where the
-// server has them.
-func (c *Conn) Status(ctx context.Context, f connector.Folder) (connector.FolderStatus, error) {
-	sts, errs := c.Statuses(ctx, []connector.Folder{f})
-	return sts[0], errs[0]
-}
-
-// Statuses implements connector.Conn: all STATUS commands go out on one
-// session before any answer is read, so a delta pass over many folders
-// costs one round trip, not one per folder.
-func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder) ([]connector.FolderStatus, []error) {
+// Statuses implements connector.StatusReader with STATUS (RFC 3501
+// section 6.3.10), adding SIZE (RFC 8438) and HIGHESTMODSEQ (RFC 7162)
+// where the server has them. All STATUS commands go out on one session
+// before any answer is read, so a delta pass over many folders costs one
+// round trip, not one per folder. A folder is Unchanged when its
+// UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ equal its cursor's and
+// the server has CONDSTORE: without it a flag change leaves STATUS as it
+// was, so nothing can vouch for an untouched folder.
+func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder, since []connector.Cursor) ([]connector.FolderStatus, []error) {
 	sts := make([]connector.FolderStatus, len(folders))
 	errs := make([]error, len(folders))
 	s, err := c.acquire(ctx)
@@ -266,25 +373,44 @@ func (c *Conn) Statuses(ctx context.Context, folders []connector.Folder) ([]conn
 	}
 	defer c.release(s)
 	defer s.guard(ctx)()
+	defer s.busy()()
+	var desel *imapclient.Command
+	for _, f := range folders {
+		if f.Name == s.selected {
+			desel = c.deselect(s)
+			break
+		}
+	}
 	opts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
-		HighestModSeq: c.feats.CondStore, Size: c.caps.Has(imap.CapStatusSize)}
+		HighestModSeq: c.condStore, Size: c.caps.Has(imap.CapStatusSize)}
 	cmds := make([]*imapclient.StatusCommand, len(folders))
 	for i, f := range folders {
 		cmds[i] = s.c.Status(f.Name, opts)
+	}
+	if desel != nil {
+		if err := desel.Wait(); err != nil {
+			s.fail(err) // a NO leaves the session usable; the STATUS answers stand
+		}
 	}
 	for i, cmd := range cmds {
 		data, err := cmd.Wait()
 		if err != nil {
 			s.fail(err)
-			errs[i] = classify(err, fmt.Sprintf("status of folder %q", folders[i].Name))
+			errs[i] = s.classify(err, fmt.Sprintf("status of folder %q", folders[i].Name))
 			continue
 		}
-		st := connector.FolderStatus{UIDNext: uint32(data.UIDNext), UIDValidity: data.UIDValidity, HighestModSeq: data.HighestModSeq}
+		st := connector.FolderStatus{}
 		if data.NumMessages != nil {
-			st.Messages = *data.NumMessages
+			st.Messages = int64(*data.NumMessages)
 		}
 		if data.Size != nil {
 			st.Size = *data.Size
+		}
+		if i < len(since) && since[i] != "" {
+			if cur, ok := parseCursor(since[i]); ok && data.NumMessages != nil {
+				st.Unchanged = cur.modSeq != 0 && data.HighestModSeq == cur.modSeq && data.UIDValidity == cur.uidValidity &&
+					uint32(data.UIDNext) == cur.uidNext && int64(*data.NumMessages) == cur.messages
+			}
 		}
 		sts[i] = st
 	}

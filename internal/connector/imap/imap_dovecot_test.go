@@ -14,7 +14,7 @@ import (
 
 func dovecotHarness(d *testenv.Dovecot) conntest.Harness {
 	var n atomic.Int32
-	return conntest.Harness{NewMailbox: func(t *testing.T) connector.Conn {
+	return conntest.Harness{LineEndsCRLF: true, NewMailbox: func(t *testing.T) connector.Conn {
 		user := "user" + strconv.Itoa(int(n.Add(1)))
 		d.AddUser(t, user, "secret")
 		c, err := imapconn.Open(context.Background(), imapconn.Config{Host: d.Host, Port: d.TLSPort, Security: imapconn.SecurityTLS,

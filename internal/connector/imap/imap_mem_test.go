@@ -18,7 +18,7 @@ import (
 func TestConformanceMemServer(t *testing.T) {
 	srv := testenv.StartMemServer(t)
 	var n atomic.Int32
-	conntest.Run(t, conntest.Harness{ServerAddsHeaderSeparator: true, NewMailbox: func(t *testing.T) connector.Conn {
+	conntest.Run(t, conntest.Harness{ServerAddsHeaderSeparator: true, LineEndsCRLF: true, NewMailbox: func(t *testing.T) connector.Conn {
 		user := "user" + strconv.Itoa(int(n.Add(1)))
 		srv.AddUser(t, user, "secret")
 		host, port, _ := net.SplitHostPort(srv.Addr)

@@ -34,6 +34,7 @@ import (
 // falls back to go-imap's Append.
 type appendConn struct {
 	conn net.Conn
+	w    *watchConn // the TCP connection under conn
 	br   *bufio.Reader
 
 	wmu sync.Mutex
@@ -75,6 +76,8 @@ type batch struct {
 	uids   []uint32
 	valid  uint32
 	closed bool
+	// answered ends the wait for this command's answer (see watchConn).
+	answered func()
 	// final is n when the command was ended, published under the
 	// connection's mu so that waiters read it race-free.
 	final int
@@ -93,7 +96,7 @@ func (c *Conn) dialAppend(ctx context.Context) (*appendConn, error) {
 		_ = raw.SetDeadline(dl)
 	}
 	tlsConfig := c.tlsConfig()
-	conn := raw
+	var conn net.Conn = raw
 	if c.cfg.Security == SecurityTLS {
 		tc := tls.Client(raw, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -102,7 +105,7 @@ func (c *Conn) dialAppend(ctx context.Context) (*appendConn, error) {
 		}
 		conn = tc
 	}
-	a := &appendConn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 64<<10),
+	a := &appendConn{conn: conn, w: raw, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 64<<10),
 		pending: map[string]*batch{}, done: make(chan struct{}), multi: c.caps.Has(imap.CapMultiAppend)}
 	if err := a.handshake(ctx, c, tlsConfig, raw); err != nil {
 		conn.Close()
@@ -288,6 +291,7 @@ func (a *appendConn) readLoop() {
 		delete(a.pending, tag)
 		a.mu.Unlock()
 		if b != nil {
+			b.answered()
 			b.valid, b.uids, b.err = valid, uids, serr
 			close(b.done)
 		}
@@ -309,6 +313,7 @@ func (a *appendConn) fail(err error) {
 	a.mu.Unlock()
 	_ = a.conn.Close()
 	for _, b := range waiters {
+		b.answered()
 		b.err = err
 		close(b.done)
 	}
@@ -348,7 +353,9 @@ func (a *appendConn) send(mailbox string, req connector.AppendRequest, alone boo
 	var head strings.Builder
 	if b == nil {
 		a.seq++
-		b = &batch{tag: "M" + strconv.FormatUint(a.seq, 10), folder: mailbox, done: make(chan struct{})}
+		// From the first byte of the command on, an answer is awaited;
+		// writing the literals counts as progress.
+		b = &batch{tag: "M" + strconv.FormatUint(a.seq, 10), folder: mailbox, done: make(chan struct{}), answered: a.w.arm()}
 		a.mu.Lock()
 		a.pending[b.tag] = b
 		a.mu.Unlock()

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/textproto"
+
 	"github.com/mailferry/mailferry/internal/connector"
+	mfmail "github.com/mailferry/mailferry/internal/mail"
 )
 
 // MaxHeader bounds how much of a message's header block is read for
@@ -106,4 +108,60 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// CRLFSize returns how many bytes r holds with every bare LF (one not
+// preceded by CR) counted as CRLF: the size of the message as the IMAP
+// connector writes it. The identity of a message without Message-ID
+// includes its size (mail.ComputeIdentity), and it must be the same on
+// both sides of a copy to IMAP, so local connectors, whose files often
+// have bare LF line ends, compute it from this size (docs/IDENTITY.md).
+// Only messages without Message-ID need it.
+func CRLFSize(r io.Reader) (int64, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var n int64
+	prev := byte(0)
+	for {
+		b, err := br.ReadSlice('\n')
+		n += int64(len(b))
+		if len(b) > 0 && b[len(b)-1] == '\n' {
+			p := prev
+			if len(b) >= 2 {
+				p = b[len(b)-2]
+			}
+			if p != '\r' {
+				n++
+			}
+		}
+		if len(b) > 0 {
+			prev = b[len(b)-1]
+		}
+		switch {
+		case err == nil, err == bufio.ErrBufferFull:
+		case err == io.EOF:
+			return n, nil
+		default:
+			return n, err
+		}
+	}
+}
+
+// IdentitySize is the size a local connector computes a message's
+// identity from: its size when it has a Message-ID (the size is not used
+// then), else its CRLF size, read through open. A file that cannot be
+// read keeps its size.
+func IdentitySize(h mfmail.Headers, size int64, open func() (io.ReadCloser, error)) int64 {
+	if strings.TrimSpace(h.MessageID) != "" {
+		return size
+	}
+	r, err := open()
+	if err != nil {
+		return size
+	}
+	defer r.Close()
+	n, err := CRLFSize(io.LimitReader(r, size))
+	if err != nil {
+		return size
+	}
+	return n
 }

@@ -81,3 +81,14 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestCRLFSize counts bare LFs as CRLF, also across read boundaries.
+func TestCRLFSize(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "a\r\nb\r\n": 6, "a\nb\n": 6, "\n": 2, "a\rb": 3, "x\r\r\n\n": 6,
+		strings.Repeat("y", 70000) + "\n": 70002, strings.Repeat("z", 65535) + "\r\n": 65537} {
+		got, err := CRLFSize(strings.NewReader(in))
+		if err != nil || got != want {
+			t.Errorf("CRLFSize(%.10q…) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}

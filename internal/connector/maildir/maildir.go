@@ -312,6 +312,20 @@ func makeCursor(st map[string]localfile.Stamp, at time.Time) connector.Cursor {
 	return connector.Cursor(c.String())
 }
 
+// isCursor reports whether c is a cursor made by makeCursor.
+func isCursor(c connector.Cursor) bool {
+	lc, ok := localfile.ParseCursor(string(c))
+	if !ok {
+		return false
+	}
+	_, ok = lc.Int("t")
+	for _, k := range []string{"c", "n", "k"} {
+		_, has := localfile.GetStamp(lc, k)
+		ok = ok && has
+	}
+	return ok
+}
+
 // unchanged reports whether since vouches that the folder is as it was:
 // every stamp equal, and the cursor taken at least localfile.Settle
 // after the newest of them (see Settle for why).
@@ -360,6 +374,19 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	}
 	if opts.ForAppend {
 		listing.Accept = accept(kws)
+	}
+	if opts.Since != "" && opts.StrictSince && !isCursor(opts.Since) {
+		// Maildir IDs never go stale, but a cursor that is not a
+		// maildir cursor may come with IDs that are not maildir IDs.
+		return connector.Listing{}, connector.Errorf(connector.KindItem, "", connector.ErrCursorInvalid, "maildir folder %q (%s)", f.Path, dir)
+	}
+	if opts.NoMessages {
+		n, err := countMessages(dir)
+		if err != nil {
+			return connector.Listing{}, c.folderError(f, dir, err)
+		}
+		listing.Status = connector.FolderStatus{Messages: n}
+		return listing, nil
 	}
 	if opts.Since != "" && !opts.AllOld && unchanged(opts.Since, st) {
 		n, err := countMessages(dir)
@@ -479,7 +506,10 @@ func (c *Conn) describe(dir, sub, name string, kws []string) (connector.Message,
 		m.Headers = mail.ParseHeaders(localfile.HeaderBlock(fh))
 		fh.Close()
 	}
-	m.Identity = mail.ComputeIdentity(m.Headers, m.Size)
+	m.Identity = mail.ComputeIdentity(m.Headers, localfile.IdentitySize(m.Headers, m.Size, func() (io.ReadCloser, error) {
+		fh, _, err := c.root.Open(full)
+		return fh, err
+	}))
 	return m, true
 }
 

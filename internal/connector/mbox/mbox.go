@@ -3,6 +3,7 @@ package mbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,6 +54,7 @@ var (
 	_ connector.Source       = (*Conn)(nil)
 	_ connector.Destination  = (*Conn)(nil)
 	_ connector.StatusReader = (*Conn)(nil)
+	_ connector.FolderNoter  = (*Conn)(nil)
 )
 
 // Open opens e.Path: an existing file is one folder, an existing
@@ -109,25 +111,43 @@ func (c *Conn) Features() connector.Features {
 		CreateFolders:  c.single == "",
 		Keywords:       true,
 		CheapChanges:   true,
-		AppendIDs:      true,
-		ByteExact:      true,
+		// A cursor lists what was appended after it; a rewritten file is
+		// refused (StrictSince) or listed whole with Reset.
+		ExactNew:  true,
+		AppendIDs: true,
+		ByteExact: true,
 	}
 }
 
-// Folders lists the one folder of a file, or a tree's folders.
+// Folders lists the one folder of a file, or a tree's folders. A
+// directory of the tree that cannot be read fails it with its path (its
+// folders cannot be known); FoldersNoted lists the rest instead.
 func (c *Conn) Folders(ctx context.Context) ([]connector.Folder, error) {
-	if c.single != "" {
-		return []connector.Folder{c.inbox()}, nil
+	fs, notes, err := c.FoldersNoted(ctx)
+	if err == nil && len(notes) > 0 {
+		err = notes[0].Err
 	}
-	fs, err := c.scanTree()
+	if err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
+
+// FoldersNoted implements connector.FolderNoter: the folders of the
+// tree that can be read, and a note for each directory that cannot.
+func (c *Conn) FoldersNoted(ctx context.Context) ([]connector.Folder, []connector.FolderNote, error) {
+	if c.single != "" {
+		return []connector.Folder{c.inbox()}, nil, nil
+	}
+	fs, notes, err := c.scanTree()
 	if err != nil {
 		_, hint := localfile.Describe(err)
 		if errors.Is(err, os.ErrPermission) {
 			hint = "make the directory readable (chmod -R u+rX) and run again"
 		}
-		return nil, connector.Errorf(connector.KindConfig, hint, err, "mbox tree %s", c.root.Dir)
+		return nil, nil, connector.Errorf(connector.KindConfig, hint, err, "mbox tree %s", c.root.Dir)
 	}
-	return fs, nil
+	return fs, notes, nil
 }
 
 func (c *Conn) inbox() connector.Folder {
@@ -198,7 +218,7 @@ func message(m *msgInfo, ch connector.Change) connector.Message {
 		InternalDate: m.Date,
 		Flags:        m.Flags,
 		Headers:      h,
-		Identity:     mail.ComputeIdentity(h, m.Served),
+		Identity:     mail.ComputeIdentity(h, m.CRLFSize),
 	}
 }
 
@@ -244,9 +264,20 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	if opts.Since != "" {
 		if end, l, n, b, ok := appendedOnly(fh, opts.Since, st, limit); ok {
 			from, last, oldN, oldB = end, l, n, b
+		} else if opts.StrictSince {
+			// Offsets before the cursor may have moved: the IDs recorded
+			// under it name nothing any more.
+			return listing, connector.Errorf(connector.KindItem, "", fmt.Errorf("%w: the file was rewritten or replaced since", connector.ErrCursorInvalid),
+				"mbox %s", file)
 		} else {
 			listing.Reset = true
 		}
+	}
+	if opts.NoMessages && !opts.AllOld {
+		// Only the cursor is wanted: the scan goes on from where a
+		// cursor's reading ended, or over the whole file, delivering
+		// nothing.
+		fn = func([]connector.Message) error { return nil }
 	}
 	batch := opts.Batch
 	if batch <= 0 {

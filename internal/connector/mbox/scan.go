@@ -37,6 +37,10 @@ type msgInfo struct {
 	// ContentStart with one '>' less on every quoted From line, without
 	// the blank line that precedes the next separator.
 	Served int64
+	// CRLFSize is Served with every bare LF counted as CRLF: the size of
+	// the message as the IMAP connector writes it, which the identity of
+	// a message without Message-ID is computed from (docs/IDENTITY.md).
+	CRLFSize int64
 	// Hash is the start of the SHA-256 of the stored bytes Offset..End.
 	Hash [hashLen]byte
 	// Date is the "From " line's date.
@@ -211,6 +215,8 @@ type building struct {
 	// ("\n" or "\r\n"), else 0.
 	lastBlank int64
 	lastByte  byte
+	// bareLF counts content lines ending in LF without CR.
+	bareLF int64
 }
 
 func begin(pos int64, frag []byte, fromLine, complete bool) *building {
@@ -273,6 +279,17 @@ func (b *building) more(frag []byte) {
 		b.lastBlank = 0
 	}
 	b.h.Write(frag)
+	if frag[len(frag)-1] == '\n' {
+		prev := b.lastByte
+		if len(frag) >= 2 {
+			prev = frag[len(frag)-2]
+		} else if b.content == 0 {
+			prev = 0
+		}
+		if prev != '\r' {
+			b.bareLF++
+		}
+	}
 	b.content += int64(len(frag))
 	b.lastByte = frag[len(frag)-1]
 	if b.matching {
@@ -299,10 +316,16 @@ func (b *building) more(frag []byte) {
 func (b *building) finish(end int64, eof bool) {
 	b.info.End = end
 	served := b.content - b.drops - b.lastBlank
+	bare := b.bareLF
+	if b.lastBlank == 1 {
+		bare-- // the separator's blank line, a bare "\n", is not served
+	}
 	if b.info.ours && b.noEOL && served > 0 {
 		served-- // the "\n" written to end the last line
+		bare--
 	}
 	b.info.Served = max(served, 0)
+	b.info.CRLFSize = b.info.Served + max(bare, 0)
 	if eof && b.content > 0 && b.lastByte != '\n' && b.info.Problem == "" {
 		b.info.Problem = "the message is cut short: the file ends in the middle of a line (it was probably truncated by a full disk or an interrupted copy)"
 	}

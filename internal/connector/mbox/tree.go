@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/connector/localfile"
 	"github.com/mailferry/mailferry/internal/mail"
 )
 
@@ -119,7 +120,7 @@ func fileOf(p mail.Path) string {
 const maxDepth = 64
 
 // scanTree lists the folders under root.
-func (c *Conn) scanTree() ([]connector.Folder, error) {
+func (c *Conn) scanTree() ([]connector.Folder, []connector.FolderNote, error) {
 	byKey := map[string]connector.Folder{}
 	var order []string
 	add := func(p mail.Path, rel string, noSelect bool) {
@@ -150,8 +151,16 @@ func (c *Conn) scanTree() ([]connector.Folder, error) {
 	if fi, err := os.Stat(filepath.Join(c.root.Dir, "mbox")); err == nil && fi.Mode().IsRegular() {
 		add(mail.Path{mail.InboxName}, "mbox", false)
 	}
-	if err := c.walk("", nil, 0, add); err != nil {
-		return nil, err
+	var notes []connector.FolderNote
+	note := func(p mail.Path, dir string, err error) {
+		_, hint := localfile.Describe(err)
+		if errors.Is(err, os.ErrPermission) {
+			hint = "make the directory readable (chmod -R u+rX) and run again"
+		}
+		notes = append(notes, connector.FolderNote{Path: p.Canonical(), Err: connector.Errorf(connector.KindItem, hint, err, "mbox directory %s", dir)})
+	}
+	if err := c.walk("", nil, 0, add, note); err != nil {
+		return nil, nil, err
 	}
 	// Parents that exist only as path prefixes.
 	for _, k := range append([]string(nil), order...) {
@@ -168,15 +177,20 @@ func (c *Conn) scanTree() ([]connector.Folder, error) {
 		out = append(out, f)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path.String() < out[j].Path.String() })
-	return out, nil
+	return out, notes, nil
 }
 
-func (c *Conn) walk(rel string, parent mail.Path, depth int, add func(mail.Path, string, bool)) error {
+func (c *Conn) walk(rel string, parent mail.Path, depth int, add func(mail.Path, string, bool), note func(mail.Path, string, error)) error {
 	full := filepath.Join(c.root.Dir, filepath.FromSlash(rel))
 	entries, err := os.ReadDir(full)
+	if err != nil && rel != "" {
+		// Without the directory its folders are unknown: a note that
+		// names it, rather than a tree with folders silently missing;
+		// the rest of the tree is read.
+		note(parent, full, err)
+		return nil
+	}
 	if err != nil {
-		// Without the directory its folders are unknown: an error that
-		// names it, rather than a tree with folders silently missing.
 		return fmt.Errorf("read directory %s: %w", full, err)
 	}
 	siblings := map[string]bool{}
@@ -212,7 +226,7 @@ func (c *Conn) walk(rel string, parent mail.Path, depth int, add func(mail.Path,
 			if e.Type()&os.ModeSymlink != 0 {
 				continue // not followed: a link loop would never end
 			}
-			if err := c.walk(join(name), child(name[:len(name)-4]), depth+1, add); err != nil {
+			if err := c.walk(join(name), child(name[:len(name)-4]), depth+1, add, note); err != nil {
 				return err
 			}
 		case fi.IsDir() && strings.HasSuffix(lower, ".mbox"):
@@ -223,13 +237,13 @@ func (c *Conn) walk(rel string, parent mail.Path, depth int, add func(mail.Path,
 				add(folder, "", true)
 			}
 			if e.Type()&os.ModeSymlink == 0 {
-				if err := c.walk(join(name), folder, depth+1, add); err != nil {
+				if err := c.walk(join(name), folder, depth+1, add, note); err != nil {
 					return err
 				}
 			}
 		case fi.IsDir():
 			if e.Type()&os.ModeSymlink == 0 {
-				if err := c.walk(join(name), child(name), depth+1, add); err != nil {
+				if err := c.walk(join(name), child(name), depth+1, add, note); err != nil {
 					return err
 				}
 			}

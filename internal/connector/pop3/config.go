@@ -56,10 +56,11 @@ const (
 // network.
 func Backend() connector.Backend {
 	return connector.Backend{
-		Name:    "pop3",
-		Schemes: []string{SchemeTLS, SchemeStartTLS, SchemeNone},
-		Source:  true,
-		Parse:   Parse,
+		Name:       "pop3",
+		Schemes:    []string{SchemeTLS, SchemeStartTLS, SchemeNone},
+		Source:     true,
+		OneSession: true,
+		Parse:      Parse,
 		Open: func(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (connector.Conn, error) {
 			return Open(ctx, e, o)
 		},

@@ -150,6 +150,8 @@ func (c *Conn) Features() connector.Features {
 		// bytes, no round trip per message) and the headers of new
 		// messages only; flags cannot change, as POP3 has none.
 		CheapChanges: true,
+		// The cursor holds every ID seen: what it does not hold is new.
+		ExactNew: true,
 	}
 }
 

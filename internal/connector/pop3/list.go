@@ -68,8 +68,22 @@ func (s *session) list(opts connector.ListOptions, fn func([]connector.Message) 
 	if !full {
 		var ok bool
 		if since, ok = parseCursor(opts.Since, x.uidl); !ok {
+			if opts.StrictSince {
+				// Not a cursor of this kind (the server gained or lost
+				// UIDL, or it is another connector's): the IDs recorded
+				// under it are not this session's.
+				return lst, callback(connector.Errorf(connector.KindItem, "", connector.ErrCursorInvalid, "list the inbox"))
+			}
 			full, lst.Reset = true, true
 		}
+	}
+	if opts.NoMessages && x.complete() {
+		ids := make([]connector.ID, len(x.msgs))
+		for i, e := range x.msgs {
+			ids[i] = e.id
+		}
+		lst.Cursor = makeCursor(x.uidl, ids)
+		return lst, nil
 	}
 	isNew := func(id connector.ID) bool { return full || !since.has(id) }
 	batch := opts.Batch

@@ -108,13 +108,15 @@
     var port = form.querySelector('#port');
     var plain = document.getElementById('plaintext-field');
     var insecure = document.getElementById('insecure-field');
-    var defaults = ['', '993', '143'];
+    var defaults = ['', '993', '143', '995', '110'];
 
     function update(changed) {
       var checked = form.querySelector('input[name="security"]:checked');
       if (!checked) { return; }
+      var type = form.querySelector('input[name="type"]:checked');
+      var attr = type && type.value === 'pop3' ? 'data-pop3-port' : 'data-port';
       if (changed && port && defaults.indexOf(port.value.trim()) >= 0) {
-        port.value = checked.getAttribute('data-port');
+        port.value = checked.getAttribute(attr);
       }
       var none = checked.value === 'none';
       if (plain) {
@@ -127,7 +129,7 @@
       }
     }
 
-    form.querySelectorAll('input[name="security"]').forEach(function (r) {
+    form.querySelectorAll('input[name="security"], input[name="type"]').forEach(function (r) {
       r.addEventListener('change', function () { update(true); });
     });
     update(false);

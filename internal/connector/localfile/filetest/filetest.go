@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/connector/localfile"
 	"github.com/mailferry/mailferry/internal/mail"
 )
 
@@ -228,4 +229,11 @@ func HeapGrowth(fn func()) int64 {
 	close(stop)
 	wg.Wait()
 	return int64(peak.Load()) - int64(base.HeapInuse)
+}
+
+// Identity is the identity a local connector must list raw with: its
+// size counted with CRLF line ends (see localfile.CRLFSize).
+func Identity(raw []byte) mail.Identity {
+	n, _ := localfile.CRLFSize(bytes.NewReader(raw))
+	return mail.ComputeIdentity(mail.ParseHeaders(raw), n)
 }

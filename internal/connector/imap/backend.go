@@ -1,0 +1,109 @@
+package imap
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/mailferry/mailferry/internal/connector"
+)
+
+// The URL schemes this connector owns.
+const (
+	SchemeTLS      = "imaps"
+	SchemeStartTLS = "imap+starttls"
+	SchemeNone     = "imap"
+)
+
+// DefaultConnections is how many connections per mailbox the connector
+// opens through the registry when the caller does not say (what
+// mailferry copy always used; the engine adapts below it).
+const DefaultConnections = 6
+
+// Backend registers the IMAP connector: a source and a destination,
+// reached over the network.
+func Backend() connector.Backend {
+	return connector.Backend{
+		Name:        "imap",
+		Schemes:     []string{SchemeTLS, SchemeStartTLS, "imap+tls", SchemeNone},
+		Source:      true,
+		Destination: true,
+		Parse:       Parse,
+		Open: func(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (connector.Conn, error) {
+			cfg := ConfigOf(e, o)
+			if cfg.MaxConnections <= 0 {
+				cfg.MaxConnections = DefaultConnections
+			}
+			return Open(ctx, cfg)
+		},
+	}
+}
+
+// Parse reads imaps://[user@]host[:port], imap+starttls://[user@]host[:port]
+// or imap://[user@]host[:port] (see ParseURL). The port is filled in
+// (993, or 143), so that Endpoint.Host and Port name the server.
+func Parse(raw string) (connector.Endpoint, error) {
+	cfg, err := ParseURL(raw)
+	if err != nil {
+		return connector.Endpoint{}, err
+	}
+	u, _ := url.Parse(raw) // ParseURL parsed it already
+	if u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return connector.Endpoint{}, &connector.Error{Kind: connector.KindConfig, Op: "read server address",
+			Err:  fmt.Errorf("server address %s has something after the host", redactedOf(cfg)),
+			Hint: "Give the server only, e.g. imaps://mail.example.com (folders are chosen with --include, --exclude and --map)."}
+	}
+	if cfg.Port == 0 {
+		cfg.Port = cfg.Security.DefaultPort()
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme == "imap+tls" {
+		scheme = SchemeStartTLS
+	}
+	return connector.Endpoint{Scheme: scheme, Raw: raw, Redacted: redactedOf(cfg), Host: cfg.Host, Port: cfg.Port, User: cfg.Username}, nil
+}
+
+// ConfigOf turns a parsed endpoint and the generic options into a Config.
+func ConfigOf(e connector.Endpoint, o connector.OpenOptions) Config {
+	cfg := Config{Host: e.Host, Port: e.Port, Username: e.User, Password: o.Credentials.Password,
+		InsecureSkipVerify: o.InsecureSkipVerify, AllowPlaintext: o.AllowPlaintext, RootCAs: o.RootCAs,
+		MaxConnections: o.MaxConnections, StallTimeout: o.StallTimeout, DialContext: o.Dial}
+	switch strings.ToLower(e.Scheme) {
+	case SchemeStartTLS, "imap+tls":
+		cfg.Security = SecurityStartTLS
+	case SchemeNone:
+		cfg.Security = SecurityNone
+	default:
+		cfg.Security = SecurityTLS
+	}
+	if o.Credentials.Username != "" {
+		cfg.Username = o.Credentials.Username
+	}
+	return cfg
+}
+
+// redactedOf is the address without any secret (ParseURL refuses
+// passwords in URLs anyway).
+func redactedOf(c Config) string {
+	scheme := SchemeTLS
+	switch c.Security {
+	case SecurityStartTLS:
+		scheme = SchemeStartTLS
+	case SecurityNone:
+		scheme = SchemeNone
+	}
+	port := c.Port
+	if port == 0 {
+		port = c.Security.DefaultPort()
+	}
+	var b strings.Builder
+	b.WriteString(scheme + "://")
+	if c.Username != "" {
+		b.WriteString(url.User(c.Username).String() + "@")
+	}
+	b.WriteString(net.JoinHostPort(c.Host, strconv.Itoa(port)))
+	return b.String()
+}
