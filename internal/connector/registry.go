@@ -239,3 +239,17 @@ func redactGuess(raw string) string {
 	}
 	return raw
 }
+
+// RefuseMailbox is what a connector that cannot act for another mailbox
+// calls first in Open: a non-empty Credentials.Mailbox is a KindConfig
+// error, never silently the login's own mailbox (which would copy the
+// admin's mail, or into it, in place of the user's).
+func RefuseMailbox(connector string, e Endpoint, c Credentials) error {
+	if c.Mailbox == "" {
+		return nil
+	}
+	return &Error{Kind: KindConfig, Op: "open " + e.Redacted,
+		Err: fmt.Errorf("the %s connector cannot act on another mailbox (%s) with an admin login", connector, c.Mailbox),
+		Hint: "Impersonation is offered for Exchange (EWS) only: give this mailbox's own login and password, " +
+			"or leave the mailbox to act on empty."}
+}

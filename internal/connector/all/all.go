@@ -7,6 +7,7 @@ package all
 import (
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/eml"
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	"github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/connector/maildir"
 	"github.com/mailferry/mailferry/internal/connector/mbox"
@@ -22,6 +23,7 @@ func Registry() *connector.Registry {
 		maildir.Backend(),
 		mbox.Backend(),
 		eml.Backend(),
+		ews.Backend(),
 	)
 	if err != nil {
 		// Two backends claiming one scheme is a defect of this list,

@@ -298,8 +298,11 @@ func (c *Conn) Features() connector.Features {
 		SpecialUse:      true,
 		ReportsRemovals: true,
 		CheapChanges:    true,
-		AppendIDs:       true,
-		ByteExact:       false,
+		// SyncFolderItems from a SyncState reports as Create exactly the
+		// items that arrived in the folder after it.
+		ExactNew:  true,
+		AppendIDs: true,
+		ByteExact: false,
 	}
 }
 

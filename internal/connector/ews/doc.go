@@ -108,7 +108,11 @@
 // ChangeFlags, Delete ChangeRemoved (Features.ReportsRemovals); a moved
 // message is removed from one folder and new in the other, with a new
 // ItemId. A SyncState the server refuses (ErrorInvalidSyncStateData) or
-// a cursor of another connector gives a full listing with Reset.
+// a cursor of another connector gives a full listing with Reset, or,
+// under ListOptions.StrictSince (which the engine always sets), an error
+// wrapping connector.ErrCursorInvalid before anything is delivered.
+// Features.ExactNew holds: what SyncFolderItems reports as created since
+// a SyncState arrived after it.
 // ListOptions.AllOld reads the other messages, flags only, with FindItem
 // pages (IndexedPageItemView, oldest first) that follow
 // IndexedPagingOffset under the server's EWSFindCountLimit. Statuses

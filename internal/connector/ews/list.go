@@ -66,7 +66,11 @@ var acceptFlags = []string{mail.FlagSeen, mail.FlagAnswered, mail.FlagFlagged, "
 // Create changes are ChangeNew; Update and ReadFlagChange are ChangeFlags
 // and Delete is ChangeRemoved (with opts.Changes). A SyncState the
 // server no longer accepts (ErrorInvalidSyncStateData) or a cursor this
-// connector cannot read gives a full listing with Listing.Reset.
+// connector cannot read gives a full listing with Listing.Reset, or,
+// with opts.StrictSince, an error wrapping connector.ErrCursorInvalid
+// before anything is delivered. opts.NoMessages still pages through
+// SyncFolderItems (EWS has no other way to get a SyncState) but hands
+// nothing over and reads no headers.
 // opts.AllOld adds every other message of the folder, flags only, read
 // with FindItem pages (see allOld).
 //
@@ -89,12 +93,20 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	}
 	since, ok := parseCursor(opts.Since)
 	if opts.Since != "" && !ok {
+		if opts.StrictSince {
+			return lst, &connector.Error{Kind: connector.KindConfig, Op: what, Hint: hintForeignCursor,
+				Err: fmt.Errorf("%w: the stored cursor was not made by the EWS connector", connector.ErrCursorInvalid)}
+		}
 		lst.Reset = true
 	}
 	l := &lister{c: c, f: f, what: what, opts: opts, fn: fn, batch: batch}
 	for {
 		err := l.run(ctx, since)
 		var ie *invalidStateError
+		if errors.As(err, &ie) && opts.StrictSince && !l.delivered {
+			return lst, &connector.Error{Kind: connector.KindConfig, Op: what, Hint: hintForeignCursor,
+				Err: fmt.Errorf("%w: Exchange no longer accepts the folder's SyncState (%v)", connector.ErrCursorInvalid, ie.err)}
+		}
 		if errors.As(err, &ie) && !l.delivered {
 			// web-service-reference/syncfolderitems-operation: the error
 			// answer to an invalid SyncState; start again from nothing.
@@ -108,7 +120,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		}
 		break
 	}
-	if opts.AllOld && since.state != "" {
+	if opts.AllOld && since.state != "" && !opts.NoMessages {
 		if err := l.allOld(ctx); err != nil {
 			return lst, err
 		}
@@ -123,6 +135,10 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 	}
 	return lst, nil
 }
+
+// hintForeignCursor is shown only if a caller does not handle
+// ErrCursorInvalid itself (the engine compares the folder in full).
+const hintForeignCursor = "Run the pass again with a full rescan of this folder."
 
 // invalidStateError is ErrorInvalidSyncStateData.
 type invalidStateError struct{ err error }
@@ -150,6 +166,9 @@ type lister struct {
 }
 
 func (l *lister) emit(m connector.Message) error {
+	if l.opts.NoMessages {
+		return nil
+	}
 	l.pending = append(l.pending, m)
 	if len(l.pending) >= l.batch {
 		return l.flush()
@@ -251,6 +270,15 @@ func (l *lister) changes(ctx context.Context, changes []syncChange, full bool) e
 			}
 		}
 	}
+	if len(created) > 0 && l.opts.NoMessages {
+		// Only the cursor and the count are wanted: no GetItem for the
+		// headers. Sizes are still in the sync's item shape.
+		for _, m := range created {
+			l.count++
+			l.size += m.Size
+		}
+		created = nil
+	}
 	if len(created) > 0 {
 		kept, err := l.c.withHeaders(ctx, l.what, created)
 		if err != nil {
@@ -270,7 +298,7 @@ func (l *lister) changes(ctx context.Context, changes []syncChange, full bool) e
 			}
 		}
 	}
-	if len(readChanged) > 0 {
+	if len(readChanged) > 0 && !l.opts.NoMessages {
 		ms, err := l.c.flagsOf(ctx, l.what, readChanged)
 		if err != nil {
 			return err

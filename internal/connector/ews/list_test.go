@@ -2,6 +2,7 @@ package ews
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -278,7 +279,8 @@ func TestSyncPages(t *testing.T) {
 }
 
 // A SyncState the server no longer accepts, or a cursor this connector
-// did not make, gives a full listing marked Reset.
+// did not make, gives a full listing marked Reset, or ErrCursorInvalid
+// under StrictSince.
 func TestResetCursor(t *testing.T) {
 	s := server(t, nil)
 	seed(t, s, inboxID(s), msg(1, ""), msg(2, ""))
@@ -296,6 +298,14 @@ func TestResetCursor(t *testing.T) {
 		connector.Cursor(cursor{count: 2, state: "AAAA"}.String()),
 		"1.42.7", // an IMAP cursor
 	} {
+		// Under StrictSince (the engine's way) the same cursors are
+		// refused before anything is delivered.
+		delivered := 0
+		_, err := c.List(context.Background(), in, connector.ListOptions{Since: cur, Changes: true, StrictSince: true},
+			func(ms []connector.Message) error { delivered += len(ms); return nil })
+		if !errors.Is(err, connector.ErrCursorInvalid) || delivered != 0 {
+			t.Errorf("cursor %q under StrictSince: %v after %d messages; want ErrCursorInvalid before any", cur, err, delivered)
+		}
 		ms, l := listAll(t, c, in, connector.ListOptions{Since: cur, Changes: true})
 		if !l.Reset || len(ms) != 2 || ms[0].Change != connector.ChangeNew {
 			t.Errorf("cursor %q: reset %v, %d messages", cur, l.Reset, len(ms))
