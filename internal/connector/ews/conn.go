@@ -282,6 +282,7 @@ func (c *Conn) start(ctx context.Context) error {
 			Err: errors.New("the server did not return the mailbox's message folder root or inbox")}
 	}
 	c.wk = wk
+	c.cl.reached.Store(true)
 	return nil
 }
 

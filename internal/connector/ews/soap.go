@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mailferry/mailferry/internal/connector"
 )
@@ -21,6 +22,11 @@ type client struct {
 	// on the login's own mailbox.
 	impersonate string
 	server      string
+	// reached is set once Open's login check got an answer: from then on
+	// a refused connection or a failed name lookup is a passing outage
+	// (a restart, a load balancer shedding connections), which the retry
+	// layer waits out, not a wrong address.
+	reached atomic.Bool
 }
 
 // marshal writes a whole request.
@@ -72,6 +78,15 @@ func (c *client) do(ctx context.Context, what string, n int64, body func(io.Writ
 // sorted classifies an exchange's error; retry says that a replayable
 // request may be sent once more.
 func (c *client) sorted(ctx context.Context, what string, err error, mayRetry bool) (retry bool, _ error) {
+	retry, err = c.sortedOnce(ctx, what, err, mayRetry)
+	var ce *connector.Error
+	if c.reached.Load() && errors.As(err, &ce) && (ce.Kind == connector.KindConnect || ce.Kind == connector.KindHost) {
+		ce.Kind = connector.KindTransient
+	}
+	return retry, err
+}
+
+func (c *client) sortedOnce(ctx context.Context, what string, err error, mayRetry bool) (retry bool, _ error) {
 	if ctx.Err() != nil {
 		return false, &connector.Error{Kind: connector.KindTransient, Op: what, Err: ctx.Err()}
 	}

@@ -103,3 +103,21 @@ func TestItemSaveError(t *testing.T) {
 	}
 	appendMsg(t, c, in, raw, nil, time.Time{})
 }
+
+// A server that Open reached and that then refuses connections (a
+// restart, a load balancer shedding them) is a passing outage that the
+// retry layer waits out, not the wrong address that the same refusal
+// means at Open.
+func TestRefusedAfterOpenIsTransient(t *testing.T) {
+	s := server(t, nil)
+	c := open(t, s, "")
+	s.Close()
+	_, err := c.Folders(context.Background())
+	if connector.KindOf(err) != connector.KindTransient {
+		t.Fatalf("Folders after the server went away: %v (kind %v), want transient", err, connector.KindOf(err))
+	}
+	_, err = Open(context.Background(), endpoint(t, s, ""), options(s, alice, pw))
+	if k := connector.KindOf(err); k != connector.KindConnect {
+		t.Fatalf("Open of a server that does not answer: %v (kind %v), want connect", err, k)
+	}
+}
