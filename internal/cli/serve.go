@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	"log/slog"
 	"net"
 	"net/http"
@@ -388,8 +389,18 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
+		if b.Name == "ews" {
+			// Exchange (EWS): TLS always, the default path, NTLM or Basic
+			// as the server offers.
+			if e.Path != ews.DefaultPath || len(e.Params) > 0 || e.User != "" {
+				return nil, fmt.Errorf("--preset %q: an Exchange preset is ews://host[:port] only", name)
+			}
+			out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
+				Type: "exchange", Host: e.Host, Port: e.Port, Security: "tls", Insecure: q.Get("insecure") == "1"}})
+			continue
+		}
 		if b.Name != "imap" {
-			return nil, fmt.Errorf("--preset %q: destinations are IMAP servers: use imaps://, imap+starttls:// or imap://", name)
+			return nil, fmt.Errorf("--preset %q: destinations are IMAP or Exchange servers: use imaps://, imap+starttls://, imap:// or ews://", name)
 		}
 		sec := map[string]string{imapconn.SchemeTLS: "tls", imapconn.SchemeStartTLS: "starttls", imapconn.SchemeNone: "none"}[e.Scheme]
 		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
@@ -430,8 +441,26 @@ func checkPreset(p *service.Preset) error {
 	if p.Type == "" {
 		p.Type = "imap"
 	}
+	if p.Type == "exchange" {
+		// Exchange (EWS, e.g. "Rackspace Exchange 2016"): always TLS.
+		p.Host = strings.TrimSpace(p.Host)
+		if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {
+			return fmt.Errorf("%s needs a host: the Exchange server's name only, e.g. \"host\": \"mail.example.com\"", what)
+		}
+		if p.Security != "" && p.Security != "tls" {
+			return fmt.Errorf("%s: Exchange is reached over TLS only; leave out \"security\"", what)
+		}
+		p.Security, p.AllowPlaintext = "tls", false
+		if p.Port == 0 {
+			p.Port = 443
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			return fmt.Errorf("%s: port %d: must be between 1 and 65535 (Exchange: 443)", what, p.Port)
+		}
+		return nil
+	}
 	if p.Type != "imap" {
-		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP servers (\"type\": \"imap\")", what, p.Type)
+		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP (\"type\": \"imap\") or Exchange (\"type\": \"exchange\") servers", what, p.Type)
 	}
 	p.Host = strings.TrimSpace(p.Host)
 	if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {

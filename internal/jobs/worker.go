@@ -252,12 +252,12 @@ type side struct {
 // (connector/all): the service keeps an endpoint as type, host, port and
 // security, which make its URL.
 func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, err error) {
-	mk := func(e service.Endpoint, user, pass string, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
+	mk := func(e service.Endpoint, user, pass, mailbox string, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
 		ep, b, err := reg.Parse(e.URL())
 		if err != nil {
 			return side{}, err
 		}
-		o := connector.OpenOptions{Credentials: connector.Credentials{Username: user, Password: pass},
+		o := connector.OpenOptions{Credentials: connector.Credentials{Username: user, Password: pass, Mailbox: mailbox},
 			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, Dial: dial,
 			StallTimeout: r.StallTimeout, SpoolDir: r.SpoolDir}
 		if !b.OneSession {
@@ -272,10 +272,10 @@ func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, 
 		}
 		return side{ep, o}, nil
 	}
-	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, r.SourceDial); err != nil {
+	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, w.SourceMailbox, r.SourceDial); err != nil {
 		return
 	}
-	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, nil)
+	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, w.DestMailbox, nil)
 	return
 }
 
@@ -385,6 +385,14 @@ func (r *Runner) trial(ctx context.Context, w service.Work, src connector.Source
 		// No quota to read: nothing to compare with.
 	} else if q, ok, err := qr.Quota(ctx); err == nil && ok {
 		out.Quota.Used, out.Quota.Limit = q.Used, q.Limit
+		if free := q.Limit - q.Used; q.Limit > 0 && total > free {
+			// It cannot fit: a migration would stop with the mailbox
+			// full part way through.
+			return service.Outcome{Status: service.StatusFailed, Class: service.ClassQuota, Side: service.SideDestination, Progress: out.Progress,
+				Plan: out.Plan, Quota: out.Quota,
+				Error: fmt.Sprintf("the source mailbox holds %s, but the destination mailbox has only %s free of its %s quota",
+					human(total), human(max(free, 0)), human(q.Limit))}
+		}
 		if q.Limit > 0 && float64(total) > 0.7*float64(q.Limit) {
 			out.Warning = fmt.Sprintf("The source mailbox holds %s, more than 70%% of the destination's capacity of %s. "+
 				"Ask for a larger destination mailbox before migrating, or exclude folders.", human(total), human(q.Limit))
@@ -477,6 +485,8 @@ func failed(w service.Work, side service.Side, err error) service.Outcome {
 		class = service.ClassOther
 	case connector.KindNoAccount:
 		class = service.ClassMailboxMissing
+	case connector.KindPermission:
+		class = service.ClassPermission
 	}
 	if errors.As(err, new(*migrate.UnreachableError)) {
 		// Retried for the whole budget before anything could be

@@ -18,6 +18,7 @@ const (
 	ClassPasswordChanged ErrorClass = "password-changed"            // worked before, now refused during the migration
 	ClassConfig          ErrorClass = "configuration"               // e.g. plaintext login refused
 	ClassSecretKey       ErrorClass = "secret-key-changed"          // the stored passwords cannot be decrypted
+	ClassPermission      ErrorClass = "admin-permission"            // the admin login lacks a right (EWS ApplicationImpersonation)
 	ClassOther           ErrorClass = "other"                       // anything we could not recognise
 )
 
@@ -41,7 +42,7 @@ func Solve(c ErrorClass) Solution {
 func Classes() []ErrorClass {
 	return []ErrorClass{
 		ClassAuth, ClassHost, ClassConnect, ClassTLS, ClassMailboxMissing, ClassQuota,
-		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassOther,
+		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassPermission, ClassOther,
 	}
 }
 
@@ -211,6 +212,20 @@ func SolveFor(c ErrorClass, side Side) Solution {
 				"Check that the server type chosen for {server} (IMAP, POP or Exchange) is the one your provider offers.",
 				"Read the server's answer under More info: it often names the setting it wants.",
 				"Save the settings and run the trial migration again.",
+			},
+		}
+	case ClassPermission:
+		s = Solution{
+			Title: "The admin account may not open {mailbox}",
+			Explanation: "{Server} accepted the admin account's password but refused to let it act on {mailbox}. " +
+				"Migrating with one admin account needs the ApplicationImpersonation role on Exchange.",
+			Steps: []string{
+				"Ask your Exchange administrator to give the admin account the ApplicationImpersonation role. In the Exchange Management Shell: " +
+					"New-ManagementRoleAssignment -Name MailferryImpersonation -Role ApplicationImpersonation -User <admin account>. " +
+					"In the Exchange admin center it is under Permissions, Admin roles.",
+				"If the role should cover only some mailboxes, make sure {mailbox} is in its management scope.",
+				"Wait about 15 minutes: Exchange takes a while to apply a new role.",
+				"Run the trial migration again.",
 			},
 		}
 	case ClassSecretKey:

@@ -10,7 +10,7 @@ import (
 func TestCatalogueEveryClassIsComplete(t *testing.T) {
 	classes := Classes()
 	want := []ErrorClass{ClassAuth, ClassHost, ClassConnect, ClassTLS, ClassMailboxMissing, ClassQuota,
-		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassOther}
+		ClassTooLarge, ClassThrottled, ClassPasswordChanged, ClassConfig, ClassSecretKey, ClassPermission, ClassOther}
 	if !slices.Equal(classes, want) {
 		t.Fatalf("Classes() = %v, want %v", classes, want)
 	}

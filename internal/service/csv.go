@@ -50,6 +50,13 @@ var ErrEmptyCSV = errors.New("the file has no mailboxes: add one line per mailbo
 // cannot be used (empty, not CSV, no header, too large, unreadable); its
 // message is written for the user. No message ever quotes a password.
 func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
+	return parseMailboxCSV(r, false, false)
+}
+
+// parseMailboxCSV is ParseMailboxCSV for a project whose source or
+// destination has an admin login (Exchange impersonation): that side's
+// password column may be left out or empty.
+func parseMailboxCSV(r io.Reader, srcAdmin, dstAdmin bool) ([]MailboxInput, []RowError, error) {
 	const (
 		maxBytes      = 1 << 20
 		maxRows       = 10000
@@ -67,7 +74,7 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 		numCols
 	)
 	names := [numCols]string{"Source Email", "Source Login Name", "Source Password", "Destination Email", "Destination Login Name", "Destination Password", "Flags"}
-	required := [numCols]bool{colSourceEmail: true, colSourcePassword: true, colDestEmail: true, colDestPassword: true}
+	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !srcAdmin, colDestEmail: true, colDestPassword: !dstAdmin}
 
 	// Read everything up front: the cap keeps memory bounded, and having the
 	// bytes lets us sniff the encoding and delimiter before parsing.
@@ -354,7 +361,7 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 		}
 		checkPassword := func(k int, v string) {
 			// A missing column is already reported once on the header.
-			if pos[k] >= 0 && strings.TrimSpace(v) == "" {
+			if pos[k] >= 0 && strings.TrimSpace(v) == "" && required[k] {
 				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]], Message: "the password is missing"})
 			}
 		}

@@ -37,7 +37,10 @@ func cleanEmail(field, v string) (string, error) {
 
 // validate checks one mailbox pair as entered; passwords may be empty
 // only when updating (then the stored one is kept).
-func (in *MailboxInput) validate(requirePasswords bool) error {
+//
+// A side whose project has an admin login (Exchange impersonation) takes
+// no login or password: the admin acts on the mailbox named by the email.
+func (in *MailboxInput) validate(requirePasswords bool, srcAdmin, dstAdmin bool) error {
 	var err error
 	if in.SourceEmail, err = cleanEmail("source_email", in.SourceEmail); err != nil {
 		return err
@@ -52,13 +55,28 @@ func (in *MailboxInput) validate(requirePasswords bool) error {
 	if in.DestLogin == "" {
 		in.DestLogin = in.DestEmail
 	}
-	if requirePasswords && in.SourcePassword == "" {
+	if srcAdmin {
+		in.SourceLogin, in.SourcePassword = in.SourceEmail, ""
+	}
+	if dstAdmin {
+		in.DestLogin, in.DestPassword = in.DestEmail, ""
+	}
+	if requirePasswords && in.SourcePassword == "" && !srcAdmin {
 		return inputErr("source_password", "enter the password of the source mailbox")
 	}
-	if requirePasswords && in.DestPassword == "" {
+	if requirePasswords && in.DestPassword == "" && !dstAdmin {
 		return inputErr("destination_password", "enter the password of the destination mailbox")
 	}
 	return nil
+}
+
+// sealOrAdmin seals a row's password, or marks the side as using the
+// project's admin login.
+func (s *Service) sealOrAdmin(mailboxID, side, password string, admin bool) (string, error) {
+	if admin {
+		return adminMarker, nil
+	}
+	return s.seal(mailboxID, side, password)
 }
 
 func (s *Service) seal(mailboxID, side, password string) (string, error) {
@@ -106,8 +124,13 @@ func (s *Service) UnreadableSecrets(ctx context.Context) (int, error) {
 		if err := rows.Scan(&id, &src, &dst); err != nil {
 			return n, err
 		}
-		_, e1 := s.open(id, "source", src)
-		_, e2 := s.open(id, "destination", dst)
+		var e1, e2 error
+		if src != adminMarker {
+			_, e1 = s.open(id, "source", src)
+		}
+		if dst != adminMarker {
+			_, e2 = s.open(id, "destination", dst)
+		}
 		if errors.Is(e1, ErrSecretKey) || errors.Is(e2, ErrSecretKey) {
 			n++
 		}
@@ -118,12 +141,14 @@ func (s *Service) UnreadableSecrets(ctx context.Context) (int, error) {
 // AddMailboxes adds pairs to a project, all or none: a duplicate of an
 // existing pair (or within the input) refuses the whole request.
 func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, ins []MailboxInput) ([]Mailbox, error) {
-	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
+	p, err := s.projectForWrite(ctx, ownerID, projectID)
+	if err != nil {
 		return nil, err
 	}
+	srcAdmin, dstAdmin := p.SourceAdmin != "", p.DestinationAdmin != ""
 	seen := map[string]int{}
 	for i := range ins {
-		if err := ins[i].validate(true); err != nil {
+		if err := ins[i].validate(true, srcAdmin, dstAdmin); err != nil {
 			if len(ins) > 1 {
 				var ie *InputError
 				if errors.As(err, &ie) {
@@ -156,11 +181,11 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 			return nil, fmt.Errorf("%w: the pair %s → %s is already in this project; edit it instead of adding it again", ErrConflict, in.SourceEmail, in.DestEmail)
 		}
 		id := newID()
-		srcSecret, err := s.seal(id, "source", in.SourcePassword)
+		srcSecret, err := s.sealOrAdmin(id, "source", in.SourcePassword, srcAdmin)
 		if err != nil {
 			return nil, err
 		}
-		dstSecret, err := s.seal(id, "destination", in.DestPassword)
+		dstSecret, err := s.sealOrAdmin(id, "destination", in.DestPassword, dstAdmin)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +212,11 @@ func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body
 	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
 		return nil, err
 	}
-	ins, rowErrs, err := ParseMailboxCSV(strings.NewReader(string(body)))
+	p, err := s.projectForWrite(ctx, ownerID, projectID)
+	if err != nil {
+		return nil, err
+	}
+	ins, rowErrs, err := parseMailboxCSV(strings.NewReader(string(body)), p.SourceAdmin != "", p.DestinationAdmin != "")
 	if err != nil {
 		return nil, &InputError{Field: "csv", Message: err.Error()}
 	}
@@ -282,7 +311,8 @@ func (s *Service) Mailbox(ctx context.Context, ownerID, projectID, mailboxID str
 // UpdateMailbox changes logins or passwords (e.g. after a failed trial).
 // Empty passwords keep the stored ones.
 func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailboxID string, in MailboxInput) (Mailbox, error) {
-	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
+	p, err := s.projectForWrite(ctx, ownerID, projectID)
+	if err != nil {
 		return Mailbox{}, err
 	}
 	cur, err := s.Mailbox(ctx, ownerID, projectID, mailboxID)
@@ -306,7 +336,7 @@ func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailbox
 	if in.Flags == "" {
 		in.Flags = cur.Flags
 	}
-	if err := in.validate(false); err != nil {
+	if err := in.validate(false, p.SourceAdmin != "", p.DestinationAdmin != ""); err != nil {
 		return cur, err
 	}
 	if cur.Status == StatusQueued || cur.Status == StatusVerifying || cur.Status == StatusMigrating {

@@ -112,7 +112,9 @@ func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial }
 
 // Endpoint is a mail server.
 type Endpoint struct {
-	Type     string `json:"type"` // "imap", or "pop3" for a source
+	// Type is "imap", "exchange" (EWS, Exchange 2013-2019) or, for a
+	// source, "pop3".
+	Type     string `json:"type"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
 	Security string `json:"security"` // tls | starttls | none
@@ -125,6 +127,10 @@ type Endpoint struct {
 // URL is the endpoint as a connector address (connector/all parses it):
 // the scheme says the type and the security, e.g. pop3s://host:995.
 func (e Endpoint) URL() string {
+	if e.Type == "exchange" {
+		// Always TLS; NTLM or Basic as the server offers (connector/ews).
+		return "ews://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+	}
 	scheme := e.Type
 	if scheme == "" {
 		scheme = "imap"
@@ -143,6 +149,8 @@ func (e Endpoint) URL() string {
 func DefaultPort(typ, security string) int {
 	tls := security == "tls"
 	switch {
+	case typ == "exchange":
+		return 443
 	case typ == "pop3" && tls:
 		return 995
 	case typ == "pop3":
@@ -183,7 +191,12 @@ type Project struct {
 	FinishedAt        time.Time `json:"finished_at,omitzero"`
 	// Counts by mailbox status, in listings.
 	Mailboxes map[Status]int `json:"mailboxes,omitempty"`
-	ownerID   string
+	// SourceAdmin and DestinationAdmin are the logins of the project's
+	// admin accounts (Exchange impersonation), "" for none; their
+	// passwords are never shown.
+	SourceAdmin      string `json:"source_admin,omitempty"`
+	DestinationAdmin string `json:"destination_admin,omitempty"`
+	ownerID          string
 }
 
 // Mailbox is a mailbox pair as the API shows it: never with passwords.

@@ -308,6 +308,9 @@ func (s *Service) FinishProject(ctx context.Context, ownerID, projectID string) 
 	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`, projectID); err != nil {
 		return p, err
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE project_admins SET secret = '' WHERE project_id = $1`, projectID); err != nil {
+		return p, err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE projects SET state = 'finished', finished_at = $1 WHERE id = $2`, now(), projectID); err != nil {
 		return p, err
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	"net/mail"
 	"net/netip"
 	"sort"
@@ -152,6 +153,11 @@ type ProjectInput struct {
 	Source            Endpoint `json:"source"`
 	DestinationPreset string   `json:"destination_preset"`
 	Options           Options  `json:"options"`
+	// SourceAdmin and DestinationAdmin, for Exchange sides: one account
+	// with the ApplicationImpersonation role acts on every mailbox, so
+	// that mailbox rows of that side need only email addresses.
+	SourceAdmin      *AdminLogin `json:"source_admin,omitempty"`
+	DestinationAdmin *AdminLogin `json:"destination_admin,omitempty"`
 }
 
 func (in *ProjectInput) validate(presets map[string]Preset) error {
@@ -164,10 +170,14 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 	}
 	switch in.Source.Type {
 	case "imap", "pop3":
-	case "exchange", "m365":
-		return inputErr("source.type", "%s sources are coming soon; IMAP and POP3 are available today", in.Source.Type)
+	case "exchange":
+		if err := in.Source.exchange("source"); err != nil {
+			return err
+		}
+	case "m365":
+		return inputErr("source.type", "%s sources are coming soon; IMAP, POP3 and Exchange are available today", in.Source.Type)
 	default:
-		return inputErr("source.type", "unknown source type %q: use imap or pop3", in.Source.Type)
+		return inputErr("source.type", "unknown source type %q: use imap, pop3 or exchange", in.Source.Type)
 	}
 	in.Source.Host = strings.TrimSpace(in.Source.Host)
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(in.Source.Host, "["), "]")); err == nil && a.Zone() == "" {
@@ -200,6 +210,14 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 	}
 	if in.Source.Port < 1 || in.Source.Port > 65535 {
 		return inputErr("source.port", "the port must be between 1 and 65535 (IMAP: 993 with SSL, 143 without; POP3: 995 with SSL, 110 without)")
+	}
+	if err := in.SourceAdmin.clean("source_admin", in.Source.Type); err != nil {
+		return err
+	}
+	if pr, ok := presets[in.DestinationPreset]; ok {
+		if err := in.DestinationAdmin.clean("destination_admin", pr.Type); err != nil {
+			return err
+		}
 	}
 	if _, ok := presets[in.DestinationPreset]; !ok {
 		var ids []string
@@ -238,8 +256,38 @@ func (s *Service) CreateProject(ctx context.Context, ownerID string, in ProjectI
 	if err != nil {
 		return p, fmt.Errorf("create project: %w", err)
 	}
+	for _, a := range []struct {
+		side Side
+		a    *AdminLogin
+	}{{SideSource, in.SourceAdmin}, {SideDestination, in.DestinationAdmin}} {
+		if err := s.saveAdmin(ctx, s.db, p.ID, a.side, a.a); err != nil {
+			return p, fmt.Errorf("create project: %w", err)
+		}
+	}
+	if in.SourceAdmin != nil {
+		p.SourceAdmin = in.SourceAdmin.Login
+	}
+	if in.DestinationAdmin != nil {
+		p.DestinationAdmin = in.DestinationAdmin.Login
+	}
 	s.attachPreset(&p)
 	return p, nil
+}
+
+// exchange turns what a user knows of their Exchange server (the Outlook
+// on the web address, e.g. https://mail.example.com/owa, or the server's
+// name) into its host and port; EWS is always spoken over TLS.
+func (e *Endpoint) exchange(field string) error {
+	raw, err := ews.EndpointFromUserInput(strings.TrimSpace(e.Host))
+	if err != nil {
+		return inputErr(field+".host", "enter the Outlook on the web address, e.g. https://mail.example.com/owa")
+	}
+	ep, err := ews.Parse(raw)
+	if err != nil || ep.Path != ews.DefaultPath {
+		return inputErr(field+".host", "enter the Outlook on the web address, e.g. https://mail.example.com/owa (Exchange Web Services must be at /EWS/Exchange.asmx)")
+	}
+	e.Host, e.Port, e.Security, e.AllowPlaintext = ep.Host, ep.Port, "tls", false
+	return nil
 }
 
 func b2i(b bool) int {
@@ -287,6 +335,9 @@ func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Proje
 		return p, fmt.Errorf("read project: %w", err)
 	}
 	s.attachPreset(&p)
+	if err := s.adminLogins(ctx, &p); err != nil {
+		return p, fmt.Errorf("read project: %w", err)
+	}
 	p.Mailboxes, err = s.statusCounts(ctx, p.ID)
 	return p, err
 }
@@ -486,6 +537,7 @@ func (s *Service) DeleteProject(ctx context.Context, ownerID, projectID string) 
 		`DELETE FROM mailbox_passes WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 		`DELETE FROM mailbox_events WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 		`DELETE FROM mailboxes WHERE project_id = $1`,
+		`DELETE FROM project_admins WHERE project_id = $1`,
 		`DELETE FROM passes WHERE project_id = $1`,
 		`DELETE FROM projects WHERE id = $1`,
 	} {

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -67,9 +68,9 @@ func TestProjectsAndMailboxes(t *testing.T) {
 	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Host: "mail.old.example"}, DestinationPreset: "nope"}); err == nil {
 		t.Error("an unknown preset must be refused")
 	}
-	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "exchange", Host: "h"}, DestinationPreset: "dest"}); err == nil ||
+	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "m365", Host: "h"}, DestinationPreset: "dest"}); err == nil ||
 		!strings.Contains(err.Error(), "coming soon") {
-		t.Errorf("Exchange must say coming soon: %v", err)
+		t.Errorf("Microsoft 365 must say coming soon: %v", err)
 	}
 	// POP3 sources default to 995 with TLS and 110 without.
 	for sec, port := range map[string]int{"tls": 995, "starttls": 110} {
@@ -243,5 +244,63 @@ func TestLoginLinkFloodDoesNotLockOutTheOwner(t *testing.T) {
 	}
 	if _, err := s.ConsumeLogin(ctx, tok); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An Exchange source is given by its Outlook on the web address and kept
+// as host and port (EWS at the default path, TLS); an admin login
+// (impersonation) is accepted for Exchange only, lets mailbox rows of
+// that side go without passwords, and is what a worker gets for them,
+// with the row's email as the mailbox to act on. The admin password is
+// never in what the API returns.
+func TestExchangeSourceAndAdminLogin(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	o, _ := s.EnsureOwner(ctx, "o@example.com")
+	if _, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "x", Source: Endpoint{Host: "imap.old.example"}, DestinationPreset: "dest",
+		SourceAdmin: &AdminLogin{Login: "admin", Password: "pw"}}); err == nil || !strings.Contains(err.Error(), "Exchange") {
+		t.Errorf("an admin login for an IMAP source: %v", err)
+	}
+	if _, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "exchange", Host: "https://mail.old.example/owa"}, DestinationPreset: "dest",
+		SourceAdmin: &AdminLogin{Login: "admin"}}); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Errorf("an admin login without password: %v", err)
+	}
+	p, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "exchange", Host: "https://Mail.Old.Example/owa/#path=/mail"},
+		DestinationPreset: "dest", SourceAdmin: &AdminLogin{Login: `OLD\\migrator`, Password: "admin pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Source.Host != "mail.old.example" || p.Source.Port != 443 || p.Source.URL() != "ews://mail.old.example:443" || p.SourceAdmin != `OLD\\migrator` {
+		t.Errorf("Exchange source: %+v, URL %s, admin %q", p.Source, p.Source.URL(), p.SourceAdmin)
+	}
+	got, err := s.Project(ctx, o.ID, p.ID)
+	if err != nil || got.SourceAdmin != `OLD\\migrator` {
+		t.Fatalf("stored project: %+v %v", got, err)
+	}
+	if b, _ := json.Marshal(got); strings.Contains(string(b), "admin pw") {
+		t.Fatalf("the admin password is in the project's JSON: %s", b)
+	}
+	ms, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "Ann@old.example", DestEmail: "ann@new.example", DestPassword: "dst pw"}})
+	if err != nil || len(ms) != 1 || !ms[0].HasPasswords {
+		t.Fatalf("a row without a source password: %+v %v", ms, err)
+	}
+	if _, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "ben@old.example", DestEmail: "ben@new.example"}}); err == nil {
+		t.Error("a row without the destination password (no destination admin) was accepted")
+	}
+	if n, err := s.UnreadableSecrets(ctx); n != 0 || err != nil {
+		t.Errorf("UnreadableSecrets counts an admin row: %d %v", n, err)
+	}
+	s.SetQueue(nopQueue{})
+	pass, err := s.StartPass(ctx, o.ID, p.ID, PassInput{Kind: PassTrial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.LoadWork(ctx, pass.ID, ms[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.SourceLogin != `OLD\\migrator` || w.SourcePassword != "admin pw" || w.SourceMailbox != "ann@old.example" ||
+		w.DestLogin != "ann@new.example" || w.DestPassword != "dst pw" || w.DestMailbox != "" {
+		t.Errorf("work: source %q/%q as %q, destination %q/%q as %q", w.SourceLogin, w.SourcePassword, w.SourceMailbox, w.DestLogin, w.DestPassword, w.DestMailbox)
 	}
 }

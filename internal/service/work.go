@@ -21,8 +21,13 @@ type Work struct {
 	SourcePassword string
 	DestLogin      string
 	DestPassword   string
-	MigratedBefore bool
-	Owner          Owner
+	// SourceMailbox and DestMailbox are set when that side logs in with
+	// the project's admin account and acts on this mailbox (Exchange
+	// impersonation, connector.Credentials.Mailbox); the login and
+	// password are then the admin's.
+	SourceMailbox, DestMailbox string
+	MigratedBefore             bool
+	Owner                      Owner
 }
 
 // LoadWork reads a job's work; ErrNotFound when the pass or mailbox is
@@ -50,10 +55,10 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 	if w.Owner, err = s.OwnerByID(ctx, w.Project.ownerID); err != nil {
 		return w, err
 	}
-	var srcSecret, dstSecret string
+	var srcSecret, dstSecret, srcEmail, dstEmail string
 	var once int
-	err = s.db.QueryRowContext(ctx, `SELECT source_login, source_secret, dest_login, dest_secret, migrated_once FROM mailboxes
-		WHERE id = $1 AND project_id = $2`, mailboxID, w.Project.ID).Scan(&w.SourceLogin, &srcSecret, &w.DestLogin, &dstSecret, &once)
+	err = s.db.QueryRowContext(ctx, `SELECT source_email, source_login, source_secret, dest_email, dest_login, dest_secret, migrated_once FROM mailboxes
+		WHERE id = $1 AND project_id = $2`, mailboxID, w.Project.ID).Scan(&srcEmail, &w.SourceLogin, &srcSecret, &dstEmail, &w.DestLogin, &dstSecret, &once)
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, ErrNotFound
 	}
@@ -61,11 +66,28 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 		return w, err
 	}
 	w.MailboxID, w.MigratedBefore = mailboxID, once != 0
-	if w.SourcePassword, err = s.open(mailboxID, "source", srcSecret); err != nil {
-		return w, err
-	}
-	if w.DestPassword, err = s.open(mailboxID, "destination", dstSecret); err != nil {
-		return w, err
+	for _, sd := range []struct {
+		side                 Side
+		secret, email        string
+		login, pass, mailbox *string
+	}{
+		{SideSource, srcSecret, srcEmail, &w.SourceLogin, &w.SourcePassword, &w.SourceMailbox},
+		{SideDestination, dstSecret, dstEmail, &w.DestLogin, &w.DestPassword, &w.DestMailbox},
+	} {
+		if sd.secret != adminMarker {
+			if *sd.pass, err = s.open(mailboxID, string(sd.side), sd.secret); err != nil {
+				return w, err
+			}
+			continue
+		}
+		login, pass, ok, err := s.admin(ctx, w.Project.ID, sd.side)
+		if err != nil {
+			return w, err
+		}
+		if !ok {
+			return w, fmt.Errorf("%w (the %s mailbox uses the project's admin login, which is gone)", ErrSecretKey, sd.side)
+		}
+		*sd.login, *sd.pass, *sd.mailbox = login, pass, sd.email
 	}
 	return w, nil
 }
