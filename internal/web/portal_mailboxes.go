@@ -88,6 +88,12 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 	var rows []entryRow
 	var ins []service.MailboxInput
 	bad := 0
+	// A side with the project's admin login (Exchange impersonation)
+	// takes the email address only.
+	var srcAdmin, dstAdmin bool
+	if p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project")); err == nil {
+		srcAdmin, dstAdmin = p.SourceAdmin != "", p.DestinationAdmin != ""
+	}
 	for i := range n {
 		in := service.MailboxInput{
 			SourceEmail: strings.TrimSpace(at("source_email", i)), SourceLogin: strings.TrimSpace(at("source_login", i)),
@@ -101,6 +107,9 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 		row := newEntryRow(len(rows))
 		row.SourceEmail, row.SourceLogin, row.DestEmail, row.DestLogin = in.SourceEmail, in.SourceLogin, in.DestEmail, in.DestLogin
 		for _, ie := range service.ValidateMailbox(in) {
+			if (ie.Field == "source_password" && srcAdmin) || (ie.Field == "destination_password" && dstAdmin) {
+				continue
+			}
 			row.Errors[mailboxFields[ie.Field]] = capitalize(ie.Message) + "."
 		}
 		if len(row.Errors) > 0 {

@@ -84,7 +84,7 @@ type sourceType struct {
 var sourceTypes = []sourceType{
 	{"imap", "IMAP", "Most mail providers and hosting companies: cPanel, Plesk, GoDaddy, Zoho, Gmail, Yahoo and others.", true},
 	{"pop3", "POP3", "For old servers that offer POP3 only. POP3 has the inbox only: it lands in the new inbox, unread.", true},
-	{"exchange", "Microsoft Exchange", "Exchange on your own servers, through Outlook Web Access.", false},
+	{"exchange", "Exchange (OWA address)", "Exchange 2013 to 2019 on your own servers: enter the Outlook Web Access address, e.g. https://mail.domain.com/owa.", true},
 	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes.", false},
 }
 
@@ -107,11 +107,14 @@ var securityChoices = []securityChoice{
 type projectForm struct {
 	Name, Type, Host, Port, Security, Preset string
 	AllowPlaintext, Insecure                 bool
-	Errors                                   map[string]string
-	Types                                    []sourceType
-	Securities                               []securityChoice
-	Presets                                  []service.Preset
-	Editing                                  *service.Project
+	// SourceAdmin and DestAdmin are the optional admin logins (Exchange
+	// impersonation); their passwords are never shown back.
+	SourceAdmin, DestAdmin string
+	Errors                 map[string]string
+	Types                  []sourceType
+	Securities             []securityChoice
+	Presets                []service.Preset
+	Editing                *service.Project
 }
 
 func (s *Server) renderNewMigration(w http.ResponseWriter, r *http.Request, sess *service.Session, status int, f projectForm, errMsg string) {
@@ -137,6 +140,8 @@ func (s *Server) newMigration(w http.ResponseWriter, r *http.Request, sess *serv
 var projectFields = map[string]string{
 	"name": "name", "source.type": "type", "source.host": "host", "source.port": "port", "source.security": "security",
 	"source.allow_plaintext": "allow_plaintext", "destination_preset": "preset",
+	"source_admin": "source_admin", "source_admin.login": "source_admin", "source_admin.password": "source_admin_password",
+	"destination_admin": "destination_admin", "destination_admin.login": "destination_admin", "destination_admin.password": "destination_admin_password",
 }
 
 // readServerForm reads the servers form into f and the source endpoint
@@ -149,6 +154,13 @@ func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 		Errors: map[string]string{},
 	}
 	src := service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}
+	if f.Type == "exchange" {
+		// Exchange is always reached over TLS on the OWA address's
+		// port; the IMAP port and security fields do not apply.
+		f.Port, f.Security, f.AllowPlaintext = "", "tls", false
+		src.Security = "tls"
+		return f, src
+	}
 	if f.Port != "" {
 		port, err := strconv.Atoi(f.Port)
 		if err != nil {
@@ -194,7 +206,15 @@ func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *s
 		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below.")
 		return
 	}
-	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src})
+	in := service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src}
+	f.SourceAdmin, f.DestAdmin = strings.TrimSpace(r.PostFormValue("source_admin")), strings.TrimSpace(r.PostFormValue("destination_admin"))
+	if pw := r.PostFormValue("source_admin_password"); f.SourceAdmin != "" || pw != "" {
+		in.SourceAdmin = &service.AdminLogin{Login: f.SourceAdmin, Password: pw}
+	}
+	if pw := r.PostFormValue("destination_admin_password"); f.DestAdmin != "" || pw != "" {
+		in.DestinationAdmin = &service.AdminLogin{Login: f.DestAdmin, Password: pw}
+	}
+	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, in)
 	if err != nil {
 		s.serverFormError(w, r, sess, f, err)
 		return
