@@ -53,7 +53,7 @@ func (d *stallDialer) Dial(network, _ string) (net.Conn, error) {
 	d.mu.Lock()
 	d.dials++
 	d.mu.Unlock()
-	return &stallConn{Conn: c, d: d, p: p}, nil
+	return &stallConn{Conn: c, d: d, p: p, closed: make(chan struct{})}, nil
 }
 
 type stallConn struct {
@@ -62,6 +62,12 @@ type stallConn struct {
 	p      *testenv.Proxy
 	n      atomic.Int64
 	frozen atomic.Bool
+	// closed is closed by Close. Once frozen, reads wait for it: what the
+	// kernel had already buffered before the freeze is not handed out
+	// either, so that a response smaller than the socket buffers (loopback
+	// buffers grow to megabytes) still stalls its reader.
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // NetConn lets the connector reach the TCP connection (quick ACKs).
@@ -83,6 +89,10 @@ func (c *stallConn) count(n int) {
 }
 
 func (c *stallConn) Read(b []byte) (int, error) {
+	if c.frozen.Load() && c.d.reads {
+		<-c.closed
+		return 0, net.ErrClosed
+	}
 	n, err := c.Conn.Read(b)
 	if c.d.reads {
 		c.count(n)
@@ -106,6 +116,7 @@ func (c *stallConn) Close() error {
 		}
 		c.d.mu.Unlock()
 	}
+	c.closeOnce.Do(func() { close(c.closed) })
 	return c.Conn.Close()
 }
 
