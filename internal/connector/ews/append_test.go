@@ -273,8 +273,12 @@ func TestAppendBatched(t *testing.T) {
 			t.Errorf("message %d stored as %+v", i, info)
 		}
 	}
-	if n := s.Count("CreateItem"); n != 3 {
-		t.Errorf("25 messages written in %d CreateItem calls, want 3 (10+10+5)", n)
+	// 10+10+5 when the appends come faster than the 3 ms linger; on a
+	// loaded machine (CI under -race) the linger may send a batch early,
+	// but still far fewer calls than messages.
+	batched := s.Count("CreateItem")
+	if batched < 3 || batched > 8 {
+		t.Errorf("25 messages written in %d CreateItem calls, want 3 (10+10+5), at most 8", batched)
 	}
 	// A lone message is not held: Wait sends it at once, and so does the
 	// linger without a Wait.
@@ -284,7 +288,7 @@ func TestAppendBatched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.Count("CreateItem") == 5 })
+	waitFor(t, func() bool { return s.Count("CreateItem") == batched+2 })
 	if _, err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +300,7 @@ func TestAppendBatched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Wait(); err != nil || s.Count("CreateItem") != 6 {
+	if _, err := p.Wait(); err != nil || s.Count("CreateItem") != batched+3 {
 		t.Errorf("a retried message: %v, %d calls", err, s.Count("CreateItem"))
 	}
 }
