@@ -189,7 +189,7 @@ func TestServiceExchange(t *testing.T) {
 	}
 	p = trial(b)
 	for _, m := range p.Mailboxes {
-		if m.Status != "failed" || m.ErrorClass != "admin-permission" {
+		if m.Status != "failed" || m.ErrorClass != "permission" {
 			t.Errorf("trial without the impersonation right: %s, class %q (%s)", m.Status, m.ErrorClass, m.LastError)
 			continue
 		}

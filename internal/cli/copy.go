@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/all"
+	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/connector/layer"
 	"github.com/mailferry/mailferry/internal/migrate"
 	"github.com/mailferry/mailferry/internal/store"
@@ -47,11 +49,22 @@ Addresses (see the README for each one's limits):
   mbox:/path/file.mbox          one mbox file (one folder), source or destination
   mbox:/path/dir                a tree of mbox files (Thunderbird, Apple Mail), source or destination
   eml:/path/dir                 a directory tree of .eml files, source only
+  graph://TENANT/MAILBOX        Microsoft 365 through Microsoft Graph, source or destination
+                                (app credentials: --from-oauth-client-id / --to-oauth-client-id)
 
 Passwords are never taken on the command line. They are read from
 --from-password-file / --to-password-file, else from the environment
 variables MAILFERRY_FROM_PASSWORD / MAILFERRY_TO_PASSWORD, else asked for
 on the terminal. Local files need none.
+
+OAuth (Microsoft 365 through Graph or IMAP, Gmail through IMAP) replaces
+the password with an app registration: --from-oauth-client-id (and
+--from-oauth-tenant for Microsoft), with its client secret from
+--from-oauth-secret-file or MAILFERRY_FROM_OAUTH_SECRET, or a certificate
+(PEM, certificate and unencrypted RSA key) from --from-oauth-cert-file, or
+a user's refresh token from --from-oauth-refresh-token-file or
+MAILFERRY_FROM_OAUTH_REFRESH_TOKEN (the same with --to-). Secrets are
+never taken on the command line.
 
 Folder rules use MigrationWiz's syntax: case-insensitive regular
 expressions over the source path, with / as separator whatever the server
@@ -80,6 +93,24 @@ type copyFlags struct {
 	retryBudget                  time.Duration
 	stallTimeout                 time.Duration
 	connectionsSet               bool // --connections was given
+	fromOAuth, toOAuth           oauthFlags
+	graphURL, tokenURL, caFile   string
+	gmailLabels                  string
+}
+
+// oauthFlags are one side's OAuth app registration.
+type oauthFlags struct {
+	provider, tenant, clientID      string
+	secretFile, certFile, tokenFile string
+}
+
+func (o *oauthFlags) register(fs *flag.FlagSet, side string) {
+	fs.StringVar(&o.provider, side+"-oauth-provider", "", "OAuth provider of the "+side+" side: microsoft (default) or google")
+	fs.StringVar(&o.tenant, side+"-oauth-tenant", "", "Microsoft Entra tenant id or domain of the app registration")
+	fs.StringVar(&o.clientID, side+"-oauth-client-id", "", "OAuth client (application) id; logs in with OAuth instead of a password")
+	fs.StringVar(&o.secretFile, side+"-oauth-secret-file", "", "file holding the app's client secret")
+	fs.StringVar(&o.certFile, side+"-oauth-cert-file", "", "PEM file with the app's certificate and its RSA private key (instead of a secret)")
+	fs.StringVar(&o.tokenFile, side+"-oauth-refresh-token-file", "", "file holding a user's refresh token (delegated access, Gmail)")
 }
 
 func (f *copyFlags) register(fs *flag.FlagSet) {
@@ -113,6 +144,13 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile (pprof) of the run to this file")
 	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
 		"how long to keep retrying a server that stopped answering (e.g. 30s, 10m) before ending the run and reporting what was not copied")
+	f.fromOAuth.register(fs, "from")
+	f.toOAuth.register(fs, "to")
+	fs.StringVar(&f.graphURL, "graph-url", "", "Microsoft Graph service root for national clouds (default https://graph.microsoft.com)")
+	fs.StringVar(&f.tokenURL, "oauth-token-url", "", "OAuth token endpoint replacing the provider's ({tenant} is replaced), for national clouds")
+	fs.StringVar(&f.gmailLabels, "gmail-labels", "once",
+		"a Gmail source's labels: once (each message copied once: INBOX, Sent, Drafts, labels by name, Spam, Trash, All Mail last) or folders (a copy in every label's folder)")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra certificate authorities to trust (a private CA)")
 	fs.BoolVar(&f.deleteMissing, "delete-missing", false, "delete from the destination the copies this tool made of messages since deleted on the source (never other mail)")
 }
 
@@ -243,11 +281,24 @@ func (f *copyFlags) build(env Env, reg *connector.Registry) (src, dst address, o
 	if f.from == "" || f.to == "" {
 		return src, dst, opts, usageError{"both --from and --to are required"}
 	}
-	if src, err = endpoint("source", f.from, f.fromUser, f.fromPassFile, "MAILFERRY_FROM_PASSWORD", env, reg); err != nil {
+	if src, err = endpoint("source", f.from, f.fromUser, f.fromPassFile, "MAILFERRY_FROM_PASSWORD", f.fromOAuth, env, reg); err != nil {
 		return
 	}
-	if dst, err = endpoint("destination", f.to, f.toUser, f.toPassFile, "MAILFERRY_TO_PASSWORD", env, reg); err != nil {
+	if dst, err = endpoint("destination", f.to, f.toUser, f.toPassFile, "MAILFERRY_TO_PASSWORD", f.toOAuth, env, reg); err != nil {
 		return
+	}
+	var roots *x509.CertPool
+	if f.caFile != "" {
+		pem, rerr := os.ReadFile(f.caFile)
+		if rerr != nil {
+			return src, dst, opts, usageError{fmt.Sprintf("--ca-file: %v", errors.Unwrap(rerr))}
+		}
+		if roots, _ = x509.SystemCertPool(); roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return src, dst, opts, usageError{fmt.Sprintf("--ca-file %s holds no PEM certificate", f.caFile)}
+		}
 	}
 	if !src.b.Source {
 		return src, dst, opts, usageError{fmt.Sprintf("source: %s cannot be read from: it is a destination only", src.e.Redacted)}
@@ -275,8 +326,18 @@ func (f *copyFlags) build(env Env, reg *connector.Registry) (src, dst address, o
 	if f.stallTimeout < time.Second {
 		return src, dst, opts, usageError{"--stall-timeout must be at least 1s, e.g. --stall-timeout 60s"}
 	}
+	gmailLabels, gerr := imapconn.ParseGmailLabels(f.gmailLabels)
+	if gerr != nil {
+		return src, dst, opts, usageError{gerr.Error()}
+	}
+	src.o.GmailLabels = gmailLabels
 	for _, a := range []*address{&src, &dst} {
 		a.o.InsecureSkipVerify = f.insecure
+		a.o.RootCAs = roots
+		a.o.ServiceURL = f.graphURL
+		if a.o.Credentials.OAuth != nil {
+			a.o.Credentials.OAuth.TokenURL = f.tokenURL
+		}
 		a.o.AllowPlaintext = f.allowPlaintext
 		a.o.StallTimeout = f.stallTimeout
 		a.o.SpoolDir = f.spoolDir
@@ -321,10 +382,11 @@ func parseDate(name, s string) (time.Time, error) {
 // endpoint parses one side's address through the registry. A bare
 // host[:port] means imaps:// (as it always did). Network addresses need
 // a user name and a password; local files need neither.
-func endpoint(side, raw, user, passFile, passEnv string, env Env, reg *connector.Registry) (address, error) {
+func endpoint(side, raw, user, passFile, passEnv string, oa oauthFlags, env Env, reg *connector.Registry) (address, error) {
 	raw = withScheme(raw, reg)
 	var a address
-	if scheme, _, _ := strings.Cut(raw, ":"); !isLocalScheme(reg, scheme) && !isEWSScheme(scheme) {
+	if scheme, _, _ := strings.Cut(raw, ":"); !isLocalScheme(reg, scheme) && !isEWSScheme(scheme) && !strings.EqualFold(scheme, "graph") {
+		// graph://TENANT/MAILBOX names no server: its backend checks it.
 		if err := checkServerURL(raw, false); err != nil {
 			return a, usageError{fmt.Sprintf("%s: %v", side, err)}
 		}
@@ -344,8 +406,58 @@ func endpoint(side, raw, user, passFile, passEnv string, env Env, reg *connector
 		return a, usageError{fmt.Sprintf("%s: no user name; give --%s-user", side, flagSide(side))}
 	}
 	a.o.Credentials.Username = user
+	if oa.clientID != "" || b.Name == "graph" {
+		a.o.Credentials.OAuth, err = oauthCredentials(side, oa, env)
+		return a, err
+	}
 	a.o.Credentials.Password, err = password(side, passFile, passEnv, user, e.Redacted, env)
 	return a, err
+}
+
+// oauthCredentials reads one side's app registration; its secret, key
+// or refresh token come from files or the environment, never from the
+// command line.
+func oauthCredentials(side string, oa oauthFlags, env Env) (*connector.OAuth, error) {
+	fl := flagSide(side)
+	envPrefix := "MAILFERRY_" + strings.ToUpper(fl) + "_OAUTH_"
+	if oa.clientID == "" {
+		return nil, usageError{fmt.Sprintf("%s: Microsoft 365 logs in with an app registration: give --%s-oauth-client-id and --%s-oauth-tenant, and its secret in --%s-oauth-secret-file or %sSECRET (see the README's Microsoft 365 section)", side, fl, fl, fl, envPrefix)}
+	}
+	c := &connector.OAuth{Tenant: oa.tenant, ClientID: oa.clientID}
+	switch strings.ToLower(oa.provider) {
+	case "", "microsoft":
+		c.Provider = connector.OAuthMicrosoft
+	case "google":
+		c.Provider = connector.OAuthGoogle
+	default:
+		return nil, usageError{fmt.Sprintf("--%s-oauth-provider %q: use microsoft or google", fl, oa.provider)}
+	}
+	read := func(file, envName, what string) (string, error) {
+		if file == "" {
+			return env.Getenv(envName), nil
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usageError{fmt.Sprintf("%s %s file: %v", side, what, errors.Unwrap(err))}
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	var err error
+	if c.ClientSecret, err = read(oa.secretFile, envPrefix+"SECRET", "OAuth client secret"); err != nil {
+		return nil, err
+	}
+	if c.RefreshToken, err = read(oa.tokenFile, envPrefix+"REFRESH_TOKEN", "OAuth refresh token"); err != nil {
+		return nil, err
+	}
+	if oa.certFile != "" {
+		if c.CertificatePEM, err = os.ReadFile(oa.certFile); err != nil {
+			return nil, usageError{fmt.Sprintf("%s OAuth certificate file: %v", side, errors.Unwrap(err))}
+		}
+	}
+	if c.ClientSecret == "" && len(c.CertificatePEM) == 0 && c.RefreshToken == "" {
+		return nil, usageError{fmt.Sprintf("%s: no OAuth secret: give --%s-oauth-secret-file, --%s-oauth-cert-file or --%s-oauth-refresh-token-file, or set %sSECRET", side, fl, fl, fl, envPrefix)}
+	}
+	return c, nil
 }
 
 // withScheme gives a bare host[:port] the imaps:// scheme, as before

@@ -195,6 +195,13 @@ func (r *reporter) summary(res *migrate.Result) {
 	if earlier > 0 {
 		fmt.Fprintf(w, "          %d more were copied by earlier passes and not looked at again\n", earlier)
 	}
+	var rebuilt int64
+	for _, f := range res.Folders {
+		rebuilt += f.Rebuilt
+	}
+	if rebuilt > 0 {
+		fmt.Fprintf(w, "          %d of the copies were rebuilt by the destination from their content (content-equivalent, not byte-exact)\n", rebuilt)
+	}
 	secs := s.Elapsed.Seconds()
 	fmt.Fprintf(w, "Bytes:    %s copied in %s (%.1f msgs/s, %s/s)\n", humanBytes(s.CopiedBytes),
 		s.Elapsed.Round(time.Millisecond), float64(s.Copied)/max(secs, 1e-9), humanBytes(int64(float64(s.CopiedBytes)/max(secs, 1e-9))))

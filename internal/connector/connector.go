@@ -93,6 +93,11 @@ type Message struct {
 	Flags        []string
 	Headers      mail.Headers
 	Identity     mail.Identity
+	// Skip, set by a source, says this message is not to be copied from
+	// this folder, and why: it is copied from another folder that also
+	// shows it (a Gmail message with several labels). The engine counts
+	// it as skipped, never as failed, and never copies it from here.
+	Skip string
 }
 
 // ListOptions narrows a listing.
@@ -195,6 +200,11 @@ type AppendResult struct {
 	// ID is the new copy's ID when the server reports it (IMAP
 	// APPENDUID, EWS/Graph item ids); empty otherwise.
 	ID ID
+	// Rebuilt is set when the destination stored a message rebuilt from
+	// the given one's content rather than its bytes (Graph's JSON path):
+	// the copy is content-equivalent, not byte-exact, whatever
+	// Features.ByteExact says.
+	Rebuilt bool
 }
 
 // PendingAppend is an append whose bytes have been sent but whose answer

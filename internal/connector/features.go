@@ -35,7 +35,9 @@ type Features struct {
 	// AppendIDs: AppendResult.ID is set (IMAP UIDPLUS).
 	AppendIDs bool
 	// ByteExact: the destination stores and serves the bytes as given.
-	// False for stores that rebuild messages (a Graph JSON import).
+	// False for stores that rebuild messages (a Graph JSON import). Where
+	// only some messages are rebuilt (Graph importMime for small ones,
+	// JSON for large ones), AppendResult.Rebuilt marks those.
 	ByteExact bool
 
 	// Filled by FeaturesOf from the optional interfaces.

@@ -52,6 +52,76 @@ type Credentials struct {
 	// the others must refuse a non-empty Mailbox rather than open the
 	// login's own mailbox.
 	Mailbox string
+	// OAuth, when set, logs in with OAuth 2.0 instead of a password
+	// (Microsoft Graph; IMAP XOAUTH2 to Microsoft 365 and Gmail).
+	OAuth *OAuth
+}
+
+// String hides the secrets, so that printing Credentials by mistake
+// shows none.
+func (c Credentials) String() string {
+	s := fmt.Sprintf("user %q, password %s", c.Username, redactedMark(c.Password))
+	if c.OAuth != nil {
+		s += ", " + c.OAuth.String()
+	}
+	return s
+}
+
+// GoString is String, for %#v.
+func (c Credentials) GoString() string { return c.String() }
+
+// OAuth is an OAuth 2.0 client registration and what it logs in with:
+// app-only client credentials (a secret, or a certificate that signs a
+// client assertion) or a user's refresh token. It holds data only: the
+// connector builds its token source from it (package oauth) with the
+// scope it needs and through OpenOptions.Dial. Never logged.
+type OAuth struct {
+	// Provider is OAuthMicrosoft (the default when empty) or OAuthGoogle.
+	Provider string
+	// Tenant is the Microsoft Entra tenant id or one of its verified
+	// domains; empty takes it from the address (graph://tenant/...).
+	Tenant string
+	// ClientID is the application (client) id of the app registration.
+	ClientID string
+	// ClientSecret is the secret's value (not its id).
+	ClientSecret string
+	// CertificatePEM holds the app's certificate and its unencrypted RSA
+	// private key, PEM-encoded in one block list; used instead of
+	// ClientSecret.
+	CertificatePEM []byte
+	// RefreshToken, when set, acts as the user who granted it (Gmail,
+	// Microsoft delegated access) instead of as the app.
+	RefreshToken string
+	// TokenURL replaces the provider's token endpoint (national clouds,
+	// tests); "{tenant}" in it is replaced by Tenant. Set by the
+	// operator, never taken from an address: the secret is sent there.
+	TokenURL string
+}
+
+// OAuth providers.
+const (
+	OAuthMicrosoft = "microsoft"
+	OAuthGoogle    = "google"
+)
+
+// String hides the secrets.
+func (o OAuth) String() string {
+	p := o.Provider
+	if p == "" {
+		p = OAuthMicrosoft
+	}
+	return fmt.Sprintf("OAuth %s tenant %q client %q secret %s certificate %s refresh token %s",
+		p, o.Tenant, o.ClientID, redactedMark(o.ClientSecret), redactedMark(string(o.CertificatePEM)), redactedMark(o.RefreshToken))
+}
+
+// GoString is String, for %#v.
+func (o OAuth) GoString() string { return o.String() }
+
+func redactedMark(secret string) string {
+	if secret == "" {
+		return "(none)"
+	}
+	return "***"
 }
 
 // OpenOptions are the settings every backend understands; a backend
@@ -75,6 +145,16 @@ type OpenOptions struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// SpoolDir is where large bodies may be spooled.
 	SpoolDir string
+	// ServiceURL replaces a web API's default service root (Graph:
+	// https://graph.microsoft.com) for national clouds and tests. Set by
+	// the operator, never taken from an address: access tokens are sent
+	// there.
+	ServiceURL string
+	// GmailLabels is how a Gmail source's labels become folders: "" or
+	// "once" (each message copied once, from its first label folder by
+	// a fixed priority, All Mail last) or "folders" (a copy in the folder
+	// of every label). Only IMAP sources offering X-GM-EXT-1 read it.
+	GmailLabels string
 }
 
 // DefaultStallTimeout is how long a network connector lets a connection

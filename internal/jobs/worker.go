@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -53,6 +54,11 @@ type Runner struct {
 	// OpenHook, when set, adjusts the options a connector is opened with
 	// (tests: their own CA).
 	OpenHook func(*connector.OpenOptions)
+	// regOnce builds the one registry of the runner: backends that keep
+	// limits across mailboxes (Graph's 4 concurrent requests per app)
+	// must see every pass of the process.
+	regOnce sync.Once
+	reg     *connector.Registry
 	// SourceDial, when set, opens the connections to the source servers
 	// that portal users enter: the operator's outbound policy
 	// (netpolicy.Policy.DialContext). Destinations are the operator's
@@ -281,7 +287,8 @@ func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, 
 
 // run does the pass and describes how it ended.
 func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
-	reg := all.Registry()
+	r.regOnce.Do(func() { r.reg = all.Registry() })
+	reg := r.reg
 	s, d, err := r.sides(reg, w)
 	if err != nil {
 		return service.Outcome{Status: service.StatusFailed, Class: service.ClassConfig, Error: err.Error()}

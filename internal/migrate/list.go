@@ -228,6 +228,12 @@ func (l *lister) listed(ms []connector.Message) error {
 		}
 		fs.res.Listed++
 		fs.res.ListedBytes += m.Size
+		if m.Skip != "" {
+			fs.c.skipped.Add(1)
+			fs.c.elsewhere.Add(1)
+			r.opts.Stats.Skipped(1)
+			continue
+		}
 		if !r.wanted(m) {
 			fs.c.skipped.Add(1)
 			r.opts.Stats.Skipped(1)

@@ -61,8 +61,16 @@ type FolderResult struct {
 
 	Copied      int64 `json:"copied"`
 	CopiedBytes int64 `json:"copied_bytes"`
-	Present     int64 `json:"already_present"`
-	Skipped     int64 `json:"skipped"`
+	// Rebuilt counts the copies among Copied that the destination stored
+	// rebuilt from their content (connector.AppendResult.Rebuilt: Graph's
+	// JSON path): content-equivalent, not byte-exact.
+	Rebuilt int64 `json:"rebuilt,omitempty"`
+	Present int64 `json:"already_present"`
+	Skipped int64 `json:"skipped"`
+	// Elsewhere counts the messages among Skipped that the source
+	// copies from another of its folders (connector.Message.Skip: Gmail
+	// labels).
+	Elsewhere   int64 `json:"copied_from_another_folder,omitempty"`
 	Failed      int64 `json:"failed"`
 	Left        int64 `json:"left,omitempty"`
 	FlagUpdates int64 `json:"flag_updates,omitempty"`
@@ -136,11 +144,14 @@ func (r *Result) Balance() error {
 // counters are a folder's live tallies, updated from many goroutines.
 type counters struct {
 	copied, copiedBytes, present, skipped, failed, left atomic.Int64
+	rebuilt, elsewhere                                  atomic.Int64
 }
 
 func (c *counters) into(r *FolderResult) {
 	r.Copied = c.copied.Load()
 	r.CopiedBytes = c.copiedBytes.Load()
+	r.Rebuilt = c.rebuilt.Load()
+	r.Elsewhere = c.elsewhere.Load()
 	r.Present = c.present.Load()
 	r.Skipped = c.skipped.Load()
 	r.Failed = c.failed.Load()

@@ -239,6 +239,9 @@ func (r *run) settle(it *item, res connector.AppendResult, err error) {
 		fs.led.confirm(it.msg)
 		fs.c.copied.Add(1)
 		fs.c.copiedBytes.Add(it.msg.Size)
+		if res.Rebuilt {
+			fs.c.rebuilt.Add(1)
+		}
 		r.opts.Stats.Copied(it.msg.Size)
 		r.finish(it)
 	case r.ctx.Err() != nil && !connector.IsUncertain(err):

@@ -18,7 +18,7 @@ const (
 	ClassPasswordChanged ErrorClass = "password-changed"            // worked before, now refused during the migration
 	ClassConfig          ErrorClass = "configuration"               // e.g. plaintext login refused
 	ClassSecretKey       ErrorClass = "secret-key-changed"          // the stored passwords cannot be decrypted
-	ClassPermission      ErrorClass = "admin-permission"            // the admin login lacks a right (EWS ApplicationImpersonation)
+	ClassPermission      ErrorClass = "permission"                  // logged in, but the app or account lacks a right (Microsoft 365 Mail.ReadWrite, Exchange ApplicationImpersonation)
 	ClassOther           ErrorClass = "other"                       // anything we could not recognise
 )
 
@@ -215,17 +215,24 @@ func SolveFor(c ErrorClass, side Side) Solution {
 			},
 		}
 	case ClassPermission:
+		// Microsoft Graph application permissions (Mail.Read reads
+		// mailboxes, Mail.ReadWrite writes them); the grant named is
+		// the one this side needs.
+		grant := "Mail.ReadWrite"
+		if side == SideSource {
+			grant = "Mail.Read (or Mail.ReadWrite)"
+		}
 		s = Solution{
-			Title: "The admin account may not open {mailbox}",
-			Explanation: "{Server} accepted the admin account's password but refused to let it act on {mailbox}. " +
-				"Migrating with one admin account needs the ApplicationImpersonation role on Exchange.",
+			Title:       "A permission is missing",
+			Explanation: "The login to {server} worked, but the app or account used for {mailbox} is not allowed to do what the migration needs. For Microsoft 365 this is an application permission of the app registration that an administrator must grant; for Exchange with one admin account, the ApplicationImpersonation role.",
 			Steps: []string{
-				"Ask your Exchange administrator to give the admin account the ApplicationImpersonation role. In the Exchange Management Shell: " +
-					"New-ManagementRoleAssignment -Name MailferryImpersonation -Role ApplicationImpersonation -User <admin account>. " +
-					"In the Exchange admin center it is under Permissions, Admin roles.",
-				"If the role should cover only some mailboxes, make sure {mailbox} is in its management scope.",
-				"Wait about 15 minutes: Exchange takes a while to apply a new role.",
-				"Run the trial migration again.",
+				"For Microsoft 365: sign in to the Microsoft Entra admin center as an administrator, open App registrations, choose the app whose client id was entered for {mailbox}, and open API permissions.",
+				"Click Add a permission, Microsoft Graph, Application permissions, and add " + grant + ". For copies that keep every message byte for byte, also add Mail-Advanced.ReadWrite.All.",
+				"Click \"Grant admin consent\" and check that the status column shows a green tick. If an application access policy limits the app to some mailboxes, add {mailbox} to it.",
+				"For Exchange with an admin account: ask your Exchange administrator to give it the ApplicationImpersonation role. In the Exchange Management Shell: " +
+					"New-ManagementRoleAssignment -Name MailferryImpersonation -Role ApplicationImpersonation -User <admin account>; " +
+					"if the role has a management scope, {mailbox} must be in it.",
+				"Run the trial migration again (new permissions can take a few minutes to apply, Exchange roles up to about 15 minutes).",
 			},
 		}
 	case ClassSecretKey:

@@ -149,3 +149,17 @@ func TestSolveJSON(t *testing.T) {
 		t.Errorf("JSON steps = %v", got["steps"])
 	}
 }
+
+// A missing Microsoft 365 permission is its own Solve Issue naming the
+// exact grant: Mail.ReadWrite for a destination, Mail.Read for a source,
+// with admin consent.
+func TestSolvePermissionNamesTheGrant(t *testing.T) {
+	dst := strings.Join(SolveFor(ClassPermission, SideDestination).Steps, " ")
+	src := strings.Join(SolveFor(ClassPermission, SideSource).Steps, " ")
+	if !strings.Contains(dst, "add Mail.ReadWrite.") || !strings.Contains(dst, "Grant admin consent") {
+		t.Errorf("destination steps: %s", dst)
+	}
+	if !strings.Contains(src, "add Mail.Read (or Mail.ReadWrite)") {
+		t.Errorf("source steps: %s", src)
+	}
+}

@@ -744,6 +744,37 @@ func (d *Dovecot) RestoreMail(t testing.TB, user, src string) {
 	if err != nil {
 		t.Fatalf("testenv: restoring mail of %s from %s: %v", user, src, err)
 	}
+	// Git keeps no empty directories, so a saved tree checked out from
+	// the repository lacks the empty cur/, new/ or tmp/ of its folders,
+	// and Dovecot then sees such a folder as empty or missing. Every
+	// folder (the root, and each directory with Dovecot's uidlist) gets
+	// all three back.
+	err = filepath.Walk(dst, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.IsDir() {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(p, "dovecot-uidlist")); p != dst && err != nil {
+			return nil
+		}
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			to := filepath.Join(p, sub)
+			if _, err := os.Stat(to); err == nil {
+				continue
+			}
+			if err := os.Mkdir(to, 0o700); err != nil {
+				return err
+			}
+			if d.id.root {
+				if err := os.Chown(to, d.id.mailUID, d.id.mailGID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testenv: restoring mail of %s from %s: %v", user, src, err)
+	}
 }
 
 // Doveadm runs doveadm against this instance (e.g. "mailbox", "list", "-u",

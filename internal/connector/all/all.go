@@ -8,6 +8,7 @@ import (
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/eml"
 	"github.com/mailferry/mailferry/internal/connector/ews"
+	"github.com/mailferry/mailferry/internal/connector/graph"
 	"github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/connector/maildir"
 	"github.com/mailferry/mailferry/internal/connector/mbox"
@@ -24,6 +25,7 @@ func Registry() *connector.Registry {
 		mbox.Backend(),
 		eml.Backend(),
 		ews.Backend(),
+		graph.Backend(),
 	)
 	if err != nil {
 		// Two backends claiming one scheme is a defect of this list,

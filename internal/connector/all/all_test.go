@@ -29,6 +29,7 @@ func TestRegistry(t *testing.T) {
 		{"eml:/exports/alice", "eml", true, true, false, "", 0},
 		{"ews://mail.example.com", "ews", false, true, true, "mail.example.com", 443},
 		{"ews+https://mail.example.com:8443/EWS/Exchange.asmx?auth=ntlm", "ews", false, true, true, "mail.example.com", 8443},
+		{"graph://contoso.onmicrosoft.com/alice@contoso.com", "graph", false, true, true, "graph.microsoft.com", 443},
 	} {
 		e, b, err := r.Parse(c.raw)
 		if err != nil {
@@ -63,7 +64,8 @@ func TestRegistry(t *testing.T) {
 func TestOnlyEWSActsOnAnotherMailbox(t *testing.T) {
 	r := Registry()
 	dir := t.TempDir()
-	for _, raw := range []string{"imaps://127.0.0.1:1", "pop3s://127.0.0.1:1", "maildir:" + dir + "/md", "mbox:" + dir + "/a.mbox", "eml:" + dir} {
+	for _, raw := range []string{"imaps://127.0.0.1:1", "pop3s://127.0.0.1:1", "maildir:" + dir + "/md", "mbox:" + dir + "/a.mbox", "eml:" + dir,
+		"graph://contoso.onmicrosoft.com/alice@contoso.com"} {
 		e, b, err := r.Parse(raw)
 		if err != nil {
 			t.Fatal(err)

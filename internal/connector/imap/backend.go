@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/oauth"
 )
 
 // The URL schemes this connector owns.
@@ -39,6 +41,13 @@ func Backend() connector.Backend {
 			cfg := ConfigOf(e, o)
 			if cfg.MaxConnections <= 0 {
 				cfg.MaxConnections = DefaultConnections
+			}
+			if o.Credentials.OAuth != nil {
+				ts, err := TokenSource(e, o)
+				if err != nil {
+					return nil, err
+				}
+				cfg.Tokens = ts
 			}
 			return Open(ctx, cfg)
 		},
@@ -73,7 +82,8 @@ func Parse(raw string) (connector.Endpoint, error) {
 func ConfigOf(e connector.Endpoint, o connector.OpenOptions) Config {
 	cfg := Config{Host: e.Host, Port: e.Port, Username: e.User, Password: o.Credentials.Password,
 		InsecureSkipVerify: o.InsecureSkipVerify, AllowPlaintext: o.AllowPlaintext, RootCAs: o.RootCAs,
-		MaxConnections: o.MaxConnections, StallTimeout: o.StallTimeout, DialContext: o.Dial}
+		MaxConnections: o.MaxConnections, StallTimeout: o.StallTimeout, DialContext: o.Dial, GmailLabels: o.GmailLabels,
+		Source: o.Role == connector.RoleSource}
 	switch strings.ToLower(e.Scheme) {
 	case SchemeStartTLS, "imap+tls":
 		cfg.Security = SecurityStartTLS
@@ -109,4 +119,36 @@ func redactedOf(c Config) string {
 	}
 	b.WriteString(net.JoinHostPort(c.Host, strconv.Itoa(port)))
 	return b.String()
+}
+
+// TokenSource builds the OAuth token source for an XOAUTH2 login from
+// the credentials: Gmail asks for https://mail.google.com/ (Google's
+// "OAuth 2.0 Mechanism" page); Microsoft 365 app-only access for
+// https://outlook.office365.com/.default (the IMAP.AccessAsApp role) and
+// delegated access with a refresh token for IMAP.AccessAsUser.All and
+// offline_access ("Authenticate an IMAP, POP or SMTP connection using
+// OAuth"). The tenant is the credentials' one, else the mailbox's domain.
+// Token requests go through o.Dial like the mail connection.
+func TokenSource(e connector.Endpoint, o connector.OpenOptions) (*oauth.Source, error) {
+	cred := o.Credentials.OAuth
+	user := e.User
+	if o.Credentials.Username != "" {
+		user = o.Credentials.Username
+	}
+	if user == "" {
+		return nil, &connector.Error{Kind: connector.KindConfig, Op: "set up OAuth for " + e.Redacted,
+			Hint: "give the mailbox's address as the login name (--user alice@example.com, or imaps://alice%40example.com@imap.gmail.com)",
+			Err:  errors.New("an OAuth login needs the mailbox's address")}
+	}
+	var scopes []string
+	switch {
+	case cred.Provider == connector.OAuthGoogle:
+		scopes = []string{oauth.ScopeGoogleMail}
+	case cred.RefreshToken != "":
+		scopes = []string{oauth.ScopeOutlookIMAPUser, oauth.ScopeOfflineAccess}
+	default:
+		scopes = []string{oauth.ScopeOutlook}
+	}
+	_, domain, _ := strings.Cut(user, "@")
+	return oauth.FromCredentials(cred, domain, scopes, oauth.HTTPClient(o))
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/sasl/xoauth2"
 )
 
 // Security is how the connection is protected.
@@ -92,6 +94,17 @@ type Config struct {
 	// (internal/netpolicy), which refuses addresses portal users may
 	// not reach. Its errors are reported as any failed connection.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Tokens, when set, logs in with SASL XOAUTH2 and tokens from it
+	// instead of LOGIN with Password (Microsoft 365, Gmail). Each new
+	// session asks it for a token, so an expired one is replaced on
+	// reconnect; a token the server refuses is replaced once.
+	Tokens xoauth2.TokenSource
+	// GmailLabels is how a Gmail source's labels become folders
+	// (GmailLabelsOnce, the default, or GmailLabelsFolders; see gmail.go).
+	GmailLabels string
+	// Source: the mailbox is read from (Gmail's labels are then sorted
+	// out, see gmail.go); a destination's listings are left alone.
+	Source bool
 }
 
 // Addr returns host:port.

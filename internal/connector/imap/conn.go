@@ -12,8 +12,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/sasl/xoauth2"
 )
 
 // Conn is one IMAP mailbox reached through a pool of sessions. It
@@ -54,6 +56,10 @@ type Conn struct {
 	// appendOwner is, per folder, the session that takes its appends
 	// when they go through go-imap (see acquireForAppend); under mu.
 	appendOwner map[string]*session
+	// gmail: the server offers X-GM-EXT-1; gmailImportant holds the
+	// folders LIST marks \Important (under mu).
+	gmail          bool
+	gmailImportant map[string]bool
 }
 
 var (
@@ -107,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	c.uidPlus = c.caps.Has(imap.CapUIDPlus) || c.caps.Has(imap.CapIMAP4rev2)
 	c.condStore = c.caps.Has(imap.CapCondStore)
+	c.gmail = c.caps.Has(capGmail)
 	c.feats = connector.Features{
 		MaxConnections: cfg.MaxConnections,
 		Folders:        true,
@@ -298,7 +305,7 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 	default:
 		client = imapclient.New(raw, opts)
 	}
-	if err := c.login(client); err != nil {
+	if err := c.login(ctx, client); err != nil {
 		client.Close()
 		return nil, err
 	}
@@ -322,8 +329,11 @@ func tlsError(err error, op string) error {
 	return &connector.Error{Kind: connector.KindTLS, Op: op, Hint: hintTLS, Err: errors.New(describeTLS(err))}
 }
 
-func (c *Conn) login(client *imapclient.Client) error {
+func (c *Conn) login(ctx context.Context, client *imapclient.Client) error {
 	op := fmt.Sprintf("log in to %s as %s", c.server(), c.cfg.Username)
+	if c.cfg.Tokens != nil {
+		return c.loginOAuth(ctx, client, op)
+	}
 	if c.cfg.Security == SecurityNone && !c.cfg.AllowPlaintext {
 		return &connector.Error{Kind: connector.KindConfig, Op: op, Hint: hintPlaintext,
 			Err: errors.New("refusing to send the password over an unencrypted connection")}
@@ -699,4 +709,29 @@ func (c *Conn) releaseAppender(a *appendConn) {
 	c.mu.Lock()
 	a.inflight--
 	c.mu.Unlock()
+}
+
+// loginOAuth authenticates with SASL XOAUTH2 (Google's and Microsoft's
+// "OAuth 2.0 for IMAP" pages): the server must offer AUTH=XOAUTH2, and a
+// refused token is replaced once before the login fails with the
+// server's decoded error challenge.
+func (c *Conn) loginOAuth(ctx context.Context, client *imapclient.Client, op string) error {
+	if c.cfg.Security == SecurityNone && !c.cfg.AllowPlaintext {
+		return &connector.Error{Kind: connector.KindConfig, Op: op, Hint: hintPlaintext,
+			Err: errors.New("refusing to send an OAuth token over an unencrypted connection")}
+	}
+	if err := client.WaitGreeting(); err != nil {
+		return greetingError(err, c.server())
+	}
+	if !client.Caps().Has(imap.Cap("AUTH=" + xoauth2.Mechanism)) {
+		return &connector.Error{Kind: connector.KindConfig, Op: op,
+			Hint: "this server does not offer OAuth logins (AUTH=XOAUTH2); log in with a password (or an app password) instead",
+			Err:  errors.New("the server does not offer AUTH=XOAUTH2")}
+	}
+	return xoauth2.Login(ctx, c.cfg.Username, c.cfg.Tokens,
+		func(sc sasl.Client) error { return client.Authenticate(sc) },
+		func(err error) bool {
+			var ie *imap.Error
+			return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo
+		})
 }

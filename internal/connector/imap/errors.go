@@ -53,6 +53,9 @@ const (
 func loginError(ie *imap.Error, op string) error {
 	text := strings.Join(strings.Fields(ie.Text), " ")
 	err := fmt.Errorf("server said: %s", text)
+	if gmailBandwidth(text) {
+		return gmailBandwidthError(op, err, time.Now())
+	}
 	if ie.Code == imap.ResponseCodeNonExistent || saysNoAccount(text) {
 		return &connector.Error{Kind: connector.KindNoAccount, Op: op, Hint: hintNoAccount, Err: err}
 	}
@@ -86,6 +89,9 @@ func classify(err error, op string) error {
 	var ce *connector.Error
 	if errors.As(err, &ce) {
 		return err
+	}
+	if ie := (*imap.Error)(nil); errors.As(err, &ie) && gmailBandwidth(ie.Text) {
+		return gmailBandwidthError(op, err, time.Now())
 	}
 	kind, hint := kindOf(err)
 	if kind == connector.KindTransient {

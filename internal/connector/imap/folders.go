@@ -136,6 +136,13 @@ func (c *Conn) Folders(ctx context.Context) ([]connector.Folder, error) {
 			case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)),
 				strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):
 				f.NoSelect = true
+			case c.gmail && strings.EqualFold(string(a), `\Important`):
+				c.mu.Lock()
+				if c.gmailImportant == nil {
+					c.gmailImportant = map[string]bool{}
+				}
+				c.gmailImportant[l.Mailbox] = true
+				c.mu.Unlock()
 			default:
 				if r := mail.RoleFromAttr(string(a)); r != mail.RoleNone {
 					f.Role, f.RoleFromServer = r, true

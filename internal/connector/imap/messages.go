@@ -50,6 +50,11 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 			lst.Reset = true
 		}
 	}
+	if c.gmail && !opts.ForAppend && !opts.NoMessages && c.cfg.Source {
+		var done func()
+		fn, done = c.gmailSkips(ctx, f, fn)
+		defer done()
+	}
 	s, err := c.acquire(ctx)
 	if err != nil {
 		return lst, err

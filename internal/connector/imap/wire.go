@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/connector"
+	"github.com/mailferry/mailferry/internal/sasl/xoauth2"
 )
 
 // appendConn is a minimal IMAP connection that only logs in and appends.
@@ -85,6 +86,17 @@ type batch struct {
 
 // dialAppend opens and authenticates an appendConn.
 func (c *Conn) dialAppend(ctx context.Context) (*appendConn, error) {
+	a, err := c.dialRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	go a.readLoop()
+	return a, nil
+}
+
+// dialRaw opens and authenticates a connection of this package's own
+// line protocol, without its reader goroutine (see dialAppend).
+func (c *Conn) dialRaw(ctx context.Context) (*appendConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	op := "connect to " + c.server()
@@ -112,7 +124,6 @@ func (c *Conn) dialAppend(ctx context.Context) (*appendConn, error) {
 		return nil, err
 	}
 	_ = raw.SetDeadline(time.Time{})
-	go a.readLoop()
 	return a, nil
 }
 
@@ -137,6 +148,9 @@ func (a *appendConn) handshake(ctx context.Context, c *Conn, tlsConfig *tls.Conf
 	// quoting whatever the password holds; the first session already
 	// checked that the server accepts these credentials.
 	var err error
+	if c.cfg.Tokens != nil {
+		return a.loginOAuth(ctx, c, op)
+	}
 	if c.caps.Has(imap.CapSASLIR) && hasAuth(c.caps, "PLAIN") {
 		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + c.cfg.Username + "\x00" + c.cfg.Password))
 		err = a.simple("AUTHENTICATE PLAIN " + ir)
@@ -151,6 +165,78 @@ func (a *appendConn) handshake(ctx context.Context, c *Conn, tlsConfig *tls.Conf
 		return classify(err, op)
 	}
 	return nil
+}
+
+// loginOAuth is AUTHENTICATE XOAUTH2 on the append connection, with the
+// initial response inline where the server offers SASL-IR (RFC 4959),
+// else after its empty continuation. An error challenge ("+ " and base64
+// JSON) is answered with an empty line, as Google and Microsoft ask; a
+// refused token is replaced once (it may have expired since the first
+// session logged in).
+func (a *appendConn) loginOAuth(ctx context.Context, c *Conn, op string) error {
+	var last error
+	for attempt := 0; attempt < 2; attempt++ {
+		token, err := c.cfg.Tokens.Token(ctx)
+		if err != nil {
+			return err
+		}
+		ir := base64.StdEncoding.EncodeToString(xoauth2.InitialResponse(c.cfg.Username, token))
+		a.seq++
+		tag := "M" + strconv.FormatUint(a.seq, 10)
+		cmd := tag + " AUTHENTICATE " + xoauth2.Mechanism
+		inline := c.caps.Has(imap.CapSASLIR)
+		if inline {
+			cmd += " " + ir
+		}
+		if _, err := a.bw.WriteString(cmd + "\r\n"); err != nil {
+			return classify(err, op)
+		}
+		if err := a.bw.Flush(); err != nil {
+			return classify(err, op)
+		}
+		sentIR := inline
+		var failure *xoauth2.Failure
+		for {
+			line, err := a.readLine()
+			if err != nil {
+				return classify(err, op)
+			}
+			if rest, ok := strings.CutPrefix(line, "+"); ok {
+				answer := ""
+				if !sentIR {
+					answer, sentIR = ir, true
+				} else if b, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(rest)); derr == nil {
+					failure = xoauth2.ParseChallenge(b)
+				}
+				if _, err := a.bw.WriteString(answer + "\r\n"); err != nil {
+					return classify(err, op)
+				}
+				if err := a.bw.Flush(); err != nil {
+					return classify(err, op)
+				}
+				continue
+			}
+			t, rest, ok := strings.Cut(line, " ")
+			if !ok || t != tag {
+				continue
+			}
+			if _, _, err = parseStatus(rest); err == nil {
+				return nil
+			}
+			var ie *imap.Error
+			if !errors.As(err, &ie) {
+				return classify(err, op)
+			}
+			last = fmt.Errorf("server said: %s", ie.Text)
+			if failure != nil {
+				last = fmt.Errorf("%w (%v)", last, failure)
+			}
+			break
+		}
+		c.cfg.Tokens.Invalidate(token)
+	}
+	return &connector.Error{Kind: connector.KindAuth, Op: op, Err: last,
+		Hint: "the mail server refused a freshly issued OAuth token on a further connection; check the app's IMAP permission for this mailbox"}
 }
 
 func hasAuth(caps imap.CapSet, mech string) bool {

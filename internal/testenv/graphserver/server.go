@@ -138,6 +138,9 @@ type Server struct {
 	URL string
 	// CertPool trusts exactly this server's certificate.
 	CertPool *x509.CertPool
+	// CertFile is the server's certificate (PEM), for clients that take
+	// a CA file (mailferry copy --ca-file).
+	CertFile string
 
 	opts Options
 	http *httptest.Server
@@ -172,6 +175,7 @@ func Start(t testing.TB, opts *Options) *Server {
 		t.Fatalf("graphserver: load certificate: %v", err)
 	}
 	s.CertPool = pool
+	s.CertFile = filepath.Join(dir, "cert.pem")
 	s.http = httptest.NewUnstartedServer(s)
 	s.http.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.http.StartTLS()
