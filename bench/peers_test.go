@@ -214,7 +214,7 @@ func readBenchConfig(t *testing.T) benchConfig {
 		for _, s := range strings.Split(v, ",") {
 			s = strings.TrimSpace(s)
 			if _, ok := peers[s]; !ok {
-				t.Fatalf("MAILFERRY_BENCH_PEERS: unknown tool %q (known: mailferry, mbsync, dsync)", s)
+				t.Fatalf("MAILFERRY_BENCH_PEERS: unknown tool %q (known: mailferry, mailferry-before, mbsync, dsync)", s)
 			}
 			if !slices.Contains(cfg.peers, s) {
 				cfg.peers = append(cfg.peers, s)

@@ -204,3 +204,42 @@ func loadAvg() string {
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
+
+// treeCPU is the CPU time (user+system) used so far by process pid and
+// its live children, with the time of the children each has reaped: for
+// a PostgreSQL postmaster, the server and its backends, also those that
+// have exited.
+func treeCPU(pid int) time.Duration {
+	entries, err := os.ReadDir("/proc")
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	var ticks int64
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// f[1] is field 4 (ppid); utime..cstime are fields 14..17.
+		if len(f) < 15 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); p != pid && ppid != pid {
+			continue
+		}
+		for _, k := range f[11:15] {
+			n, _ := strconv.ParseInt(k, 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}

@@ -22,6 +22,7 @@ type runEnv struct {
 	password         string
 	work             string // an empty directory of this run's own
 	mailferryBin     string
+	beforeBin        string // MAILFERRY_BENCH_BEFORE_BIN, for the mailferry-before peer
 }
 
 // peer is one tool under test.
@@ -43,6 +44,17 @@ var peers = map[string]peer{
 		name:    "mailferry",
 		command: mailferryCommand,
 		note:    "mailferry copy, default settings (adapts up to 6 connections per server), state in a fresh --data-dir",
+	},
+	"mailferry-before": {
+		name: "mailferry-before",
+		command: func(ctx context.Context, e runEnv) (*exec.Cmd, error) {
+			if e.beforeBin == "" {
+				return nil, fmt.Errorf("mailferry-before needs MAILFERRY_BENCH_BEFORE_BIN, a binary built from the commit to compare with")
+			}
+			e.mailferryBin = e.beforeBin
+			return mailferryCommand(ctx, e)
+		},
+		note: "mailferry copy as mailferry, from the binary MAILFERRY_BENCH_BEFORE_BIN (an older commit), interleaved with the current one",
 	},
 	"mbsync": {
 		name:      "mbsync",

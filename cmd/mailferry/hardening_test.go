@@ -343,7 +343,13 @@ func TestDataFilesArePrivate(t *testing.T) {
 		}
 		return nil
 	})
-	for _, want := range []string{"mailferry.db", "mailferry.db-wal", "mailferry.db-shm", "jobs.db", "jobs.db-wal", "jobs.db-shm", "secret.key"} {
+	// The job queue lives in mailferry.db (issue 16): no jobs.db any more.
+	for _, f := range files {
+		if strings.HasPrefix(f, "jobs.db") {
+			t.Errorf("%s was created: the queue belongs in mailferry.db", f)
+		}
+	}
+	for _, want := range []string{"mailferry.db", "mailferry.db-wal", "mailferry.db-shm", "secret.key"} {
 		found := false
 		for _, f := range files {
 			found = found || f == want

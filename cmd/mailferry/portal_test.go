@@ -541,6 +541,34 @@ func TestPortalSelfServiceFlow(t *testing.T) {
 	}
 	tb.shot("20-migrate-new-items")
 
+	// 8b. ann's history: both passes, the per-folder counts that the
+	// worker recorded, balanced.
+	tb.submit("#history-" + ids["ann@old.example"])
+	if n := tb.count("article.pass-record"); n < 3 {
+		t.Errorf("ann's history lists %d passes, want the trials, the migration and Migrate new items", n)
+	}
+	newest := tb.text("article.pass-record:first-of-type")
+	if !strings.Contains(newest, "Migrate new items") || !strings.Contains(newest, "INBOX") {
+		t.Errorf("the newest pass of ann's history: %q", newest)
+	}
+	rows, _ := chromedp.Run(tb.ctx, chromedp.Evaluate[[][]string](`Array.from(document.querySelectorAll('article.pass-record:first-of-type .folder-stats tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))`))
+	copied := 0
+	for _, r := range rows {
+		if len(r) != 7 {
+			continue // an unchanged folder
+		}
+		src, cp, present, skipped, failed := atoi(r[2]), atoi(r[3]), atoi(r[4]), atoi(r[5]), atoi(r[6])
+		if src != cp+present+skipped+failed {
+			t.Errorf("folder %s of Migrate new items does not balance: %v", r[0], r)
+		}
+		copied += cp
+	}
+	if copied != 5 {
+		t.Errorf("the folders of Migrate new items copied %d, want 5: %v", copied, rows)
+	}
+	tb.shot("20b-history")
+	tb.open("/projects/" + project + "/migrate")
+
 	// 9. Finish.
 	tb.submit("#finish")
 	tb.shot("21-finish-confirm")

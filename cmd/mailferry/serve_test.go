@@ -378,8 +378,8 @@ func TestServiceEndToEnd(t *testing.T) {
 	srv.kill()
 	srv.start()
 	p = waitPass(t, base, token, project.ID, p.ID, 2*time.Minute)
-	if !strings.Contains(srv.log.String(), "resuming mailbox passes left unfinished by the last run") {
-		t.Error("the restarted server did not pick up the interrupted pass")
+	if !strings.Contains(srv.log.String(), "taking over a mailbox pass whose worker stopped renewing its lease") {
+		t.Error("the restarted server did not take over the interrupted pass")
 	}
 	if p.Mailboxes[0].Status != "completed" {
 		t.Errorf("after the restart eve is %s: %s", p.Mailboxes[0].Status, p.Mailboxes[0].LastError)

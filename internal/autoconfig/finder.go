@@ -59,6 +59,12 @@ type Options struct {
 	// otherwise they are dropped with a note. For single-tenant installs
 	// that migrate from a server in their own network.
 	AllowNonPublic bool
+	// CheckAddr, when set, decides instead of AllowNonPublic which
+	// addresses a candidate's host may have: the operator's outbound
+	// policy (netpolicy's Policy.Check), so that nothing is offered that
+	// a pass could not connect to. A non-nil error drops the candidate
+	// with a note.
+	CheckAddr func(netip.Addr) error
 	// Timeout bounds the whole lookup (DefaultTimeout); RequestTimeout
 	// each HTTP exchange, redirects included, and each DNS question
 	// (DefaultRequestTimeout).
@@ -678,6 +684,17 @@ func (r *run) autodiscoverSRV(ctx context.Context, dedicatedURL string, send fun
 // allow it; one whose name does not resolve is kept with low confidence.
 // It uses what is left of the lookup's time; a host whose answer does
 // not come in time is kept as it is.
+// refused says why a candidate's host may not have address a, or "".
+func (r *run) refused(a netip.Addr) string {
+	if r.f.opts.CheckAddr == nil {
+		return nonPublic(a)
+	}
+	if err := r.f.opts.CheckAddr(a); err != nil {
+		return "refused by the outbound policy"
+	}
+	return ""
+}
+
 func (r *run) checkHosts(ctx context.Context, cands []Candidate) ([]Candidate, []Note) {
 	type verdict struct {
 		drop   string // why it is dropped
@@ -694,10 +711,10 @@ func (r *run) checkHosts(ctx context.Context, cands []Candidate) ([]Candidate, [
 		v := &verdict{}
 		verdicts[h] = v
 		if a, err := netip.ParseAddr(h); err == nil {
-			v.drop = nonPublic(a)
+			v.drop = r.refused(a)
 			continue
 		}
-		if localName(h) {
+		if localName(h) && r.f.opts.CheckAddr == nil {
 			v.drop = "a local name"
 			continue
 		}
@@ -717,7 +734,7 @@ func (r *run) checkHosts(ctx context.Context, cands []Candidate) ([]Candidate, [
 			default:
 				why := ""
 				for _, a := range addrs {
-					if why = nonPublic(a); why == "" {
+					if why = r.refused(a); why == "" {
 						break
 					}
 				}
@@ -743,7 +760,7 @@ func (r *run) checkHosts(ctx context.Context, cands []Candidate) ([]Candidate, [
 			out = append(out, c)
 			continue
 		}
-		if v.drop != "" && !r.f.opts.AllowNonPublic {
+		if v.drop != "" && (!r.f.opts.AllowNonPublic || r.f.opts.CheckAddr != nil) {
 			notes = append(notes, r.note(MethodLookup, c.Host, LevelWarning,
 				fmt.Sprintf("a %s setting for %s was not offered: the host is not on the internet (%s)", c.Protocol, c.Host, v.drop), ""))
 			continue

@@ -3,6 +3,7 @@ package autoconfig
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -737,4 +738,30 @@ func TestNonPublic(t *testing.T) {
 			t.Errorf("%s counted as %s", a, why)
 		}
 	}
+}
+
+// With CheckAddr (the operator's outbound policy), what the policy
+// allows is offered even when it is not on the internet, and what it
+// refuses is dropped even when it is.
+func TestLookupCheckAddrDecidesWhatIsOffered(t *testing.T) {
+	e := newEnv(t)
+	doc := `<clientConfig><emailProvider>
+	  <incomingServer type="imap"><hostname>imap.internal.example.com</hostname><port>993</port><socketType>SSL</socketType></incomingServer>
+	  <incomingServer type="imap"><hostname>imap.example.com</hostname><port>993</port><socketType>SSL</socketType></incomingServer>
+	</emailProvider></clientConfig>`
+	e.web.handle("autoconfig.example.com", "/mail/config-v1.1.xml", xmlHandler(doc))
+	e.dns.add(t, "imap.internal.example.com. 300 IN A 10.1.2.3", publicA("imap.example.com"))
+	allowed := netip.MustParsePrefix("10.0.0.0/8")
+	opts := e.options()
+	opts.CheckAddr = func(a netip.Addr) error {
+		if allowed.Contains(a) {
+			return nil
+		}
+		return errors.New("refused")
+	}
+	res := e.lookup(t, opts, "vic@example.com")
+	if len(res.Candidates) != 1 || res.Candidates[0].Host != "imap.internal.example.com" {
+		t.Errorf("candidates:\n%s", dumpCandidates(res))
+	}
+	mustNote(t, res, "imap.example.com", "refused by the outbound policy")
 }

@@ -35,8 +35,10 @@ const usage = `mailferry: move mailboxes between mail servers without losing or 
 
 Usage:
   mailferry copy [flags]    copy one mailbox from an IMAP server to another
+  mailferry verify [flags]  prove a migration: compare every message of both mailboxes
   mailferry status [flags]  show what has been synced, per mailbox pair and folder
   mailferry serve [flags]   run the migration service: API, portal and workers
+  mailferry worker [flags]  run workers only, for a service on PostgreSQL
   mailferry user add        create a user and print an API token
   mailferry version         print the version
   mailferry help [command]  show help
@@ -59,18 +61,32 @@ func Main(ctx context.Context, env Env, args []string) int {
 	switch args[0] {
 	case "copy":
 		return runCopy(ctx, env, args[1:])
+	case "verify":
+		return runVerify(ctx, env, args[1:])
 	case "status":
 		return runStatus(ctx, env, args[1:])
 	case "serve":
 		return runServe(ctx, env, args[1:])
+	case "worker":
+		return runWorker(ctx, env, args[1:])
 	case "user":
 		return runUser(ctx, env, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "mailferry", Version)
 		return ExitOK
 	case "help", "-h", "--help":
-		if len(args) > 1 && args[1] == "copy" {
-			return runCopy(ctx, env, []string{"-h"})
+		if len(args) > 1 {
+			switch args[1] {
+			case "copy":
+				return runCopy(ctx, env, []string{"-h"})
+			case "serve":
+				return runServe(ctx, env, []string{"-h"})
+			case "worker":
+				return runWorker(ctx, env, []string{"-h"})
+			}
+		}
+		if len(args) > 1 && args[1] == "verify" {
+			return runVerify(ctx, env, []string{"-h"})
 		}
 		fmt.Fprint(env.Stdout, usage)
 		return ExitOK

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/mailferry/mailferry/internal/connector/ews"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,9 +20,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailferry/mailferry/internal/autoconfig"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/all"
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
 	"github.com/mailferry/mailferry/internal/migrate"
@@ -38,8 +41,14 @@ const serveUsage = `Usage: mailferry serve [flags]
 
 Runs the migration service: the JSON API (and the portal) plus workers
 that run passes as durable jobs. On embedded defaults it needs no setup:
-state and jobs live in SQLite files in the data directory, and the API
-listens on 127.0.0.1:8080.
+state and jobs live in one SQLite file (mailferry.db) in the data
+directory, and the API listens on 127.0.0.1:8080.
+
+With --database postgres://… (or MAILFERRY_DATABASE_URL) the state and
+the job queue are in PostgreSQL, and any number of API processes
+(mailferry serve --no-workers) and worker processes (mailferry worker)
+on any number of machines share it. They must all be given the same
+secret key (MAILFERRY_SECRET_KEY) and the same destination presets.
 
 Destination presets come from --presets FILE (JSON, see README) or
 --preset 'Name=imaps://host[:port]' flags; without either, a built-in
@@ -63,6 +72,32 @@ default. Destination presets are the operator's own and always allowed.
 Flags:
 `
 
+const workerUsage = `Usage: mailferry worker --database postgres://… [flags]
+
+Runs workers only: it takes mailbox jobs from the queue in the PostgreSQL
+database and migrates them, with no HTTP API or portal (see --metrics-listen
+for Prometheus). Start as many as you like, on as many machines; the
+portal and API run in mailferry serve --no-workers. The limits hold across
+all of them: --host-limit mailboxes per mail server, --max-mailboxes in
+the whole cluster, one worker per mailbox. A worker that dies has its
+mailboxes taken over by the others once their leases expire (--lease-ttl);
+they resume from the stored sync state without duplicates.
+
+Every process needs the same secret key (MAILFERRY_SECRET_KEY), the same
+destination presets (--preset, --presets) and, for the pass reports it
+may send, the same email settings as mailferry serve.
+
+Flags:
+`
+
+// role is what a process of the service does.
+type role int
+
+const (
+	roleServe  role = iota // API and portal, and workers unless --no-workers
+	roleWorker             // workers only
+)
+
 type serveFlags struct {
 	listen, dataDir, presetsFile, baseURL    string
 	agreementFile                            string
@@ -70,24 +105,54 @@ type serveFlags struct {
 	smtpHost, smtpUser, smtpFrom, smtpSec    string
 	smtpPassFile                             string
 	smtpPort, workers, hostLimit, connection int
-	apiOnly, jsonLogs                        bool
+	maxMailboxes, dbPool                     int
+	noWorkers, jsonLogs                      bool
+	database, workerName, metricsListen      string
 	leaseTTL, rescueAfter, stallTimeout      time.Duration
 	allowNets, denyNets                      []string
 	denyPrivate                              bool
 	readTimeout, writeTimeout, idleTimeout   time.Duration
 	retryBudget                              time.Duration
+	lookupDNS, lookupISPDB                   string
+	lookup                                   bool
 }
 
 func runServe(ctx context.Context, env Env, args []string) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	return runRole(ctx, env, args, roleServe)
+}
+
+func runWorker(ctx context.Context, env Env, args []string) int {
+	return runRole(ctx, env, args, roleWorker)
+}
+
+func runRole(ctx context.Context, env Env, args []string, r role) int {
+	name, usageText := "serve", serveUsage
+	if r == roleWorker {
+		name, usageText = "worker", workerUsage
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	var f serveFlags
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the API and portal on")
-	fs.StringVar(&f.dataDir, "data-dir", "", "state, jobs, key and outbox (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
+	fs.StringVar(&f.database, "database", "", "PostgreSQL database URL, postgres://user@host/db (default $MAILFERRY_DATABASE_URL, else SQLite in the data directory)")
+	fs.IntVar(&f.dbPool, "db-pool", 0, "PostgreSQL connections this process may open (default: 2 per worker plus 10; pool_max_conns in the URL wins)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "state (SQLite), key, spool and outbox (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
+	if r == roleServe {
+		fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the API and portal on")
+		fs.StringVar(&f.agreementFile, "agreement-file", "", "text file with the user agreement shown on the portal's login page (blank lines separate paragraphs)")
+		fs.BoolVar(&f.noWorkers, "no-workers", false, "serve the API and portal only; mailferry worker processes run the jobs (needs --database)")
+		fs.BoolVar(&f.noWorkers, "api-only", false, "the same as --no-workers")
+		fs.BoolVar(&f.lookup, "settings-lookup", true, "on \"Start new migration\", offer the source settings that public data (DNS SRV records, autoconfig files, the ISPDB, Autodiscover, MX) gives for an address; it goes only where --allow-net/--deny-net allow")
+		fs.StringVar(&f.lookupDNS, "settings-lookup-dns", "", "DNS server (host:port) the settings lookup asks (default: the first of /etc/resolv.conf)")
+		fs.StringVar(&f.lookupISPDB, "settings-lookup-ispdb", autoconfig.DefaultISPDBURL, "base URL of the ISPDB the settings lookup asks (it learns the domain, never the address); \"off\" to skip it")
+		fs.DurationVar(&f.readTimeout, "read-timeout", time.Minute, "advanced: longest a client may take to send a request, body included (uploads get 5 minutes)")
+		fs.DurationVar(&f.writeTimeout, "write-timeout", 2*time.Minute, "advanced: longest a response may take to send (downloads get 10 minutes)")
+		fs.DurationVar(&f.idleTimeout, "idle-timeout", 2*time.Minute, "advanced: how long an idle keep-alive connection stays open")
+	} else {
+		fs.StringVar(&f.metricsListen, "metrics-listen", "", "address to serve /metrics and /healthz on, e.g. 127.0.0.1:9464 (default: none, no HTTP at all)")
+	}
 	fs.StringVar(&f.presetsFile, "presets", "", "JSON file of destination presets")
 	fs.Func("preset", "destination preset 'Name=imaps://host[:port]' (repeatable; ?insecure=1&allow_plaintext=1 for test servers)", appendTo(&f.presets))
-	fs.StringVar(&f.baseURL, "base-url", "", "public URL of this service, for links in emails (default http://LISTEN)")
-	fs.StringVar(&f.agreementFile, "agreement-file", "", "text file with the user agreement shown on the portal's login page (blank lines separate paragraphs)")
+	fs.StringVar(&f.baseURL, "base-url", "", "public URL of the portal, for links in emails (default http://LISTEN; workers: give the portal's)")
 	fs.StringVar(&f.smtpHost, "smtp-host", "", "SMTP server for outgoing mail (none: log and outbox)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 0, "SMTP port (default 587, or 465 with --smtp-security tls)")
 	fs.StringVar(&f.smtpUser, "smtp-user", "", "SMTP user name")
@@ -95,24 +160,22 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	fs.StringVar(&f.smtpFrom, "smtp-from", "Mailferry <mailferry@localhost>", "sender of outgoing mail")
 	fs.StringVar(&f.smtpSec, "smtp-security", "", "starttls, tls or none")
 	fs.IntVar(&f.workers, "workers", 10, "mailboxes migrated at once by this process")
-	fs.IntVar(&f.hostLimit, "host-limit", 5, "mailboxes migrated at once per source server, across all workers")
+	fs.IntVar(&f.hostLimit, "host-limit", 5, "mailboxes migrated at once per mail server (source or destination), across all workers")
+	fs.IntVar(&f.maxMailboxes, "max-mailboxes", 0, "mailboxes migrated at once in the whole cluster, across all workers (0: no limit but each process's --workers)")
 	fs.IntVar(&f.connection, "connections", 4, "connections per server and mailbox")
+	fs.StringVar(&f.workerName, "worker-name", "", "this worker's name in the API and in metrics (default HOST:PID)")
 	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
-	fs.BoolVar(&f.apiOnly, "api-only", false, "serve the API without running jobs (workers run elsewhere)")
 	fs.BoolVar(&f.jsonLogs, "json-logs", false, "structured logs as JSON")
 	fs.DurationVar(&f.stallTimeout, "stall-timeout", connector.DefaultStallTimeout,
 		"drop a connection that moves no data for this long while an answer is awaited, and retry on a new one")
-	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked")
-	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when the job of a dead worker is run again")
+	fs.DurationVar(&f.leaseTTL, "lease-ttl", 30*time.Second, "advanced: how long a dead worker keeps its mailboxes locked before another takes them over")
+	fs.DurationVar(&f.rescueAfter, "rescue-after", time.Minute, "advanced: when River retires the jobs of dead workers once their mailboxes were taken over")
 	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
 	fs.Func("deny-net", "address range that users' source servers may never be in, public or not (repeatable; wins over --allow-net)", appendTo(&f.denyNets))
 	fs.BoolVar(&f.denyPrivate, "deny-private", true, "refuse users' source servers at loopback, private, link-local and other non-public addresses")
-	fs.DurationVar(&f.readTimeout, "read-timeout", time.Minute, "advanced: longest a client may take to send a request, body included (uploads get 5 minutes)")
-	fs.DurationVar(&f.writeTimeout, "write-timeout", 2*time.Minute, "advanced: longest a response may take to send (downloads get 10 minutes)")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", 2*time.Minute, "advanced: how long an idle keep-alive connection stays open")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), serveUsage)
+		fmt.Fprint(fs.Output(), usageText)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -121,29 +184,68 @@ func runServe(ctx context.Context, env Env, args []string) int {
 		}
 		return ExitUsage
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "mailferry %s: unexpected argument %q (flags start with --)\n", name, fs.Arg(0))
+		return ExitUsage
+	}
 	if f.retryBudget <= 0 {
-		fmt.Fprintln(env.Stderr, "mailferry serve: --retry-budget must be a positive duration, e.g. 5m")
+		fmt.Fprintf(env.Stderr, "mailferry %s: --retry-budget must be a positive duration, e.g. 5m\n", name)
 		return ExitUsage
 	}
 	if f.stallTimeout < time.Second {
-		fmt.Fprintln(env.Stderr, "mailferry serve: --stall-timeout must be at least 1s, e.g. --stall-timeout 60s")
+		fmt.Fprintf(env.Stderr, "mailferry %s: --stall-timeout must be at least 1s, e.g. --stall-timeout 60s\n", name)
 		return ExitUsage
+	}
+	if f.database == "" {
+		f.database = env.Getenv("MAILFERRY_DATABASE_URL")
 	}
 	var handler slog.Handler = slog.NewTextHandler(env.Stderr, nil)
 	if f.jsonLogs {
 		handler = slog.NewJSONHandler(env.Stderr, nil)
 	}
 	log := slog.New(handler)
-	if err := serve(ctx, env, f, log); err != nil {
+	if err := serve(ctx, env, f, r, log); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(env.Stderr, "mailferry serve: %v\n", err)
+			fmt.Fprintf(env.Stderr, "mailferry %s: %v\n", name, err)
 			return ExitUsage
 		}
-		log.Error("mailferry serve stopped", "error", err)
+		log.Error("mailferry "+name+" stopped", "error", err)
 		return ExitStopped
 	}
 	return ExitOK
+}
+
+// settingsFinder is the settings lookup of "Start new migration": every
+// connection through the outbound policy, and only hosts the policy
+// allows offered.
+func settingsFinder(f serveFlags, policy *netpolicy.Policy) *autoconfig.Finder {
+	opts := autoconfig.Options{Dial: policy.DialContext, CheckAddr: policy.Check, DNSServer: f.lookupDNS, ISPDBURL: f.lookupISPDB}
+	if f.lookupISPDB == "off" || f.lookupISPDB == "" {
+		opts.ISPDBURL, opts.DisableISPDB = "", true
+	}
+	return autoconfig.New(opts)
+}
+
+// checkDatabase refuses a --database that is not a PostgreSQL URL, and a
+// role that needs one without it.
+func checkDatabase(f serveFlags, r role) error {
+	if f.database != "" && !store.IsPostgresURL(f.database) {
+		return usageError{fmt.Sprintf("--database %s: give a PostgreSQL URL, postgres://user[:password]@host[:port]/database[?sslmode=…], "+
+			"or leave it unset for the embedded SQLite database in the data directory", store.RedactURL(f.database))}
+	}
+	if f.database != "" {
+		return nil
+	}
+	switch {
+	case r == roleWorker:
+		return usageError{"mailferry worker needs a PostgreSQL database shared with mailferry serve: --database postgres://… or " +
+			"MAILFERRY_DATABASE_URL. With the embedded SQLite database, mailferry serve runs the workers itself"}
+	case f.noWorkers:
+		return usageError{"--no-workers needs a PostgreSQL database shared with mailferry worker processes: --database postgres://… or " +
+			"MAILFERRY_DATABASE_URL. With the embedded SQLite database, mailferry serve runs the workers itself"}
+	}
+	return nil
 }
 
 // outboundPolicy builds the policy of --allow-net, --deny-net and
@@ -182,7 +284,10 @@ func httpServer(h http.Handler, read, write, idle time.Duration) *http.Server {
 		IdleTimeout: idle, MaxHeaderBytes: 64 << 10}
 }
 
-func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
+func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger) error {
+	if err := checkDatabase(f, r); err != nil {
+		return err
+	}
 	dir, err := dataDir(env, f.dataDir)
 	if err == nil {
 		err = prepareDataDir(dir)
@@ -198,19 +303,29 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []struct {
+	durations := []struct {
 		name string
 		v    time.Duration
-	}{{"--read-timeout", f.readTimeout}, {"--write-timeout", f.writeTimeout}, {"--idle-timeout", f.idleTimeout},
-		{"--lease-ttl", f.leaseTTL}, {"--rescue-after", f.rescueAfter}} {
+	}{{"--lease-ttl", f.leaseTTL}, {"--rescue-after", f.rescueAfter}}
+	if r == roleServe {
+		durations = append(durations, []struct {
+			name string
+			v    time.Duration
+		}{{"--read-timeout", f.readTimeout}, {"--write-timeout", f.writeTimeout}, {"--idle-timeout", f.idleTimeout}}...)
+	}
+	for _, d := range durations {
 		if d.v <= 0 {
 			return usageError{fmt.Sprintf("%s %v: must be longer than zero", d.name, d.v)}
 		}
 	}
+	if f.leaseTTL < 300*time.Millisecond {
+		return usageError{fmt.Sprintf("--lease-ttl %v: must be at least 300ms (leases are renewed every third of it)", f.leaseTTL)}
+	}
 	for _, n := range []struct {
 		name      string
 		v, lo, hi int
-	}{{"--workers", f.workers, 1, 1000}, {"--host-limit", f.hostLimit, 1, 1000}, {"--connections", f.connection, 1, 16}} {
+	}{{"--workers", f.workers, 1, 1000}, {"--host-limit", f.hostLimit, 1, 1000}, {"--connections", f.connection, 1, 16},
+		{"--max-mailboxes", f.maxMailboxes, 0, 100000}, {"--db-pool", f.dbPool, 0, 10000}} {
 		if n.v < n.lo || n.v > n.hi {
 			return usageError{fmt.Sprintf("%s %d: must be between %d and %d", n.name, n.v, n.lo, n.hi)}
 		}
@@ -223,7 +338,15 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 		}
 		agreement = string(b)
 	}
-	svc, st, err := openService(ctx, env, dir, presets, log)
+	work := r == roleWorker || !f.noWorkers
+	pool := f.dbPool
+	if pool == 0 {
+		pool = 10
+		if work {
+			pool += 2 * f.workers
+		}
+	}
+	svc, st, err := openService(ctx, env, dir, f.database, pool, presets, log)
 	if err != nil {
 		return err
 	}
@@ -236,12 +359,15 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
-	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg), Log: log,
-		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection, LeaseTTL: f.leaseTTL,
-		SourceDial:   policy.DialContext,
-		RetryBudget:  f.retryBudget,
+	name := f.workerName
+	if name == "" {
+		name = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg, name), Log: log, Name: name,
+		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection,
+		LeaseTTL: f.leaseTTL, MaxMailboxes: f.maxMailboxes, SourceDial: policy.DialContext, RetryBudget: f.retryBudget,
 		StallTimeout: f.stallTimeout}
-	q, err := jobs.OpenSQLite(ctx, dir, runner, jobs.Config{MaxWorkers: f.workers, Work: !f.apiOnly, Log: log, RescueAfter: f.rescueAfter})
+	q, err := jobs.Open(ctx, st, runner, jobs.Config{MaxWorkers: f.workers, Work: work, Log: log, RescueAfter: f.rescueAfter, DataDir: dir})
 	if err != nil {
 		return err
 	}
@@ -249,8 +375,16 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	reg.MustRegister(svc.StatusCollector())
 
 	base := f.baseURL
-	if base == "" {
+	switch {
+	case base != "":
+	case r == roleServe:
 		base = "http://" + f.listen
+	default:
+		// A worker sends the report of a pass it finishes last; its
+		// link must lead to the portal, which it does not serve.
+		base = "http://127.0.0.1:8080"
+		log.Warn("no --base-url: the links in the pass reports this worker sends point to " + base +
+			"; give every worker the portal's public URL with --base-url")
 	}
 	sender, err := mailer(env, f, dir, log)
 	if err != nil {
@@ -265,66 +399,119 @@ func serve(ctx context.Context, env Env, f serveFlags, log *slog.Logger) error {
 	}
 	svc.SetNotifier(send, base)
 
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another mailferry running? choose another address with --listen)", f.listen, err)
+	var srv *http.Server
+	var ln net.Listener
+	switch {
+	case r == roleServe:
+		if ln, err = net.Listen("tcp", f.listen); err != nil {
+			return fmt.Errorf("listen on %s: %w (is another mailferry running? choose another address with --listen)", f.listen, err)
+		}
+		handler := web.New(svc, log, reg)
+		// The portal mails login links with the same sender as pass reports.
+		portalCfg := web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send, HostLimit: f.hostLimit}
+		if f.lookup {
+			portalCfg.Settings = settingsFinder(f, policy)
+		}
+		handler.SetPortal(portalCfg)
+		srv = httpServer(handler, f.readTimeout, f.writeTimeout, f.idleTimeout)
+	case f.metricsListen != "":
+		if ln, err = net.Listen("tcp", f.metricsListen); err != nil {
+			return fmt.Errorf("listen on %s: %w (choose another address with --metrics-listen)", f.metricsListen, err)
+		}
+		srv = httpServer(workerHandler(st, reg), 10*time.Second, time.Minute, time.Minute)
 	}
-	handler := web.New(svc, log, reg)
-	// The portal mails login links with the same sender as pass reports.
-	handler.SetPortal(web.PortalConfig{BaseURL: base, Agreement: agreement, SendMail: send})
-	srv := httpServer(handler, f.readTimeout, f.writeTimeout, f.idleTimeout)
-	if !f.apiOnly {
-		n, err := q.Recover(ctx, svc)
-		if err != nil {
-			return fmt.Errorf("recover unfinished passes: %w", err)
-		}
-		if n > 0 {
-			log.Info("resuming mailbox passes left unfinished by the last run", "count", n)
-		}
+	if work {
 		if err := q.Start(ctx); err != nil {
 			return err
 		}
 	}
-	log.Info("mailferry serving", "url", "http://"+ln.Addr().String(), "data_dir", dir, "presets", len(presets), "workers", !f.apiOnly)
+	attrs := []any{"engine", st.Engine(), "data_dir", dir, "presets", len(presets), "workers", work}
+	if f.database != "" {
+		attrs = append(attrs, "database", store.RedactURL(f.database))
+	}
+	if work {
+		attrs = append(attrs, "worker", name, "max_workers", f.workers)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if srv != nil {
+		attrs = append([]any{"url", "http://" + ln.Addr().String()}, attrs...)
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	log.Info("mailferry "+map[role]string{roleServe: "serving", roleWorker: "working"}[r], attrs...)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		return err
 	}
 	// Graceful shutdown: stop taking requests, then cancel running jobs;
-	// they checkpoint and resume after the next start.
+	// each hands its mailbox over to a new job, which resumes after the
+	// next start or on another worker.
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
-	if err := q.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
-		log.Warn("job queue stop", "error", err)
+	if srv != nil {
+		_ = srv.Shutdown(sctx)
+	}
+	if work {
+		if err := q.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("job queue stop", "error", err)
+		}
 	}
 	return nil
 }
 
-// openService opens the database, the secret key and the service.
-func openService(ctx context.Context, env Env, dir string, presets []service.Preset, log *slog.Logger) (*service.Service, *store.Store, error) {
-	st, err := store.OpenSQLite(ctx, dir)
+// workerHandler serves a worker's /metrics, and /healthz, which answers
+// 200 while the database answers.
+func workerHandler(st *store.Store, reg *prometheus.Registry) http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "the database does not answer\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return m
+}
+
+// openService opens the database (SQLite in dir, or PostgreSQL at
+// dbURL), the secret key and the service.
+func openService(ctx context.Context, env Env, dir, dbURL string, pool int, presets []service.Preset, log *slog.Logger) (*service.Service, *store.Store, error) {
+	keyFile := filepath.Join(dir, "secret.key")
+	envKey := env.Getenv("MAILFERRY_SECRET_KEY")
+	if dbURL != "" && envKey == "" {
+		// Every process of a cluster must seal and open passwords with
+		// one key; a key made up by each machine would not open what
+		// another sealed.
+		if _, err := os.Stat(keyFile); err != nil {
+			return nil, nil, usageError{"with a PostgreSQL database every process (API and workers) must use the same secret key: " +
+				"set MAILFERRY_SECRET_KEY to 32 bytes in base64 or hex (head -c 32 /dev/urandom | base64) for all of them, " +
+				"or put the same secret.key file in each one's data directory (" + keyFile + ")"}
+		}
+	}
+	st, err := store.Open(ctx, store.Options{URL: dbURL, Dir: dir, MaxConns: pool})
 	if err != nil {
 		return nil, nil, err
 	}
-	key, created, err := secrets.LoadKey(env.Getenv("MAILFERRY_SECRET_KEY"), filepath.Join(dir, "secret.key"))
+	key, created, err := secrets.LoadKey(envKey, keyFile)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
 	if created && log != nil {
-		log.Warn("created a new secret key for stored passwords; back it up with the database", "file", filepath.Join(dir, "secret.key"))
+		log.Warn("created a new secret key for stored passwords; back it up with the database", "file", keyFile)
 	}
 	box, err := secrets.NewBox(key)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
-	return service.New(st.DB(), box, presets), st, nil
+	return service.New(st, box, presets), st, nil
 }
 
 func mailer(env Env, f serveFlags, dir string, log *slog.Logger) (notify.Sender, error) {
@@ -496,14 +683,27 @@ func slug(s string) string {
 
 func runUser(ctx context.Context, env Env, args []string) int {
 	if len(args) == 0 || args[0] != "add" {
-		fmt.Fprintln(env.Stderr, "Usage: mailferry user add --email ADDRESS [--data-dir DIR]\n\nCreates (or finds) the user and prints a new API token.")
+		fmt.Fprintln(env.Stderr, "Usage: mailferry user add --email ADDRESS [--operator[=false]] [--data-dir DIR]\n\n"+
+			"Creates (or finds) the user and prints a new API token. --operator makes the user an operator, who sees\n"+
+			"every migration, can stop any pass and sees the load on each source server; --operator=false takes that away.")
 		return ExitUsage
 	}
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	email := fs.String("email", "", "the user's contact email")
 	dir := fs.String("data-dir", "", "data directory (default $MAILFERRY_DATA_DIR, else ~/.local/share/mailferry)")
+	db := fs.String("database", "", "PostgreSQL database URL (default $MAILFERRY_DATABASE_URL, else SQLite in the data directory)")
+	operator := fs.Bool("operator", false, "make the user an operator: sees every migration, can stop any pass, sees the load per source server (=false: an ordinary user again)")
 	if err := fs.Parse(args[1:]); err != nil {
+		return ExitUsage
+	}
+	setRole := false
+	fs.Visit(func(f *flag.Flag) { setRole = setRole || f.Name == "operator" })
+	if *db == "" {
+		*db = env.Getenv("MAILFERRY_DATABASE_URL")
+	}
+	if err := checkDatabase(serveFlags{database: *db}, roleServe); err != nil {
+		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
 		return ExitUsage
 	}
 	d, err := dataDir(env, *dir)
@@ -511,7 +711,12 @@ func runUser(ctx context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
 		return ExitUsage
 	}
-	svc, st, err := openService(ctx, env, d, nil, nil)
+	svc, st, err := openService(ctx, env, d, *db, 2, nil, nil)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+		return ExitUsage
+	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
 		return ExitStopped
@@ -521,6 +726,17 @@ func runUser(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
 		return ExitUsage
+	}
+	if setRole {
+		if o, err = svc.SetOperator(ctx, o.Email, *operator); err != nil {
+			fmt.Fprintf(env.Stderr, "mailferry user: %v\n", err)
+			return ExitStopped
+		}
+		if *operator {
+			fmt.Fprintf(env.Stderr, "%s is an operator: sees every migration, can stop any pass and sees the load per source server.\n", o.Email)
+		} else {
+			fmt.Fprintf(env.Stderr, "%s is an ordinary user: sees only their own migrations.\n", o.Email)
+		}
 	}
 	token, err := svc.IssueToken(ctx, o.ID)
 	if err != nil {

@@ -251,3 +251,44 @@ func (b *syncBuf) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// The roles of a cluster need a shared PostgreSQL database: serve
+// --no-workers and mailferry worker refuse to start without one (with
+// the embedded SQLite database nobody else could run the jobs, or give
+// the worker any), and a --database that is not a PostgreSQL URL is
+// refused without repeating its password.
+func TestClusterRolesNeedPostgres(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"api without database", []string{"serve", "--listen", "127.0.0.1:0", "--no-workers"},
+			[]string{"--no-workers needs a PostgreSQL database", "MAILFERRY_DATABASE_URL"}},
+		{"worker without database", []string{"worker"},
+			[]string{"mailferry worker needs a PostgreSQL database", "MAILFERRY_DATABASE_URL"}},
+		{"not postgres", []string{"worker", "--database", "mysql://mf:Hunter2-db@db.example/mf"},
+			[]string{"give a PostgreSQL URL", "postgres://"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			dir := t.TempDir()
+			e := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func(any) bool { return false },
+				Getenv: func(k string) string { return map[string]string{"MAILFERRY_DATA_DIR": dir}[k] }}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if code := Main(ctx, e, tt.args); code != ExitUsage {
+				t.Fatalf("exit %d, want %d: %s", code, ExitUsage, errb.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("message lacks %q: %s", w, errb.String())
+				}
+			}
+			if strings.Contains(errb.String(), "Hunter2-db") {
+				t.Errorf("the database password appeared in the message: %s", errb.String())
+			}
+		})
+	}
+}

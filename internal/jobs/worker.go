@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/riverqueue/river"
 
 	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/connector"
@@ -41,8 +38,8 @@ type Runner struct {
 	Log     *slog.Logger
 	// Holder names this process in leases (host name and pid).
 	Holder string
-	// HostLimit bounds mailboxes worked at once per source host, across
-	// all processes (default 5).
+	// HostLimit bounds mailboxes worked at once per server (source and
+	// destination host), across all processes (default 5).
 	HostLimit int
 	// Connections per side and mailbox (default 4).
 	Connections int
@@ -71,6 +68,16 @@ type Runner struct {
 	// the delay before another process may take over a mailbox whose
 	// worker died (default 30 s).
 	LeaseTTL time.Duration
+	// Name names this worker process to operators: in the API's
+	// mailbox passes and the metrics' worker label (default Holder).
+	Name string
+	// MaxMailboxes bounds the mailboxes worked at once in the whole
+	// cluster, across all worker processes (0: no bound but each
+	// process's own).
+	MaxMailboxes int
+	// Queue is where a job hands its mailbox over when this process
+	// shuts down (set by Open).
+	queue *Queue
 }
 
 func (r *Runner) leaseTTL() time.Duration {
@@ -78,173 +85,6 @@ func (r *Runner) leaseTTL() time.Duration {
 		return 30 * time.Second
 	}
 	return r.LeaseTTL
-}
-
-// Worker is the River worker for PassArgs.
-type Worker struct {
-	river.WorkerDefaults[PassArgs]
-	R *Runner
-}
-
-// Timeout: migrations take as long as they take; a stuck server is
-// handled by connection timeouts, and leases guard against a dead worker.
-func (w *Worker) Timeout(*river.Job[PassArgs]) time.Duration { return -1 }
-
-// Work runs one mailbox's part of a pass.
-func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
-	r := w.R
-	a := job.Args
-	work, err := r.Service.LoadWork(ctx, a.PassID, a.MailboxID)
-	if errors.Is(err, service.ErrNotFound) {
-		return nil // deleted meanwhile: nothing to do
-	}
-	keyErr := errors.Is(err, service.ErrSecretKey)
-	if err != nil && !keyErr {
-		return err
-	}
-	// A job replaced after a restart (see Queue.Recover), or one whose
-	// mailbox pass already ended, has nothing left to do.
-	if st, jobID, err := r.Service.MailboxPassStatus(ctx, a.PassID, a.MailboxID); err != nil || (st.Terminal() && st != service.StatusNotStarted) ||
-		(jobID != 0 && jobID != job.ID) {
-		return nil
-	}
-	if st, _ := r.Service.PassState(ctx, a.PassID); st == "stopping" || st == "stopped" {
-		return r.Service.FinishMailboxPass(ctx, a.PassID, a.MailboxID, service.Outcome{Status: service.StatusStopped, Detail: "stopped"})
-	}
-	if keyErr {
-		// The passwords were sealed with another key: retrying (River
-		// would, 25 times over days) cannot help, new passwords can.
-		if r.Metrics != nil {
-			r.Metrics.failures.WithLabelValues(string(service.ClassSecretKey)).Inc()
-		}
-		return r.Service.FinishMailboxPass(ctx, a.PassID, a.MailboxID, service.Outcome{Status: service.StatusFailed,
-			Class: service.ClassSecretKey, Error: service.ErrSecretKey.Error(), Detail: "the stored passwords cannot be read"})
-	}
-	// One worker per mailbox, a bounded number per source host. The
-	// holder names the job, not just the process: two jobs of one
-	// process (a stopped pass still winding down and the next one) must
-	// not share a mailbox either.
-	holder := fmt.Sprintf("%s/job:%d", r.Holder, job.ID)
-	mbLease := "mailbox:" + a.MailboxID
-	ok, err := r.Service.AcquireLease(ctx, mbLease, holder, r.leaseTTL())
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return river.JobSnooze(5 * time.Second)
-	}
-	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), mbLease, holder) //nolint:errcheck // expires anyway
-	hostLease, err := r.waitHostSlot(ctx, work.Project.Source.Host, holder)
-	if err != nil {
-		return err
-	}
-	if hostLease == "" {
-		return river.JobSnooze(time.Second)
-	}
-	defer r.Service.ReleaseLease(context.WithoutCancel(ctx), hostLease, holder) //nolint:errcheck // expires anyway
-
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go r.renew(ctx, cancel, holder, mbLease, hostLease)
-
-	st := service.StatusMigrating
-	if !work.Pass.Kind.Copies() {
-		st = service.StatusVerifying
-	}
-	if err := r.Service.BeginMailboxPass(ctx, a.PassID, a.MailboxID, st); err != nil {
-		return err
-	}
-	start := time.Now()
-	out := r.run(ctx, work)
-	if ctx.Err() != nil {
-		// Stopped by the user, or the process is shutting down.
-		if s, _ := r.Service.PassState(context.WithoutCancel(ctx), a.PassID); s == "stopping" || s == "stopped" {
-			out.Status, out.Class, out.Error, out.Detail = service.StatusStopped, "", "", "stopped by the user"
-		} else {
-			// Shutting down: the state is checkpointed; run again
-			// after the restart, where it resumes without duplicates.
-			return river.JobSnooze(time.Second)
-		}
-	}
-	bg := context.WithoutCancel(ctx)
-	if err := r.Service.FinishMailboxPass(bg, a.PassID, a.MailboxID, out); err != nil {
-		return err
-	}
-	if r.Metrics != nil {
-		r.Metrics.passes.WithLabelValues(string(work.Pass.Kind), string(out.Status)).Inc()
-		r.Metrics.passDuration.WithLabelValues(string(work.Pass.Kind)).Observe(time.Since(start).Seconds())
-		if out.Class != "" {
-			r.Metrics.failures.WithLabelValues(string(out.Class)).Inc()
-		}
-	}
-	return nil
-}
-
-// waitHostSlot waits a while for one of the source host's slots. Waiting
-// here rather than snoozing the job for seconds lets the next mailbox
-// start as soon as one finishes: with 20 mailboxes on one host and 5
-// slots, 5-second snoozes made the passes take twice as long as the
-// copying. After hostWait the job is snoozed (an empty lease) so that a
-// long queue does not hold every worker.
-func (r *Runner) waitHostSlot(ctx context.Context, host, holder string) (string, error) {
-	deadline := time.Now().Add(hostWait)
-	for {
-		lease, err := r.hostSlot(ctx, host, holder)
-		if err != nil || lease != "" || time.Now().After(deadline) {
-			return lease, err
-		}
-		// Jitter keeps waiting jobs from polling in step.
-		wait := hostPoll + time.Duration(rand.Int64N(int64(hostPoll)))
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
-
-const (
-	hostWait = 30 * time.Second
-	hostPoll = 100 * time.Millisecond
-)
-
-func (r *Runner) hostSlot(ctx context.Context, host, holder string) (string, error) {
-	limit := r.HostLimit
-	if limit <= 0 {
-		limit = 5
-	}
-	for i := 0; i < limit; i++ {
-		res := fmt.Sprintf("host:%s:%d", strings.ToLower(host), i)
-		ok, err := r.Service.AcquireLease(ctx, res, holder, r.leaseTTL())
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			return res, nil
-		}
-	}
-	return "", nil
-}
-
-// renew keeps the leases alive; losing one (another process took over
-// after a long stall) stops the work rather than risk two writers.
-func (r *Runner) renew(ctx context.Context, cancel context.CancelCauseFunc, holder string, leases ...string) {
-	t := time.NewTicker(r.leaseTTL() / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			for _, l := range leases {
-				ok, err := r.Service.AcquireLease(ctx, l, holder, r.leaseTTL())
-				if err == nil && !ok {
-					cancel(fmt.Errorf("lost lease %s", l))
-					return
-				}
-			}
-		}
-	}
 }
 
 // side is one end of a pass as the registry opens it.
@@ -327,6 +167,13 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	close(done)
 	prog := progressOf(stats.Snapshot())
 	out := service.Outcome{Progress: &prog}
+	if res != nil {
+		// Per-folder statistics for the mailbox's pass history.
+		for _, f := range res.Folders {
+			out.Plan = append(out.Plan, service.PlanRow{Source: f.Source, Destination: f.Dest, Messages: f.Messages, Bytes: f.ListedBytes,
+				Copied: f.Copied, Present: f.Present, Skipped: f.Skipped, Failed: f.Failed, Left: f.Left, Earlier: f.Earlier, Unchanged: f.Unchanged})
+		}
+	}
 	if r.Metrics != nil {
 		r.Metrics.copied.Add(float64(prog.Copied))
 		r.Metrics.copiedBytes.Add(float64(prog.CopiedBytes))

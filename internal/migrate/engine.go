@@ -92,6 +92,10 @@ type Options struct {
 	// OnEvent, when set, is called for folder and failure events. It is
 	// called from several goroutines, one call at a time.
 	OnEvent func(Event)
+
+	// inspect, set only by this package's tests, is given the run once
+	// its folders are planned.
+	inspect func(*run)
 }
 
 // Event is a notable moment of a run, for --json output and logs.
@@ -156,7 +160,7 @@ type run struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	units     chan unit
+	units     *unitQueue
 	appends   chan *item
 	answers   chan pending
 	uncertain *queue
@@ -245,18 +249,25 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	if opts.State != nil && !opts.DryRun {
 		r.rec = newRecorder(opts.State, opts.Pair)
 	}
+	if opts.inspect != nil {
+		opts.inspect(r)
+	}
 
 	n := opts.Streams
 	r.gov = newGovernor(4, n, opts.PinStreams)
 	go r.gov.run(r.ctx, opts.Stats, time.Second)
-	r.units = make(chan unit, n)
+	// Up to a unit per stream for each folder being listed, so that
+	// every fetcher reading a folder finds its next unit.
+	r.units = newUnitQueue(max(n, 2))
+	stopUnits := context.AfterFunc(r.ctx, r.units.stop)
+	defer stopUnits()
 	r.appends = make(chan *item, n*2)
 	r.answers = make(chan pending, n*opts.PipelineDepth)
 	r.uncertain = newQueue()
 
 	var fetchers, appenders, waiters, reconciler sync.WaitGroup
 	go func() {
-		defer close(r.units)
+		defer r.units.close()
 		r.plan()
 	}()
 	for i := 0; i < n; i++ {

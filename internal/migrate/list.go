@@ -123,17 +123,15 @@ type lister struct {
 func (l *lister) send(u unit) bool {
 	r, fs := l.r, l.fs
 	fs.open.Add(len(u.msgs))
-	select {
-	case r.units <- u:
+	if r.ctx.Err() == nil && r.units.put(u) {
 		return true
-	case <-r.ctx.Done():
-		// Never queued: the cursor must not pass them.
-		for _, m := range u.msgs {
-			r.leave(fs, m)
-		}
-		fs.open.Add(-len(u.msgs))
-		return false
 	}
+	// Never queued: the cursor must not pass them.
+	for _, m := range u.msgs {
+		r.leave(fs, m)
+	}
+	fs.open.Add(-len(u.msgs))
+	return false
 }
 
 func (l *lister) flush() bool {

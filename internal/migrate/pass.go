@@ -30,11 +30,12 @@ const (
 
 // folderState is one source folder in flight.
 type folderState struct {
-	plan FolderPlan
-	res  *FolderResult
-	led  *ledger
-	c    counters
-	open sync.WaitGroup // listing plus each unresolved message
+	order int // its place in the pass; fetchers serve earlier folders first
+	plan  FolderPlan
+	res   *FolderResult
+	led   *ledger
+	c     counters
+	open  sync.WaitGroup // listing plus each unresolved message
 
 	status   connector.FolderStatus // source status before the pass; fixed from then on
 	statusOK bool                   // status was read
@@ -182,7 +183,7 @@ func (r *run) chooseModes(plans []FolderPlan) error {
 		if p.Origin == PlanRuleChanged {
 			res.Was = p.Was.String()
 		}
-		r.folders[i] = &folderState{plan: p, res: res, seen: idSet{seed: r.seed}}
+		r.folders[i] = &folderState{plan: p, res: res, seen: idSet{seed: r.seed}, order: i}
 	}
 	r.mu.Unlock()
 	for _, fs := range r.folders {
@@ -304,8 +305,19 @@ func (r *run) finishFolder(fs *folderState) {
 	r.fixTotal(fs)
 	r.sweep(fs)
 	r.saveFolder(fs)
+	fs.free()
 	r.opts.Stats.FolderDone()
 	r.emit(Event{Type: "folder_done", Folder: fs.res})
+}
+
+// free drops what a folder needed only while in flight: its ledger (the
+// destination's index, which releaseLedger took out of the run's map but
+// this pointer kept alive to the end of the run), the IDs it listed and
+// the flag changes. The run keeps every folder's result to the end, so
+// without this a run held the index of every destination folder it had
+// copied into, about 200 bytes per message (issue 14).
+func (fs *folderState) free() {
+	fs.led, fs.seen, fs.flags, fs.gone = nil, idSet{seed: fs.seen.seed}, flagChanges{}, nil
 }
 
 // fixTotal replaces the folder's estimate in the totals by what it turned

@@ -44,15 +44,33 @@ type pending struct {
 
 // fetcher streams units from the source into the spool.
 func (r *run) fetcher() {
-	for u := range r.units {
+	for {
+		// A stream's slot first, then its unit: a fetcher waiting for a
+		// slot must not hold a unit of the folder the others are reading.
 		if r.ctx.Err() != nil || !r.gov.acquire(r.ctx) {
+			u, ok := r.units.get()
+			if !ok {
+				return
+			}
 			for _, m := range u.msgs {
 				r.leave(u.fs, m)
 			}
 			u.fs.open.Add(-len(u.msgs))
 			continue
 		}
-		r.fetchUnit(u)
+		u, ok := r.units.get()
+		if !ok {
+			r.gov.release()
+			return
+		}
+		if r.ctx.Err() == nil {
+			r.fetchUnit(u)
+		} else {
+			for _, m := range u.msgs {
+				r.leave(u.fs, m)
+			}
+			u.fs.open.Add(-len(u.msgs))
+		}
 		r.gov.release()
 	}
 }

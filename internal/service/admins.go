@@ -2,11 +2,12 @@ package service
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 // AdminLogin is an account that acts on every mailbox of one side of a
@@ -50,9 +51,7 @@ func adminAD(projectID string, side Side) []byte {
 }
 
 // saveAdmin stores (or replaces) a side's admin login, its password sealed.
-func (s *Service) saveAdmin(ctx context.Context, ex interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, projectID string, side Side, a *AdminLogin) error {
+func (s *Service) saveAdmin(ctx context.Context, projectID string, side Side, a *AdminLogin) error {
 	if a == nil {
 		return nil
 	}
@@ -60,56 +59,38 @@ func (s *Service) saveAdmin(ctx context.Context, ex interface {
 	if err != nil {
 		return fmt.Errorf("encrypt admin password: %w", err)
 	}
-	if _, err := ex.ExecContext(ctx, `DELETE FROM project_admins WHERE project_id = $1 AND side = $2`, projectID, string(side)); err != nil {
-		return err
-	}
-	_, err = ex.ExecContext(ctx, `INSERT INTO project_admins (project_id, side, login, secret) VALUES ($1, $2, $3, $4)`,
-		projectID, string(side), a.Login, base64.StdEncoding.EncodeToString(b))
-	return err
+	return s.st.SaveProjectAdmin(ctx, projectID, store.ProjectAdmin{Side: string(side), Login: a.Login,
+		Secret: base64.StdEncoding.EncodeToString(b)})
 }
 
 // adminLogins reads a project's admin logins (without passwords) into p.
 func (s *Service) adminLogins(ctx context.Context, p *Project) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT side, login FROM project_admins WHERE project_id = $1`, p.ID)
+	logins, err := s.st.ProjectAdminLogins(ctx, p.ID)
 	if err != nil {
-		return err
+		return fmt.Errorf("read project: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var side, login string
-		if err := rows.Scan(&side, &login); err != nil {
-			return err
-		}
-		switch Side(side) {
-		case SideSource:
-			p.SourceAdmin = login
-		case SideDestination:
-			p.DestinationAdmin = login
-		}
-	}
-	return rows.Err()
+	p.SourceAdmin, p.DestinationAdmin = logins[string(SideSource)], logins[string(SideDestination)]
+	return nil
 }
 
 // admin reads a side's admin login and password; ok is false when the
 // project has none for that side.
 func (s *Service) admin(ctx context.Context, projectID string, side Side) (login, password string, ok bool, err error) {
-	var sealed string
-	err = s.db.QueryRowContext(ctx, `SELECT login, secret FROM project_admins WHERE project_id = $1 AND side = $2`,
-		projectID, string(side)).Scan(&login, &sealed)
-	if errors.Is(err, sql.ErrNoRows) {
+	a, err := s.st.ProjectAdmin(ctx, projectID, string(side))
+	if errors.Is(err, store.ErrNoRows) {
 		return "", "", false, nil
 	}
 	if err != nil {
 		return "", "", false, err
 	}
-	if sealed == "" {
+	if a.Secret == "" {
 		return "", "", false, fmt.Errorf("%w (the %s admin password was erased when the project finished)", ErrSecretKey, side)
 	}
-	b, err := base64.StdEncoding.DecodeString(sealed)
+	b, err := base64.StdEncoding.DecodeString(a.Secret)
 	if err == nil {
 		var p []byte
 		if p, err = s.sealer.Open(b, adminAD(projectID, side)); err == nil {
-			return login, string(p), true, nil
+			return a.Login, string(p), true, nil
 		}
 	}
 	return "", "", false, fmt.Errorf("%w (%s admin password: %v)", ErrSecretKey, side, err)

@@ -20,6 +20,9 @@ type MailboxInput struct {
 	SourceEmail, SourceLogin, SourcePassword string
 	DestEmail, DestLogin, DestPassword       string
 	Flags                                    string
+	// AskUser: the passwords may be left out; the admin asks the
+	// mailbox's user for them (AskForPasswords).
+	AskUser bool
 }
 
 // RowError locates a problem for the user: Row is the 1-based line number in

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -72,10 +71,8 @@ func (s *Service) RequestLogin(ctx context.Context, email, clientIP string) (str
 		window  time.Duration
 		address bool
 	}{{"addr:" + addr, loginPerAddress, loginAddrWindow, true}, {"ip:" + clientIP, loginPerIP, loginIPWindow, false}} {
-		var n int
-		var oldest int64
-		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(at), 0) FROM login_requests WHERE bucket = $1 AND at > $2`,
-			b.bucket, t.Add(-b.window).Unix()).Scan(&n, &oldest); err != nil {
+		n, oldest, err := s.st.LoginRequests(ctx, b.bucket, t.Add(-b.window).Unix())
+		if err != nil {
 			return "", err
 		}
 		if n >= b.limit {
@@ -83,15 +80,11 @@ func (s *Service) RequestLogin(ctx context.Context, email, clientIP string) (str
 			return "", &RateLimitError{PerAddress: b.address, Retry: max(retry, time.Minute)}
 		}
 	}
-	for _, bucket := range []string{"addr:" + addr, "ip:" + clientIP} {
-		if _, err := s.db.ExecContext(ctx, `INSERT INTO login_requests (bucket, at) VALUES ($1, $2)`, bucket, t.Unix()); err != nil {
-			return "", err
-		}
+	if err := s.st.AddLoginRequest(ctx, t.Unix(), t.Add(-max(loginIPWindow, loginAddrWindow)).Unix(), "addr:"+addr, "ip:"+clientIP); err != nil {
+		return "", err
 	}
-	_, _ = s.db.ExecContext(ctx, `DELETE FROM login_requests WHERE at < $1`, t.Add(-max(loginIPWindow, loginAddrWindow)).Unix())
 	token := randomToken(32)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO login_tokens (token_hash, email, expires_at) VALUES ($1, $2, $3)`,
-		hashToken(token), addr, t.Add(LoginLinkTTL).Unix()); err != nil {
+	if err := s.st.AddLoginToken(ctx, hashToken(token), addr, t.Add(LoginLinkTTL).Unix()); err != nil {
 		return "", fmt.Errorf("store login token: %w", err)
 	}
 	return token, nil
@@ -108,31 +101,18 @@ type Session struct {
 // or unknown tokens are ErrNotFound.
 func (s *Service) ConsumeLogin(ctx context.Context, token string) (Session, error) {
 	t := time.Now().Unix()
-	var email string
-	err := s.db.QueryRowContext(ctx, `SELECT email FROM login_tokens WHERE token_hash = $1 AND used_at = 0 AND expires_at > $2`,
-		hashToken(token), t).Scan(&email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, ErrNotFound
-	}
+	// Marking it used is the single-use guarantee: only one request, of
+	// any API process, can flip used_at from 0.
+	email, err := s.st.UseLoginToken(ctx, hashToken(token), t)
 	if err != nil {
-		return Session{}, err
-	}
-	// Marking it used is the single-use guarantee: only one request can
-	// flip used_at from 0.
-	res, err := s.db.ExecContext(ctx, `UPDATE login_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at = 0`, t, hashToken(token))
-	if err != nil {
-		return Session{}, err
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return Session{}, ErrNotFound
+		return Session{}, notFound(err)
 	}
 	owner, err := s.EnsureOwner(ctx, email)
 	if err != nil {
 		return Session{}, err
 	}
 	sess := Session{ID: randomToken(32), Owner: owner, CSRF: randomToken(24)}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id_hash, owner_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		hashToken(sess.ID), owner.ID, sess.CSRF, t, time.Now().Add(SessionTTL).Unix()); err != nil {
+	if err := s.st.AddSession(ctx, hashToken(sess.ID), owner.ID, sess.CSRF, t, time.Now().Add(SessionTTL).Unix()); err != nil {
 		return Session{}, err
 	}
 	return sess, nil
@@ -140,17 +120,16 @@ func (s *Service) ConsumeLogin(ctx context.Context, token string) (Session, erro
 
 // SessionByID authenticates a session cookie.
 func (s *Service) SessionByID(ctx context.Context, id string) (Session, error) {
-	sess := Session{ID: id}
-	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.email, x.csrf FROM sessions x JOIN owners o ON o.id = x.owner_id
-		WHERE x.id_hash = $1 AND x.expires_at > $2`, hashToken(id), time.Now().Unix()).Scan(&sess.Owner.ID, &sess.Owner.Email, &sess.CSRF)
-	if errors.Is(err, sql.ErrNoRows) {
-		return sess, ErrNotFound
+	o, csrf, err := s.st.Session(ctx, hashToken(id), time.Now().Unix())
+	if err != nil {
+		return Session{ID: id}, notFound(err)
 	}
+	sess := Session{ID: id, Owner: Owner{ID: o.ID, Email: o.Email}, CSRF: csrf}
+	sess.Owner.Operator, err = s.st.IsOperator(ctx, o.ID)
 	return sess, err
 }
 
 // Logout ends a session.
 func (s *Service) Logout(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = $1`, hashToken(id))
-	return err
+	return s.st.DeleteSession(ctx, hashToken(id))
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/migrate"
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 func validateRules(o Options) error {
@@ -113,29 +113,24 @@ var ErrSecretKey = errors.New("the server's secret key changed: the stored passw
 // UnreadableSecrets counts the mailboxes whose stored passwords the
 // current secret key does not open, for a warning at start-up.
 func (s *Service) UnreadableSecrets(ctx context.Context) (int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, source_secret, dest_secret FROM mailboxes WHERE source_secret <> '' OR dest_secret <> ''`)
+	all, err := s.st.Secrets(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer rows.Close()
 	n := 0
-	for rows.Next() {
-		var id, src, dst string
-		if err := rows.Scan(&id, &src, &dst); err != nil {
-			return n, err
-		}
+	for _, x := range all {
 		var e1, e2 error
-		if src != adminMarker {
-			_, e1 = s.open(id, "source", src)
+		if x.Source != adminMarker {
+			_, e1 = s.open(x.MailboxID, "source", x.Source)
 		}
-		if dst != adminMarker {
-			_, e2 = s.open(id, "destination", dst)
+		if x.Dest != adminMarker {
+			_, e2 = s.open(x.MailboxID, "destination", x.Dest)
 		}
 		if errors.Is(e1, ErrSecretKey) || errors.Is(e2, ErrSecretKey) {
 			n++
 		}
 	}
-	return n, rows.Err()
+	return n, nil
 }
 
 // AddMailboxes adds pairs to a project, all or none: a duplicate of an
@@ -148,7 +143,7 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 	srcAdmin, dstAdmin := p.SourceAdmin != "", p.DestinationAdmin != ""
 	seen := map[string]int{}
 	for i := range ins {
-		if err := ins[i].validate(true, srcAdmin, dstAdmin); err != nil {
+		if err := ins[i].validate(!ins[i].AskUser, srcAdmin, dstAdmin); err != nil {
 			if len(ins) > 1 {
 				var ie *InputError
 				if errors.As(err, &ie) {
@@ -163,23 +158,10 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 		}
 		seen[key] = i
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	var out []Mailbox
+	rows := make([]store.NewMailbox, len(ins))
 	t := now()
-	for _, in := range ins {
-		var exists int
-		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mailboxes WHERE project_id = $1 AND source_email = $2 AND dest_email = $3`,
-			projectID, in.SourceEmail, in.DestEmail).Scan(&exists)
-		if err != nil {
-			return nil, err
-		}
-		if exists > 0 {
-			return nil, fmt.Errorf("%w: the pair %s → %s is already in this project; edit it instead of adding it again", ErrConflict, in.SourceEmail, in.DestEmail)
-		}
+	for i, in := range ins {
 		id := newID()
 		srcSecret, err := s.sealOrAdmin(id, "source", in.SourcePassword, srcAdmin)
 		if err != nil {
@@ -189,29 +171,27 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 		if err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO mailboxes (id, project_id, source_email, source_login, source_secret, dest_email,
-				dest_login, dest_secret, flags, status, status_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
-			id, projectID, in.SourceEmail, in.SourceLogin, srcSecret, in.DestEmail, in.DestLogin, dstSecret, in.Flags, StatusNotStarted, t); err != nil {
-			return nil, fmt.Errorf("add mailbox: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO mailbox_events (mailbox_id, at, status, detail) VALUES ($1, $2, $3, 'added')`,
-			id, t, StatusNotStarted); err != nil {
-			return nil, err
-		}
+		rows[i] = store.NewMailbox{ID: id, SourceEmail: in.SourceEmail, SourceLogin: in.SourceLogin, SourceSecret: srcSecret,
+			DestEmail: in.DestEmail, DestLogin: in.DestLogin, DestSecret: dstSecret, Flags: in.Flags}
 		out = append(out, Mailbox{ID: id, ProjectID: projectID, SourceEmail: in.SourceEmail, SourceLogin: in.SourceLogin,
 			DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, Status: StatusNotStarted,
-			StatusLabel: StatusNotStarted.Label(), StatusAt: time.Unix(t, 0), HasPasswords: true})
+			StatusLabel: StatusNotStarted.Label(), StatusAt: time.Unix(t, 0), HasPasswords: srcSecret != "" && dstSecret != ""})
 	}
-	return out, tx.Commit()
+	err = s.st.AddMailboxes(ctx, projectID, rows, string(StatusNotStarted), t)
+	var dup *store.DuplicateError
+	if errors.As(err, &dup) {
+		in := ins[dup.Index]
+		return nil, fmt.Errorf("%w: the pair %s → %s is already in this project; edit it instead of adding it again", ErrConflict, in.SourceEmail, in.DestEmail)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ImportCSV parses a MigrationWiz-style CSV and adds its pairs, all or
 // none; row problems come back as one InputError with every row listed.
 func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body []byte) ([]Mailbox, error) {
-	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
-		return nil, err
-	}
 	p, err := s.projectForWrite(ctx, ownerID, projectID)
 	if err != nil {
 		return nil, err
@@ -226,27 +206,20 @@ func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body
 	return s.AddMailboxes(ctx, ownerID, projectID, ins)
 }
 
-const mailboxCols = `id, project_id, source_email, source_login, dest_email, dest_login, flags, status, status_at, error_class, error_side,
-	last_error, source_secret <> '' AND dest_secret <> ''`
-
-func scanMailbox(row interface{ Scan(...any) error }) (Mailbox, error) {
-	var m Mailbox
-	var at int64
-	var class, side string
-	var has bool
-	err := row.Scan(&m.ID, &m.ProjectID, &m.SourceEmail, &m.SourceLogin, &m.DestEmail, &m.DestLogin, &m.Flags, &m.Status, &at,
-		&class, &side, &m.MoreInfo, &has)
-	if err != nil {
-		return m, err
-	}
-	m.StatusAt = time.Unix(at, 0)
+func fromMailbox(r store.Mailbox) Mailbox {
+	m := Mailbox{ID: r.ID, ProjectID: r.ProjectID, SourceEmail: r.SourceEmail, SourceLogin: r.SourceLogin, DestEmail: r.DestEmail,
+		DestLogin: r.DestLogin, Flags: r.Flags, Status: Status(r.Status), StatusAt: time.Unix(r.StatusAt, 0), MoreInfo: r.LastError,
+		HasPasswords: r.HasPasswords}
 	m.StatusLabel = m.Status.Label()
-	m.HasPasswords = has
-	if class != "" {
-		sol := SolveFor(ErrorClass(class), Side(side))
+	if r.ErrorClass != "" {
+		sol := SolveFor(ErrorClass(r.ErrorClass), Side(r.ErrorSide))
 		m.SolveIssue = &sol
 	}
-	return m, nil
+	if r.LastPass != nil {
+		lp := fromMailboxPass(*r.LastPass)
+		m.LastPass = &lp
+	}
+	return m
 }
 
 // Mailboxes lists a project's pairs with their last pass.
@@ -254,26 +227,15 @@ func (s *Service) Mailboxes(ctx context.Context, ownerID, projectID string) ([]M
 	if _, err := s.Project(ctx, ownerID, projectID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE project_id = $1 ORDER BY created_at, source_email`, projectID)
+	rs, err := s.st.Mailboxes(ctx, projectID)
 	if err != nil {
-		return nil, fmt.Errorf("list mailboxes: %w", err)
+		return nil, err
 	}
 	var out []Mailbox
-	for rows.Next() {
-		m, err := scanMailbox(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, m)
+	for _, r := range rs {
+		out = append(out, fromMailbox(r))
 	}
-	rows.Close()
-	for i := range out {
-		if out[i].LastPass, err = s.lastPass(ctx, out[i].ID); err != nil {
-			return nil, err
-		}
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Mailbox returns one pair with its status history.
@@ -281,31 +243,19 @@ func (s *Service) Mailbox(ctx context.Context, ownerID, projectID, mailboxID str
 	if _, err := s.Project(ctx, ownerID, projectID); err != nil {
 		return Mailbox{}, err
 	}
-	m, err := scanMailbox(s.db.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1 AND project_id = $2`, mailboxID, projectID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return m, ErrNotFound
+	r, err := s.st.Mailbox(ctx, projectID, mailboxID)
+	if err != nil {
+		return Mailbox{}, notFound(err)
 	}
+	m := fromMailbox(r)
+	events, err := s.st.MailboxEvents(ctx, mailboxID)
 	if err != nil {
 		return m, err
 	}
-	if m.LastPass, err = s.lastPass(ctx, m.ID); err != nil {
-		return m, err
+	for _, e := range events {
+		m.History = append(m.History, StatusEvent{At: time.Unix(e.At, 0), Status: Status(e.Status), Detail: e.Detail})
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT at, status, detail FROM mailbox_events WHERE mailbox_id = $1 ORDER BY at, status`, m.ID)
-	if err != nil {
-		return m, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e StatusEvent
-		var at int64
-		if err := rows.Scan(&at, &e.Status, &e.Detail); err != nil {
-			return m, err
-		}
-		e.At = time.Unix(at, 0)
-		m.History = append(m.History, e)
-	}
-	return m, rows.Err()
+	return m, nil
 }
 
 // UpdateMailbox changes logins or passwords (e.g. after a failed trial).
@@ -350,14 +300,15 @@ func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailbox
 	if err != nil {
 		return cur, err
 	}
-	_, err = s.db.ExecContext(ctx, `UPDATE mailboxes SET source_email = $1, source_login = $2, dest_email = $3, dest_login = $4,
-			source_secret = CASE WHEN $5 = '' THEN source_secret ELSE $5 END,
-			dest_secret = CASE WHEN $6 = '' THEN dest_secret ELSE $6 END, flags = $7
-		WHERE id = $8`, in.SourceEmail, in.SourceLogin, in.DestEmail, in.DestLogin, srcSecret, dstSecret, in.Flags, mailboxID)
-	if err != nil {
-		if strings.Contains(strings.ToLower(err.Error()), "unique") {
-			return cur, fmt.Errorf("%w: the pair %s → %s is already in this project", ErrConflict, in.SourceEmail, in.DestEmail)
-		}
+	err = s.st.UpdateMailbox(ctx, mailboxID, store.MailboxUpdate{SourceEmail: in.SourceEmail, SourceLogin: in.SourceLogin,
+		DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, SourceSecret: srcSecret, DestSecret: dstSecret})
+	var dup *store.DuplicateError
+	switch {
+	case errors.As(err, &dup):
+		return cur, fmt.Errorf("%w: the pair %s → %s is already in this project", ErrConflict, in.SourceEmail, in.DestEmail)
+	case errors.Is(err, store.ErrBusy):
+		return cur, fmt.Errorf("%w: the mailbox is being worked on; stop the pass first", ErrConflict)
+	case err != nil:
 		return cur, err
 	}
 	return s.Mailbox(ctx, ownerID, projectID, mailboxID)
@@ -375,18 +326,11 @@ func (s *Service) DeleteMailbox(ctx context.Context, ownerID, projectID, mailbox
 	if cur.Status == StatusQueued || cur.Status == StatusVerifying || cur.Status == StatusMigrating {
 		return fmt.Errorf("%w: the mailbox is being worked on; stop the pass first", ErrConflict)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	err = s.st.DeleteMailbox(ctx, mailboxID)
+	if errors.Is(err, store.ErrBusy) {
+		return fmt.Errorf("%w: the mailbox is being worked on; stop the pass first", ErrConflict)
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	for _, q := range []string{`DELETE FROM failed_items WHERE mailbox_id = $1`, `DELETE FROM mailbox_passes WHERE mailbox_id = $1`,
-		`DELETE FROM mailbox_events WHERE mailbox_id = $1`, `DELETE FROM mailboxes WHERE id = $1`} {
-		if _, err := tx.ExecContext(ctx, q, mailboxID); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return err
 }
 
 // Failures lists the failed items of a mailbox's last copying pass.
@@ -394,21 +338,14 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	if _, err := s.Mailbox(ctx, ownerID, projectID, mailboxID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages, item_id FROM failed_items
-		WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
-		ORDER BY folder, uid, item_id`, mailboxID)
+	rs, err := s.st.Failures(ctx, mailboxID)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	out := []FailedItem{}
-	for rows.Next() {
-		var f FailedItem
-		if err := rows.Scan(&f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages, &f.ID); err != nil {
-			return nil, err
-		}
-		out = append(out, f)
+	for _, f := range rs {
+		out = append(out, FailedItem{PassID: f.PassID, Folder: f.Folder, ID: f.ID, UID: f.UID, Size: f.Size, Messages: f.Messages, Kind: f.Kind,
+			Reason: f.Reason, Subject: f.Subject})
 	}
-	return out, rows.Err()
+	return out, nil
 }

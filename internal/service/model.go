@@ -72,6 +72,8 @@ func (s Status) Label() string {
 		return "Completed with errors"
 	case StatusStopped:
 		return "Stopped"
+	case StatusWaitingForUser:
+		return "Waiting for end user"
 	}
 	return string(s)
 }
@@ -196,7 +198,10 @@ type Project struct {
 	// passwords are never shown.
 	SourceAdmin      string `json:"source_admin,omitempty"`
 	DestinationAdmin string `json:"destination_admin,omitempty"`
-	ownerID          string
+	// OwnerEmail is set only when an operator looks at another user's
+	// project: the page says whose it is and that it is read-only.
+	OwnerEmail string `json:"owner_email,omitempty"`
+	ownerID    string
 }
 
 // Mailbox is a mailbox pair as the API shows it: never with passwords.
@@ -266,6 +271,11 @@ type MailboxPass struct {
 	Plan        []PlanRow `json:"plan,omitempty"`
 	ErrorClass  string    `json:"error_class,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
+	// Worker names the worker process that runs (or ran) this part;
+	// ProgressAt is when that worker last stored its progress. Any API
+	// process shows the same, whichever worker it is.
+	Worker     string    `json:"worker,omitempty"`
+	ProgressAt time.Time `json:"progress_at,omitzero"`
 }
 
 // PlanRow is one folder of a trial's plan.
@@ -274,6 +284,18 @@ type PlanRow struct {
 	Destination string `json:"destination"`
 	Messages    int64  `json:"messages"`
 	Bytes       int64  `json:"bytes"`
+	// The counts of a copying pass's folder (issue 17), balanced as the
+	// engine's (migrate.FolderResult): Messages (the source messages this
+	// pass dealt with) = Copied + Present + Skipped + Failed + Left (left
+	// only by a stopped pass). Earlier: settled by earlier passes, not
+	// looked at; Unchanged: skipped after one STATUS showed nothing new.
+	Copied    int64 `json:"copied,omitempty"`
+	Present   int64 `json:"already_present,omitempty"`
+	Skipped   int64 `json:"skipped,omitempty"`
+	Failed    int64 `json:"failed,omitempty"`
+	Left      int64 `json:"left,omitempty"`
+	Earlier   int64 `json:"settled_earlier,omitempty"`
+	Unchanged bool  `json:"unchanged,omitempty"`
 }
 
 // FailedItem is one message a pass could not copy, or all the messages of

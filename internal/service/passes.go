@@ -2,11 +2,12 @@ package service
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 // PassInput starts a pass.
@@ -52,6 +53,9 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 			continue
 		}
 		delete(want, m.ID)
+		if !m.HasPasswords && m.Status == StatusWaitingForUser {
+			return Pass{}, inputErr("mailbox_ids", "mailbox %s is waiting for its user to enter the passwords; resend the link, or leave it out", m.SourceEmail)
+		}
 		if !m.HasPasswords {
 			return Pass{}, inputErr("mailbox_ids", "mailbox %s has no stored passwords", m.SourceEmail)
 		}
@@ -71,40 +75,32 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 		return Pass{}, inputErr("mailbox_ids", "no mailbox to run this pass on")
 	}
 	p := Pass{ID: newID(), ProjectID: projectID, Kind: in.Kind, State: "running", Cutoff: cutoff, CreatedAt: time.Unix(now(), 0)}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return p, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	var cut int64
 	if !cutoff.IsZero() {
 		cut = cutoff.Unix()
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO passes (id, project_id, kind, state, cutoff, created_at, created_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		p.ID, projectID, p.Kind, p.State, cut, p.CreatedAt.Unix(), time.Now().UnixNano()); err != nil {
-		return p, fmt.Errorf("create pass: %w", err)
+	ids := make([]string, len(chosen))
+	for i, m := range chosen {
+		ids[i] = m.ID
 	}
-	for _, m := range chosen {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO mailbox_passes (pass_id, mailbox_id, status) VALUES ($1, $2, $3)`,
-			p.ID, m.ID, StatusQueued); err != nil {
-			return p, err
+	// The pass, its mailboxes' statuses and its jobs are committed
+	// together: a crash can leave neither a pass without jobs nor jobs
+	// without a pass, and a worker always finds its rows.
+	err = s.st.CreatePass(ctx, store.Pass{ID: p.ID, ProjectID: projectID, Kind: string(p.Kind), State: p.State, Cutoff: cut,
+		CreatedAt: p.CreatedAt.Unix()}, time.Now().UnixNano(), ids, string(in.Kind)+" pass queued", s.queue.Enqueue)
+	var busy *store.BusyError
+	if errors.As(err, &busy) {
+		// Started by another request (or API process) a moment ago.
+		email := busy.MailboxID
+		for _, m := range chosen {
+			if m.ID == busy.MailboxID {
+				email = m.SourceEmail
+			}
 		}
-		if err := setStatusTx(ctx, tx, m.ID, StatusQueued, string(in.Kind)+" pass queued"); err != nil {
-			return p, err
-		}
+		return Pass{}, fmt.Errorf("%w: mailbox %s is already being worked on; stop that pass first", ErrConflict, email)
 	}
-	if err := tx.Commit(); err != nil {
-		return p, err
-	}
-	// Jobs are queued after the commit so a worker always finds its rows.
-	for _, m := range chosen {
-		jobID, err := s.queue.Enqueue(ctx, p.ID, m.ID)
-		if err != nil {
-			return p, fmt.Errorf("queue mailbox %s: %w", m.SourceEmail, err)
-		}
-		if _, err := s.db.ExecContext(ctx, `UPDATE mailbox_passes SET job_id = $1 WHERE pass_id = $2 AND mailbox_id = $3`, jobID, p.ID, m.ID); err != nil {
-			return p, err
-		}
+	if err != nil {
+		return Pass{}, err
 	}
 	return s.Pass(ctx, ownerID, projectID, p.ID)
 }
@@ -122,15 +118,6 @@ func parseCutoff(v string) (time.Time, error) {
 	return t, nil
 }
 
-func setStatusTx(ctx context.Context, tx *sql.Tx, mailboxID string, st Status, detail string) error {
-	t := now()
-	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET status = $1, status_at = $2 WHERE id = $3`, st, t, mailboxID); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO mailbox_events (mailbox_id, at, status, detail) VALUES ($1, $2, $3, $4)`, mailboxID, t, st, detail)
-	return err
-}
-
 // StopPass cancels a pass's jobs. Mailboxes stop at a consistent point
 // and a later pass resumes without duplicates.
 func (s *Service) StopPass(ctx context.Context, ownerID, projectID, passID string) (Pass, error) {
@@ -138,40 +125,26 @@ func (s *Service) StopPass(ctx context.Context, ownerID, projectID, passID strin
 	if err != nil {
 		return p, err
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE passes SET state = 'stopping' WHERE id = $1 AND state = 'running'`, passID); err != nil {
-		return p, err
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT mailbox_id, job_id, status FROM mailbox_passes WHERE pass_id = $1`, passID)
+	// Workers see the state in the database (they look while they
+	// renew their leases), whichever process runs them; cancelling the
+	// jobs only makes it quicker.
+	parts, err := s.st.StopPass(ctx, passID)
 	if err != nil {
 		return p, err
 	}
-	type job struct {
-		mailbox string
-		id      int64
-		status  Status
-	}
-	var jobs []job
-	for rows.Next() {
-		var j job
-		if err := rows.Scan(&j.mailbox, &j.id, &j.status); err != nil {
-			rows.Close()
-			return p, err
-		}
-		jobs = append(jobs, j)
-	}
-	rows.Close()
-	for _, j := range jobs {
-		if j.status.Terminal() {
+	for _, j := range parts {
+		st := Status(j.Status)
+		if st.Terminal() {
 			continue
 		}
-		if j.id != 0 && s.queue != nil {
-			if err := s.queue.Cancel(ctx, j.id); err != nil {
+		if j.JobID != 0 && s.queue != nil {
+			if err := s.queue.Cancel(ctx, j.JobID); err != nil {
 				return p, err
 			}
 		}
-		if j.status == StatusQueued {
+		if st == StatusQueued && j.Worker == "" {
 			// Never started: stopped right away.
-			if err := s.FinishMailboxPass(ctx, passID, j.mailbox, Outcome{Status: StatusStopped, Detail: "stopped before it started"}); err != nil {
+			if err := s.FinishMailboxPass(ctx, passID, j.MailboxID, Outcome{Status: StatusStopped, Detail: "stopped before it started"}); err != nil {
 				return p, err
 			}
 		}
@@ -179,62 +152,39 @@ func (s *Service) StopPass(ctx context.Context, ownerID, projectID, passID strin
 	return s.Pass(ctx, ownerID, projectID, passID)
 }
 
-const mailboxPassCols = `mp.pass_id, p.kind, mp.mailbox_id, mp.status, mp.started_at, mp.finished_at, mp.total_msgs, mp.total_bytes,
-	mp.copied, mp.copied_bytes, mp.present, mp.skipped, mp.failed, mp.flag_updates, mp.folder, mp.rate, mp.eta_seconds,
-	mp.quota_used, mp.quota_limit, mp.warning, mp.plan, mp.error_class, mp.last_error`
-
-func scanMailboxPass(row interface{ Scan(...any) error }) (MailboxPass, error) {
-	var m MailboxPass
-	var started, finished int64
-	var plan string
-	err := row.Scan(&m.PassID, &m.Kind, &m.MailboxID, &m.Status, &started, &finished, &m.TotalMsgs, &m.TotalBytes, &m.Copied,
-		&m.CopiedBytes, &m.Present, &m.Skipped, &m.Failed, &m.FlagUpdates, &m.Folder, &m.Rate, &m.ETASeconds, &m.QuotaUsed,
-		&m.QuotaLimit, &m.Warning, &plan, &m.ErrorClass, &m.LastError)
-	if err != nil {
-		return m, err
-	}
-	if started != 0 {
-		m.StartedAt = time.Unix(started, 0)
+func fromMailboxPass(r store.MailboxPass) MailboxPass {
+	m := MailboxPass{PassID: r.PassID, Kind: PassKind(r.Kind), MailboxID: r.MailboxID, Status: Status(r.Status),
+		TotalMsgs: r.TotalMsgs, TotalBytes: r.TotalBytes, Copied: r.Copied, CopiedBytes: r.CopiedBytes, Present: r.Present,
+		Skipped: r.Skipped, Failed: r.Failed, FlagUpdates: r.FlagUpdates, Folder: r.Folder, Rate: r.Rate, ETASeconds: r.ETASeconds,
+		QuotaUsed: r.QuotaUsed, QuotaLimit: r.QuotaLimit, Warning: r.Warning, ErrorClass: r.ErrorClass, LastError: r.LastError,
+		Worker: r.Worker}
+	if r.StartedAt != 0 {
+		m.StartedAt = time.Unix(r.StartedAt, 0)
 		end := time.Now()
-		if finished != 0 {
-			m.FinishedAt = time.Unix(finished, 0)
+		if r.FinishedAt != 0 {
+			m.FinishedAt = time.Unix(r.FinishedAt, 0)
 			end = m.FinishedAt
 		}
 		m.DurationSec = end.Sub(m.StartedAt).Seconds()
 	}
-	if plan != "" {
-		_ = json.Unmarshal([]byte(plan), &m.Plan)
+	if r.ProgressAt != 0 {
+		m.ProgressAt = time.Unix(r.ProgressAt, 0)
 	}
-	return m, nil
+	if r.Plan != "" {
+		_ = json.Unmarshal([]byte(r.Plan), &m.Plan)
+	}
+	return m
 }
 
-func (s *Service) lastPass(ctx context.Context, mailboxID string) (*MailboxPass, error) {
-	m, err := scanMailboxPass(s.db.QueryRowContext(ctx, `SELECT `+mailboxPassCols+` FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-		WHERE mp.mailbox_id = $1 ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1`, mailboxID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+func fromPass(r store.Pass) Pass {
+	p := Pass{ID: r.ID, ProjectID: r.ProjectID, Kind: PassKind(r.Kind), State: r.State, CreatedAt: time.Unix(r.CreatedAt, 0)}
+	if r.Cutoff != 0 {
+		p.Cutoff = time.Unix(r.Cutoff, 0)
 	}
-	if err != nil {
-		return nil, err
+	if r.FinishedAt != 0 {
+		p.FinishedAt = time.Unix(r.FinishedAt, 0)
 	}
-	return &m, nil
-}
-
-func scanPass(row interface{ Scan(...any) error }) (Pass, error) {
-	var p Pass
-	var cutoff, created, finished int64
-	err := row.Scan(&p.ID, &p.ProjectID, &p.Kind, &p.State, &cutoff, &created, &finished)
-	if err != nil {
-		return p, err
-	}
-	if cutoff != 0 {
-		p.Cutoff = time.Unix(cutoff, 0)
-	}
-	p.CreatedAt = time.Unix(created, 0)
-	if finished != 0 {
-		p.FinishedAt = time.Unix(finished, 0)
-	}
-	return p, nil
+	return p
 }
 
 // Pass returns one pass with its mailboxes' progress.
@@ -242,28 +192,15 @@ func (s *Service) Pass(ctx context.Context, ownerID, projectID, passID string) (
 	if _, err := s.Project(ctx, ownerID, projectID); err != nil {
 		return Pass{}, err
 	}
-	p, err := scanPass(s.db.QueryRowContext(ctx, `SELECT id, project_id, kind, state, cutoff, created_at, finished_at FROM passes
-		WHERE id = $1 AND project_id = $2`, passID, projectID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, ErrNotFound
-	}
+	r, parts, err := s.st.Pass(ctx, projectID, passID)
 	if err != nil {
-		return p, err
+		return Pass{}, notFound(err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+mailboxPassCols+` FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-		WHERE mp.pass_id = $1 ORDER BY mp.mailbox_id`, passID)
-	if err != nil {
-		return p, err
+	p := fromPass(r)
+	for _, m := range parts {
+		p.Mailboxes = append(p.Mailboxes, fromMailboxPass(m))
 	}
-	defer rows.Close()
-	for rows.Next() {
-		m, err := scanMailboxPass(rows)
-		if err != nil {
-			return p, err
-		}
-		p.Mailboxes = append(p.Mailboxes, m)
-	}
-	return p, rows.Err()
+	return p, nil
 }
 
 // Passes lists a project's passes, newest first, without mailboxes.
@@ -271,21 +208,15 @@ func (s *Service) Passes(ctx context.Context, ownerID, projectID string) ([]Pass
 	if _, err := s.Project(ctx, ownerID, projectID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, project_id, kind, state, cutoff, created_at, finished_at FROM passes
-		WHERE project_id = $1 ORDER BY created_at DESC, created_ns DESC, id DESC`, projectID)
+	rs, err := s.st.Passes(ctx, projectID)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	out := []Pass{}
-	for rows.Next() {
-		p, err := scanPass(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+	for _, r := range rs {
+		out = append(out, fromPass(r))
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // FinishProject closes a project: it becomes read-only and its stored
@@ -300,21 +231,9 @@ func (s *Service) FinishProject(ctx context.Context, ownerID, projectID string) 
 			return p, fmt.Errorf("%w: a pass is still running; wait for it or stop it first", ErrConflict)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return p, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`, projectID); err != nil {
-		return p, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE project_admins SET secret = '' WHERE project_id = $1`, projectID); err != nil {
-		return p, err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE projects SET state = 'finished', finished_at = $1 WHERE id = $2`, now(), projectID); err != nil {
-		return p, err
-	}
-	if err := tx.Commit(); err != nil {
+	if err := s.st.FinishProject(ctx, projectID, now()); errors.Is(err, store.ErrBusy) {
+		return p, fmt.Errorf("%w: a pass is still running; wait for it or stop it first", ErrConflict)
+	} else if err != nil {
 		return p, err
 	}
 	return s.Project(ctx, ownerID, projectID)
@@ -327,6 +246,10 @@ func (s *Service) ExportRows(ctx context.Context, ownerID, projectID string) ([]
 	if err != nil {
 		return nil, err
 	}
+	totals, err := s.st.MailboxTotals(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
 	var out []MailboxExportRow
 	for _, m := range mbs {
 		r := MailboxExportRow{SourceEmail: m.SourceEmail, SourceLogin: m.SourceLogin, DestEmail: m.DestEmail, DestLogin: m.DestLogin,
@@ -334,13 +257,8 @@ func (s *Service) ExportRows(ctx context.Context, ownerID, projectID string) ([]
 		if m.SolveIssue != nil {
 			r.ErrorClass = string(m.SolveIssue.Class)
 		}
-		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(copied), 0), COALESCE(SUM(present), 0), COALESCE(SUM(failed), 0),
-				COALESCE(SUM(copied_bytes), 0), COALESCE(SUM(CASE WHEN finished_at > 0 THEN finished_at - started_at ELSE 0 END), 0)
-			FROM mailbox_passes WHERE mailbox_id = $1 AND started_at > 0`, m.ID).
-			Scan(&r.Passes, &r.Copied, &r.Present, &r.Failed, &r.BytesCopied, new(int64))
-		if err != nil {
-			return nil, err
-		}
+		t := totals[m.ID]
+		r.Passes, r.Copied, r.Present, r.Failed, r.BytesCopied = t.Passes, t.Copied, t.Present, t.Failed, t.CopiedBytes
 		if m.LastPass != nil && r.Failed > 0 {
 			r.Failed = m.LastPass.Failed // failures are per pass; earlier ones were retried
 		}

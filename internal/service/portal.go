@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"strings"
 	"time"
 )
@@ -49,11 +47,6 @@ func (s *Service) LoginTokenEmail(ctx context.Context, token string) (string, er
 	if token == "" {
 		return "", ErrNotFound
 	}
-	var email string
-	err := s.db.QueryRowContext(ctx, `SELECT email FROM login_tokens WHERE token_hash = $1 AND used_at = 0 AND expires_at > $2`,
-		hashToken(token), time.Now().Unix()).Scan(&email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	}
-	return email, err
+	email, err := s.st.LoginTokenEmail(ctx, hashToken(token), time.Now().Unix())
+	return email, notFound(err)
 }

@@ -7,13 +7,16 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/secrets"
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 // The source server can be corrected after the project was created (what
 // Solve Issue asks for), field by field, by its owner only, not while a
 // pass runs and not once finished.
-func TestUpdateProjectSource(t *testing.T) {
-	s := newService(t)
+func TestUpdateProjectSource(t *testing.T) { eachEngine(t, testUpdateProjectSource) }
+
+func testUpdateProjectSource(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	s.SetQueue(nopQueue{})
 	ctx := context.Background()
 	alice, _ := s.EnsureOwner(ctx, "alice@example.com")
@@ -80,8 +83,10 @@ func TestUpdateProjectSource(t *testing.T) {
 // Deleting a project removes it with its mailboxes, their sealed
 // passwords, passes, history and failures; only its owner can, and not
 // while a pass runs.
-func TestDeleteProject(t *testing.T) {
-	s := newService(t)
+func TestDeleteProject(t *testing.T) { eachEngine(t, testDeleteProject) }
+
+func testDeleteProject(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	s.SetQueue(nopQueue{})
 	ctx := context.Background()
 	alice, _ := s.EnsureOwner(ctx, "alice@example.com")
@@ -130,7 +135,7 @@ func TestDeleteProject(t *testing.T) {
 		`SELECT COUNT(*) FROM failed_items WHERE mailbox_id = '` + ms[0].ID + `'`,
 	} {
 		var n int
-		if err := s.db.QueryRow(q).Scan(&n); err != nil || n != 0 {
+		if err := st.DB().QueryRow(q).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s: %d rows left (%v)", q, n, err)
 		}
 	}
@@ -146,8 +151,10 @@ func TestDeleteProject(t *testing.T) {
 // LoadWork says so with ErrSecretKey (which the worker turns into a
 // failed mailbox at once, not River retries), and UnreadableSecrets
 // counts the mailboxes affected for the start-up warning.
-func TestSecretKeyChanged(t *testing.T) {
-	s := newService(t)
+func TestSecretKeyChanged(t *testing.T) { eachEngine(t, testSecretKeyChanged) }
+
+func testSecretKeyChanged(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	s.SetQueue(nopQueue{})
 	ctx := context.Background()
 	alice, _ := s.EnsureOwner(ctx, "alice@example.com")
@@ -173,7 +180,7 @@ func TestSecretKeyChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rekeyed := New(s.db, box, s.Presets())
+	rekeyed := New(st, box, s.Presets())
 	rekeyed.SetQueue(nopQueue{})
 	_, err = rekeyed.LoadWork(ctx, ps.ID, ms[0].ID)
 	if !errors.Is(err, ErrSecretKey) || !strings.Contains(err.Error(), "secret key changed") || !strings.Contains(err.Error(), "re-enter the passwords") {
@@ -210,8 +217,10 @@ func TestSecretKeyChanged(t *testing.T) {
 
 // Errors about an email field say what is wrong without quoting what was
 // typed: it may be a password typed into the wrong field.
-func TestEmailErrorsDoNotEchoTheValue(t *testing.T) {
-	s := newService(t)
+func TestEmailErrorsDoNotEchoTheValue(t *testing.T) { eachEngine(t, testEmailErrorsDoNotEchoTheValue) }
+
+func testEmailErrorsDoNotEchoTheValue(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	ctx := context.Background()
 	const typed = "Hunter2-not-an-address"
 	if _, err := s.EnsureOwner(ctx, typed); err == nil || strings.Contains(err.Error(), typed) {
@@ -244,8 +253,10 @@ func TestEmailErrorsDoNotEchoTheValue(t *testing.T) {
 // IPv6 addresses are accepted as the source server (with or without
 // brackets), and no encryption needs the explicit plaintext opt-in; the
 // invalid-certificate option means nothing without TLS and is dropped.
-func TestProjectSourceValidation(t *testing.T) {
-	s := newService(t)
+func TestProjectSourceValidation(t *testing.T) { eachEngine(t, testProjectSourceValidation) }
+
+func testProjectSourceValidation(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	ctx := context.Background()
 	alice, _ := s.EnsureOwner(ctx, "alice@example.com")
 	for in, want := range map[string]string{"[2001:db8::25]": "2001:db8::25", "2001:db8::25": "2001:db8::25", "192.0.2.25": "192.0.2.25"} {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mailferry/mailferry/internal/connector/ews"
 	"net/mail"
 	"net/netip"
 	"sort"
@@ -18,6 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailferry/mailferry/internal/connector/ews"
+	"github.com/mailferry/mailferry/internal/store"
 )
 
 // Sealer encrypts secrets at rest (secrets.Box). The associated data binds
@@ -29,16 +30,18 @@ type Sealer interface {
 
 // Queue starts and stops mailbox jobs (River in production).
 type Queue interface {
-	// Enqueue schedules one mailbox's part of a pass and returns the job
-	// ID. Its arguments carry IDs only, never secrets.
-	Enqueue(ctx context.Context, passID, mailboxID string) (int64, error)
+	// Enqueue schedules jobs for mailboxes' parts of passes within tx,
+	// the transaction that records them, and returns the job IDs in the
+	// order of refs. Their arguments carry IDs only, never secrets.
+	Enqueue(ctx context.Context, tx *store.Tx, refs []store.JobRef) ([]int64, error)
 	// Cancel asks a queued or running job to stop.
 	Cancel(ctx context.Context, jobID int64) error
 }
 
-// Service is the migration service. Safe for concurrent use.
+// Service is the migration service. Safe for concurrent use; any number
+// of processes may serve one database.
 type Service struct {
-	db      *sql.DB
+	st      *store.Store
 	sealer  Sealer
 	presets map[string]Preset
 	order   []string
@@ -48,9 +51,9 @@ type Service struct {
 	baseURL  string
 }
 
-// New returns a service over db (migrated by store.OpenSQLite).
-func New(db *sql.DB, sealer Sealer, presets []Preset) *Service {
-	s := &Service{db: db, sealer: sealer, presets: map[string]Preset{}}
+// New returns a service over the store st.
+func New(st *store.Store, sealer Sealer, presets []Preset) *Service {
+	s := &Service{st: st, sealer: sealer, presets: map[string]Preset{}}
 	for _, p := range presets {
 		s.presets[p.ID] = p
 		s.order = append(s.order, p.ID)
@@ -87,6 +90,9 @@ func hashToken(token string) string {
 type Owner struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
+	// Operator: the user sees every project (SessionByID and
+	// OwnerByToken fill it in).
+	Operator bool `json:"operator,omitempty"`
 }
 
 // EnsureOwner returns the owner with this email, creating it.
@@ -96,22 +102,10 @@ func (s *Service) EnsureOwner(ctx context.Context, email string) (Owner, error) 
 		return Owner{}, inputErr("email", "this is not a valid email address; it looks like name@company.com")
 	}
 	email = strings.ToLower(addr.Address)
-	var o Owner
-	err = s.db.QueryRowContext(ctx, `SELECT id, email FROM owners WHERE email = $1`, email).Scan(&o.ID, &o.Email)
-	if err == nil {
-		return o, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return o, fmt.Errorf("read owner: %w", err)
-	}
-	o = Owner{ID: newID(), Email: email}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO owners (id, email, created_at) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING`,
-		o.ID, o.Email, now()); err != nil {
-		return o, fmt.Errorf("create owner: %w", err)
-	}
-	// Another request may have created it first.
-	err = s.db.QueryRowContext(ctx, `SELECT id, email FROM owners WHERE email = $1`, email).Scan(&o.ID, &o.Email)
-	return o, err
+	// Another request (or process) may create it at the same time; the
+	// store returns whichever was created.
+	o, err := s.st.EnsureOwner(ctx, newID(), email, now())
+	return ownerFrom(o), err
 }
 
 // IssueToken creates an API token for an owner. Only its hash is kept.
@@ -119,8 +113,7 @@ func (s *Service) IssueToken(ctx context.Context, ownerID string) (string, error
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	token := "mf_" + base64.RawURLEncoding.EncodeToString(b)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO api_tokens (token_hash, owner_id, created_at) VALUES ($1, $2, $3)`,
-		hashToken(token), ownerID, now()); err != nil {
+	if err := s.st.AddToken(ctx, hashToken(token), ownerID, now()); err != nil {
 		return "", fmt.Errorf("store token: %w", err)
 	}
 	return token, nil
@@ -128,23 +121,27 @@ func (s *Service) IssueToken(ctx context.Context, ownerID string) (string, error
 
 // OwnerByToken authenticates an API token.
 func (s *Service) OwnerByToken(ctx context.Context, token string) (Owner, error) {
-	var o Owner
-	err := s.db.QueryRowContext(ctx, `SELECT o.id, o.email FROM api_tokens t JOIN owners o ON o.id = t.owner_id WHERE t.token_hash = $1`,
-		hashToken(token)).Scan(&o.ID, &o.Email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return o, ErrNotFound
+	o, err := s.st.OwnerByToken(ctx, hashToken(token))
+	if err != nil {
+		return Owner{}, notFound(err)
 	}
-	return o, err
+	out := Owner{ID: o.ID, Email: o.Email}
+	out.Operator, err = s.st.IsOperator(ctx, o.ID)
+	return out, err
 }
 
 // OwnerByID reads an owner.
 func (s *Service) OwnerByID(ctx context.Context, id string) (Owner, error) {
-	var o Owner
-	err := s.db.QueryRowContext(ctx, `SELECT id, email FROM owners WHERE id = $1`, id).Scan(&o.ID, &o.Email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return o, ErrNotFound
+	o, err := s.st.Owner(ctx, id)
+	return ownerFrom(o), notFound(err)
+}
+
+// notFound turns the store's missing row into ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNoRows) {
+		return ErrNotFound
 	}
-	return o, err
+	return err
 }
 
 // ProjectInput creates a project.
@@ -248,19 +245,16 @@ func (s *Service) CreateProject(ctx context.Context, ownerID string, in ProjectI
 	opts, _ := json.Marshal(in.Options)
 	p := Project{ID: newID(), Name: in.Name, Source: in.Source, DestinationPreset: in.DestinationPreset, Options: in.Options,
 		State: "active", CreatedAt: time.Unix(now(), 0), ownerID: ownerID}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO projects (id, owner_id, name, source_type, source_host, source_port, source_security,
-			source_insecure, source_plaintext, destination_preset, options, state, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		p.ID, ownerID, p.Name, p.Source.Type, p.Source.Host, p.Source.Port, p.Source.Security, b2i(p.Source.Insecure),
-		b2i(p.Source.AllowPlaintext), p.DestinationPreset, string(opts), p.State, p.CreatedAt.Unix())
-	if err != nil {
-		return p, fmt.Errorf("create project: %w", err)
+	row := projectRow(p)
+	row.Options = string(opts)
+	if err := s.st.CreateProject(ctx, row); err != nil {
+		return p, err
 	}
 	for _, a := range []struct {
 		side Side
 		a    *AdminLogin
 	}{{SideSource, in.SourceAdmin}, {SideDestination, in.DestinationAdmin}} {
-		if err := s.saveAdmin(ctx, s.db, p.ID, a.side, a.a); err != nil {
+		if err := s.saveAdmin(ctx, p.ID, a.side, a.a); err != nil {
 			return p, fmt.Errorf("create project: %w", err)
 		}
 	}
@@ -290,11 +284,11 @@ func (e *Endpoint) exchange(field string) error {
 	return nil
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+// projectRow is p as the store keeps it (Options is left to the caller).
+func projectRow(p Project) store.Project {
+	return store.Project{ID: p.ID, OwnerID: p.ownerID, Name: p.Name, SourceType: p.Source.Type, SourceHost: p.Source.Host,
+		SourcePort: p.Source.Port, SourceSecurity: p.Source.Security, SourceInsecure: p.Source.Insecure,
+		SourcePlaintext: p.Source.AllowPlaintext, DestinationPreset: p.DestinationPreset, State: p.State, CreatedAt: p.CreatedAt.Unix()}
 }
 
 func (s *Service) attachPreset(p *Project) {
@@ -303,86 +297,69 @@ func (s *Service) attachPreset(p *Project) {
 	}
 }
 
-const projectCols = `id, owner_id, name, source_type, source_host, source_port, source_security, source_insecure, source_plaintext,
-	destination_preset, options, state, created_at, finished_at`
-
-func scanProject(row interface{ Scan(...any) error }) (Project, error) {
-	var p Project
-	var ins, plain int
-	var opts string
-	var created, finished int64
-	err := row.Scan(&p.ID, &p.ownerID, &p.Name, &p.Source.Type, &p.Source.Host, &p.Source.Port, &p.Source.Security, &ins, &plain,
-		&p.DestinationPreset, &opts, &p.State, &created, &finished)
-	if err != nil {
-		return p, err
+func (s *Service) fromProjectRow(r store.Project) Project {
+	p := Project{ID: r.ID, Name: r.Name, Source: Endpoint{Type: r.SourceType, Host: r.SourceHost, Port: r.SourcePort,
+		Security: r.SourceSecurity, Insecure: r.SourceInsecure, AllowPlaintext: r.SourcePlaintext},
+		DestinationPreset: r.DestinationPreset, State: r.State, CreatedAt: time.Unix(r.CreatedAt, 0), ownerID: r.OwnerID}
+	_ = json.Unmarshal([]byte(r.Options), &p.Options)
+	if r.FinishedAt != 0 {
+		p.FinishedAt = time.Unix(r.FinishedAt, 0)
 	}
-	p.Source.Insecure, p.Source.AllowPlaintext = ins != 0, plain != 0
-	_ = json.Unmarshal([]byte(opts), &p.Options)
-	p.CreatedAt = time.Unix(created, 0)
-	if finished != 0 {
-		p.FinishedAt = time.Unix(finished, 0)
-	}
-	return p, nil
-}
-
-// Project returns an owner's project; another owner's is ErrNotFound.
-func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Project, error) {
-	p, err := scanProject(s.db.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE id = $1 AND owner_id = $2`, projectID, ownerID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return p, ErrNotFound
-	}
-	if err != nil {
-		return p, fmt.Errorf("read project: %w", err)
+	if r.Mailboxes != nil {
+		p.Mailboxes = map[Status]int{}
+		for st, n := range r.Mailboxes {
+			p.Mailboxes[Status(st)] = n
+		}
 	}
 	s.attachPreset(&p)
-	if err := s.adminLogins(ctx, &p); err != nil {
-		return p, fmt.Errorf("read project: %w", err)
+	return p
+}
+
+// Project returns an owner's project; another owner's is ErrNotFound,
+// except to an operator, who sees every project (OwnerEmail set).
+func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Project, error) {
+	if ownerID == "" {
+		return Project{}, ErrNotFound
 	}
-	p.Mailboxes, err = s.statusCounts(ctx, p.ID)
-	return p, err
+	r, err := s.st.Project(ctx, ownerID, projectID)
+	if errors.Is(err, store.ErrNoRows) {
+		// Asked only on this path, so that an owner's reads cost no
+		// more than before.
+		owner, oerr := s.operatorView(ctx, ownerID, projectID)
+		if oerr != nil {
+			return Project{}, oerr
+		}
+		if r, err = s.st.Project(ctx, owner, projectID); err == nil {
+			o, oerr := s.OwnerByID(ctx, owner)
+			if oerr != nil {
+				return Project{}, oerr
+			}
+			p := s.fromProjectRow(r)
+			p.OwnerEmail = o.Email
+			return p, s.adminLogins(ctx, &p)
+		}
+	}
+	if err != nil {
+		if err = notFound(err); err != ErrNotFound {
+			err = fmt.Errorf("read project: %w", err)
+		}
+		return Project{}, err
+	}
+	p := s.fromProjectRow(r)
+	return p, s.adminLogins(ctx, &p)
 }
 
 // Projects lists an owner's projects, newest first.
 func (s *Service) Projects(ctx context.Context, ownerID string) ([]Project, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+projectCols+` FROM projects WHERE owner_id = $1 ORDER BY created_at DESC, id`, ownerID)
+	rs, err := s.st.Projects(ctx, ownerID)
 	if err != nil {
-		return nil, fmt.Errorf("list projects: %w", err)
+		return nil, err
 	}
 	var out []Project
-	for rows.Next() {
-		p, err := scanProject(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list projects: %w", err)
-		}
-		s.attachPreset(&p)
-		out = append(out, p)
+	for _, r := range rs {
+		out = append(out, s.fromProjectRow(r))
 	}
-	rows.Close()
-	for i := range out {
-		if out[i].Mailboxes, err = s.statusCounts(ctx, out[i].ID); err != nil {
-			return nil, err
-		}
-	}
-	return out, rows.Err()
-}
-
-func (s *Service) statusCounts(ctx context.Context, projectID string) (map[Status]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM mailboxes WHERE project_id = $1 GROUP BY status`, projectID)
-	if err != nil {
-		return nil, fmt.Errorf("count mailboxes: %w", err)
-	}
-	defer rows.Close()
-	out := map[Status]int{}
-	for rows.Next() {
-		var st Status
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // projectForWrite checks ownership and that the project is not finished.
@@ -390,6 +367,9 @@ func (s *Service) projectForWrite(ctx context.Context, ownerID, projectID string
 	p, err := s.Project(ctx, ownerID, projectID)
 	if err != nil {
 		return p, err
+	}
+	if p.ownerID != ownerID {
+		return p, ErrNotOwner
 	}
 	if p.State == "finished" {
 		return p, &InputError{Message: "this project is finished and read-only; start a new migration to move more mail"}
@@ -412,17 +392,12 @@ type statusCollector struct {
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	rows, err := c.s.db.Query(`SELECT status, COUNT(*) FROM mailboxes GROUP BY status`)
+	counts, err := c.s.st.MailboxesByStatus(context.Background())
 	if err != nil {
 		return
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var st string
-		var n float64
-		if rows.Scan(&st, &n) == nil {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, st)
-		}
+	for st, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), st)
 	}
 }
 
@@ -491,12 +466,12 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 	if err := in.validate(s.presets); err != nil {
 		return p, err
 	}
-	_, err = s.db.ExecContext(ctx, `UPDATE projects SET name = $1, source_type = $2, source_host = $3, source_port = $4, source_security = $5,
-			source_insecure = $6, source_plaintext = $7 WHERE id = $8 AND owner_id = $9 AND state = 'active'`,
-		in.Name, in.Source.Type, in.Source.Host, in.Source.Port, in.Source.Security, b2i(in.Source.Insecure), b2i(in.Source.AllowPlaintext),
-		projectID, ownerID)
-	if err != nil {
-		return p, fmt.Errorf("update project: %w", err)
+	p.Name, p.Source = in.Name, in.Source
+	// The store refuses it if a pass was started since the check above.
+	if err := s.st.UpdateProject(ctx, projectRow(p)); errors.Is(err, store.ErrBusy) {
+		return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the servers", ErrConflict)
+	} else if err != nil {
+		return p, err
 	}
 	return s.Project(ctx, ownerID, projectID)
 }
@@ -511,39 +486,15 @@ func (s *Service) DeleteProject(ctx context.Context, ownerID, projectID string) 
 	if err != nil {
 		return err
 	}
+	if p.ownerID != ownerID {
+		return ErrNotOwner
+	}
 	if busyMailboxes(p) > 0 {
 		return fmt.Errorf("%w: a pass is running; stop it first, then delete the project", ErrConflict)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	// A pass could have been queued since the check above; the count
-	// inside the transaction is the one that counts.
-	var busy int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mailboxes WHERE project_id = $1 AND status IN ('queued', 'verifying', 'migrating')`,
-		projectID).Scan(&busy); err != nil {
-		return err
-	}
-	if busy > 0 {
+	err = s.st.DeleteProject(ctx, projectID)
+	if errors.Is(err, store.ErrBusy) {
 		return fmt.Errorf("%w: a pass is running; stop it first, then delete the project", ErrConflict)
 	}
-	// The secrets are blanked before the rows go, as Finish does, so
-	// they are not left in a page SQLite has yet to reuse.
-	for _, q := range []string{
-		`UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`,
-		`DELETE FROM failed_items WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
-		`DELETE FROM mailbox_passes WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
-		`DELETE FROM mailbox_events WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
-		`DELETE FROM mailboxes WHERE project_id = $1`,
-		`DELETE FROM project_admins WHERE project_id = $1`,
-		`DELETE FROM passes WHERE project_id = $1`,
-		`DELETE FROM projects WHERE id = $1`,
-	} {
-		if _, err := tx.ExecContext(ctx, q, projectID); err != nil {
-			return fmt.Errorf("delete project: %w", err)
-		}
-	}
-	return tx.Commit()
+	return err
 }

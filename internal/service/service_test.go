@@ -14,24 +14,21 @@ import (
 	"github.com/mailferry/mailferry/internal/store"
 )
 
-func newService(t *testing.T) *Service {
+func newService(t *testing.T, st *store.Store) *Service {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	box, err := secrets.NewBox(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(st.DB(), box, []Preset{{ID: "dest", Name: "Dest", Endpoint: Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
+	return New(st, box, []Preset{{ID: "dest", Name: "Dest", Endpoint: Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
 }
 
 // Leases give a mailbox to one worker at a time and hand it over only
 // after the holder stopped renewing.
-func TestLeases(t *testing.T) {
-	s := newService(t)
+func TestLeases(t *testing.T) { eachEngine(t, testLeases) }
+
+func testLeases(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	ctx := context.Background()
 	ok, err := s.AcquireLease(ctx, "mailbox:1", "a", 200*time.Millisecond)
 	if err != nil || !ok {
@@ -57,8 +54,10 @@ func TestLeases(t *testing.T) {
 
 // Projects, mailboxes and their passwords: ownership, validation,
 // duplicates, sealing, and erasure on Finish.
-func TestProjectsAndMailboxes(t *testing.T) {
-	s := newService(t)
+func TestProjectsAndMailboxes(t *testing.T) { eachEngine(t, testProjectsAndMailboxes) }
+
+func testProjectsAndMailboxes(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	ctx := context.Background()
 	alice, _ := s.EnsureOwner(ctx, "Alice@Example.com")
 	bob, _ := s.EnsureOwner(ctx, "bob@example.com")
@@ -104,7 +103,7 @@ func TestProjectsAndMailboxes(t *testing.T) {
 		t.Errorf("adding to another owner's project: %v", err)
 	}
 	var sealed string
-	if err := s.db.QueryRow(`SELECT source_secret FROM mailboxes WHERE id = $1`, ms[0].ID).Scan(&sealed); err != nil {
+	if err := st.DB().QueryRow(`SELECT source_secret FROM mailboxes WHERE id = $1`, ms[0].ID).Scan(&sealed); err != nil {
 		t.Fatal(err)
 	}
 	if sealed == "" || strings.Contains(sealed, "S3cret") {
@@ -143,7 +142,7 @@ func TestProjectsAndMailboxes(t *testing.T) {
 	if _, err := s.FinishProject(ctx, alice.ID, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.QueryRow(`SELECT source_secret || dest_secret FROM mailboxes WHERE id = $1`, ms[0].ID).Scan(&sealed); err != nil || sealed != "" {
+	if err := st.DB().QueryRow(`SELECT source_secret || dest_secret FROM mailboxes WHERE id = $1`, ms[0].ID).Scan(&sealed); err != nil || sealed != "" {
 		t.Errorf("Finish left passwords: %q %v", sealed, err)
 	}
 	if _, err := s.StartPass(ctx, alice.ID, p.ID, PassInput{Kind: PassDelta}); err == nil {
@@ -153,11 +152,19 @@ func TestProjectsAndMailboxes(t *testing.T) {
 
 type nopQueue struct{}
 
-func (nopQueue) Enqueue(context.Context, string, string) (int64, error) { return 1, nil }
-func (nopQueue) Cancel(context.Context, int64) error                    { return nil }
+func (nopQueue) Enqueue(_ context.Context, _ *store.Tx, refs []store.JobRef) ([]int64, error) {
+	ids := make([]int64, len(refs))
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	return ids, nil
+}
+func (nopQueue) Cancel(context.Context, int64) error { return nil }
 
-func TestLoginLinks(t *testing.T) {
-	s := newService(t)
+func TestLoginLinks(t *testing.T) { eachEngine(t, testLoginLinks) }
+
+func testLoginLinks(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	ctx := context.Background()
 	tok, err := s.RequestLogin(ctx, "new.user@example.com", "10.0.0.1")
 	if err != nil {
@@ -175,7 +182,7 @@ func TestLoginLinks(t *testing.T) {
 		t.Fatalf("session: %v", err)
 	}
 	var stored string
-	_ = s.db.QueryRow(`SELECT token_hash FROM login_tokens`).Scan(&stored)
+	_ = st.DB().QueryRow(`SELECT token_hash FROM login_tokens`).Scan(&stored)
 	if stored == tok || strings.Contains(stored, tok) {
 		t.Error("the login token is stored in clear")
 	}
@@ -187,7 +194,7 @@ func TestLoginLinks(t *testing.T) {
 	}
 	// Expired links do not work.
 	tok, _ = s.RequestLogin(ctx, "late@example.com", "10.0.0.2")
-	_, _ = s.db.Exec(`UPDATE login_tokens SET expires_at = 1`)
+	_, _ = st.DB().Exec(`UPDATE login_tokens SET expires_at = 1`)
 	if _, err := s.ConsumeLogin(ctx, tok); !errors.Is(err, ErrNotFound) {
 		t.Error("an expired link must not log in")
 	}
@@ -206,7 +213,11 @@ func TestLoginLinks(t *testing.T) {
 // newest link already sent still works, and a new one can be had once
 // the links counted have expired (15 minutes), not after an hour.
 func TestLoginLinkFloodDoesNotLockOutTheOwner(t *testing.T) {
-	s := newService(t)
+	eachEngine(t, testLoginLinkFloodDoesNotLockOutTheOwner)
+}
+
+func testLoginLinkFloodDoesNotLockOutTheOwner(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	ctx := context.Background()
 	var newest string
 	sent := 0
@@ -232,10 +243,10 @@ func TestLoginLinkFloodDoesNotLockOutTheOwner(t *testing.T) {
 	}
 	// 16 minutes later every counted link has expired, and the owner can
 	// ask for a new one.
-	if _, err := s.db.Exec(`UPDATE login_requests SET at = at - 960`); err != nil {
+	if _, err := st.DB().Exec(`UPDATE login_requests SET at = at - 960`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.Exec(`UPDATE login_tokens SET expires_at = expires_at - 960`); err != nil {
+	if _, err := st.DB().Exec(`UPDATE login_tokens SET expires_at = expires_at - 960`); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := s.RequestLogin(ctx, "owner@example.com", "10.2.1.1")
@@ -252,9 +263,12 @@ func TestLoginLinkFloodDoesNotLockOutTheOwner(t *testing.T) {
 // (impersonation) is accepted for Exchange only, lets mailbox rows of
 // that side go without passwords, and is what a worker gets for them,
 // with the row's email as the mailbox to act on. The admin password is
-// never in what the API returns.
-func TestExchangeSourceAndAdminLogin(t *testing.T) {
-	s := newService(t)
+// never in what the API returns. Deleting a project removes its admin
+// logins with it.
+func TestExchangeSourceAndAdminLogin(t *testing.T) { eachEngine(t, testExchangeSourceAndAdminLogin) }
+
+func testExchangeSourceAndAdminLogin(t *testing.T, st *store.Store) {
+	s := newService(t, st)
 	ctx := context.Background()
 	o, _ := s.EnsureOwner(ctx, "o@example.com")
 	if _, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "x", Source: Endpoint{Host: "imap.old.example"}, DestinationPreset: "dest",
@@ -302,5 +316,19 @@ func TestExchangeSourceAndAdminLogin(t *testing.T) {
 	if w.SourceLogin != `OLD\\migrator` || w.SourcePassword != "admin pw" || w.SourceMailbox != "ann@old.example" ||
 		w.DestLogin != "ann@new.example" || w.DestPassword != "dst pw" || w.DestMailbox != "" {
 		t.Errorf("work: source %q/%q as %q, destination %q/%q as %q", w.SourceLogin, w.SourcePassword, w.SourceMailbox, w.DestLogin, w.DestPassword, w.DestMailbox)
+	}
+	gone, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "y", Source: Endpoint{Type: "exchange", Host: "mail.old.example"},
+		DestinationPreset: "dest", SourceAdmin: &AdminLogin{Login: "admin2", Password: "pw2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := st.ProjectAdmin(ctx, gone.ID, string(SideSource)); err != nil || a.Secret == "" {
+		t.Fatalf("the admin login was not stored: %v", err)
+	}
+	if err := s.DeleteProject(ctx, o.ID, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := st.ProjectAdmin(ctx, gone.ID, string(SideSource)); !errors.Is(err, store.ErrNoRows) {
+		t.Errorf("the admin login outlived its project: %q, sealed secret kept: %v (%v)", a.Login, a.Secret != "", err)
 	}
 }

@@ -1,9 +1,11 @@
 // Package store keeps what Mailferry has synced, so that a migration can
 // be resumed after a crash without duplicates and a repeated pass copies
-// only what is new. The embedded default is SQLite (modernc.org/sqlite,
-// pure Go) in the data directory; the schema and every query are plain
-// SQL that PostgreSQL runs unchanged, so the service can switch drivers
-// by configuration. Migrations are embedded and applied on Open (goose).
+// only what is new, and the migration service's projects, mailboxes,
+// passes and leases. The embedded default is SQLite (modernc.org/sqlite,
+// pure Go) in the data directory; PostgreSQL (pgx) is chosen by a
+// postgres:// URL. The schema and the queries are one portable SQL text;
+// what differs between the engines is in dialect.go. Migrations are
+// embedded and applied on Open (goose).
 package store
 
 import (
@@ -20,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the embedded default driver
 )
@@ -37,7 +40,9 @@ const (
 
 // Store is the sync state. Safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db      *sql.DB
+	pool    *pgxpool.Pool // PostgreSQL only; db is then database/sql over it
+	dialect *dialect
 
 	recordOnce sync.Once
 	recordStmt *sql.Stmt // recordSQL(recordChunk), prepared once
@@ -65,7 +70,11 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	// transaction survives a crash of the process; synchronous=NORMAL is
 	// crash-safe in WAL mode (only a power loss may drop the very last
 	// commits, which reconciliation by identity then covers).
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	// Transactions begin IMMEDIATE (take the write lock at once): one
+	// that read first and wrote later would fail with SQLITE_BUSY_SNAPSHOT
+	// when another connection (mailferry user add next to serve) wrote
+	// in between, which the busy timeout does not wait out.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
@@ -73,8 +82,8 @@ func OpenSQLite(ctx context.Context, dir string) (*Store, error) {
 	// One writer at a time is SQLite's model; a single connection also
 	// makes group commits cheap.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
-	if err := s.migrate(ctx, goose.DialectSQLite3); err != nil {
+	s := &Store{db: db, dialect: sqliteDialect}
+	if err := s.migrate(ctx, sqliteDialect.goose); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -108,7 +117,11 @@ func (s *Store) Close() error {
 	if s.recordStmt != nil {
 		_ = s.recordStmt.Close()
 	}
-	return s.db.Close()
+	err := s.db.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
 }
 
 // Pair records a mailbox pair and returns its key.
@@ -248,7 +261,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	// Prepared outside any transaction: the database may have a single
 	// connection, which the transaction then holds.
 	// Not under ctx: a cancelled first call must not spoil it for good.
-	s.recordOnce.Do(func() { s.recordStmt, s.recordErr = s.db.Prepare(recordSQL(recordChunk)) })
+	s.recordOnce.Do(func() { s.recordStmt, s.recordErr = s.db.Prepare(s.dialect.bind(recordSQL(recordChunk))) })
 	if s.recordErr != nil {
 		return wrap("record messages", s.recordErr)
 	}
@@ -269,7 +282,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 		if n == recordChunk {
 			_, err = tx.StmtContext(ctx, s.recordStmt).ExecContext(ctx, args...)
 		} else {
-			_, err = tx.ExecContext(ctx, recordSQL(n), args...)
+			_, err = tx.ExecContext(ctx, s.dialect.bind(recordSQL(n)), args...)
 		}
 		if err != nil {
 			return wrap("record messages", err)
@@ -289,8 +302,8 @@ const (
 // recordSQL is Record's INSERT for n rows. Its parameters are positional
 // ('?'): SQLite looks numbered ones ($1, $2, ...) up by name, in time
 // that grows with their count, which made a 64-row statement slower than
-// 64 single-row ones (BenchmarkRecord). A PostgreSQL store will need them
-// numbered.
+// 64 single-row ones (BenchmarkRecord). The dialect numbers them for
+// PostgreSQL.
 func recordSQL(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO items (pair_key, src_path, src_id, identity, state, dst_path, dst_id, reason, flags, updated_at) VALUES `)
@@ -342,7 +355,7 @@ func (s *Store) Lookup(ctx context.Context, pair, srcPath string, ids []string) 
 			args = append(args, id)
 		}
 		q.WriteByte(')')
-		rows, err := s.db.QueryContext(ctx, q.String(), args...)
+		rows, err := s.db.QueryContext(ctx, s.dialect.bind(q.String()), args...)
 		if err != nil {
 			return nil, wrap("look up messages", err)
 		}
@@ -422,8 +435,7 @@ func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") {
+	if busy(err) {
 		return fmt.Errorf("state: %s: the state database is in use by another mailferry process: %w", op, err)
 	}
 	return fmt.Errorf("state: %s: %w", op, err)

@@ -6,13 +6,11 @@ import (
 	"testing"
 )
 
-func TestStoreRoundTrip(t *testing.T) {
+func TestStoreRoundTrip(t *testing.T) { eachEngine(t, testStoreRoundTrip) }
+
+func testStoreRoundTrip(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open()
 	if err := s.Pair(ctx, "p1", "alice@old:993", "alice@new:993"); err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +35,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	s.Close()
 
 	// Everything survives a reopen (and migrations are idempotent).
-	s, err = OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open()
 	f, ok, err := s.Folder(ctx, "p1", "INBOX")
 	if err != nil || !ok || f.Cursor != "opaque;cursor=1" || f.Messages != 3 || f.Copied != 1 {
 		t.Fatalf("folder state: %+v %v %v", f, ok, err)
@@ -105,13 +99,11 @@ func TestStoreRoundTrip(t *testing.T) {
 // rows than one statement carries, and the same message twice in one call
 // (the later entry wins, as it would row by row), and Lookup over more
 // IDs than one of its statements carries.
-func TestRecordManyRowsAndRepeats(t *testing.T) {
+func TestRecordManyRowsAndRepeats(t *testing.T) { eachEngine(t, testRecordManyRowsAndRepeats) }
+
+func testRecordManyRowsAndRepeats(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := open()
 	if err := s.Pair(ctx, "p", "a", "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -152,13 +144,11 @@ func TestRecordManyRowsAndRepeats(t *testing.T) {
 
 // A folder plan survives a reopen, segments with '/' included, and a
 // later save replaces it.
-func TestFolderPlansRoundTrip(t *testing.T) {
+func TestFolderPlansRoundTrip(t *testing.T) { eachEngine(t, testFolderPlansRoundTrip) }
+
+func testFolderPlansRoundTrip(t *testing.T, open func() *Store) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open()
 	plans := []FolderPlan{
 		{SrcPath: "Sent Items", Dst: []string{"Sent Items"}, Why: "same path"},
 		{SrcPath: "Sent", Dst: []string{"Sent"}, DstRole: `\Sent`, Why: `special use \Sent (created)`},
@@ -168,11 +158,7 @@ func TestFolderPlansRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = open()
 	got, err := s.FolderPlans(ctx, "p")
 	if err != nil || len(got) != 3 {
 		t.Fatalf("plans: %v %+v", err, got)

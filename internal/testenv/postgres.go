@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver NewDatabase uses
 )
 
 // Postgres is a throwaway PostgreSQL cluster: its own data directory in a
@@ -209,4 +211,57 @@ func (p *Postgres) NewDatabase(t testing.TB, driver string) string {
 		}
 	})
 	return p.URL(name)
+}
+
+// PostgresMain is the cluster one test binary shares: started in TestMain
+// (where a missing PostgreSQL cannot yet fail or skip a test), it hands
+// each test a fresh database, or fails or skips that test when there is
+// no cluster, as StartPostgres would.
+type PostgresMain struct {
+	pg  *Postgres
+	err error
+}
+
+// StartPostgresForMain starts the shared cluster. Call it from TestMain
+// and call stop after m.Run; it never fails by itself.
+func StartPostgresForMain() (m *PostgresMain, stop func()) {
+	pg, stop, err := startPostgres()
+	if err != nil {
+		return &PostgresMain{err: err}, func() {}
+	}
+	return &PostgresMain{pg: pg}, stop
+}
+
+// Database returns the URL of a new, empty database for t, dropped when
+// t ends. Without a cluster t skips, or fails under
+// MAILFERRY_REQUIRE_SERVERS=1 (and always when the cluster was there but
+// would not start).
+func (m *PostgresMain) Database(t testing.TB) string {
+	t.Helper()
+	if m == nil || m.pg == nil {
+		err := errPostgresMissing
+		if m != nil && m.err != nil {
+			err = m.err
+		}
+		if errors.Is(err, errPostgresMissing) {
+			unavailable(t, "testenv: %v", err)
+		}
+		t.Fatalf("testenv: %v", err)
+	}
+	return m.pg.NewDatabase(t, "pgx")
+}
+
+// Cluster is the shared cluster, or nil when it is not running.
+func (m *PostgresMain) Cluster() *Postgres { return m.pg }
+
+// PID is the process ID of the cluster's postmaster (0 if unknown), for
+// benchmarks that measure its CPU time: the backends are its children.
+func (p *Postgres) PID() int {
+	b, err := os.ReadFile(filepath.Join(p.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
 }

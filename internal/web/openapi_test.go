@@ -354,7 +354,8 @@ func enumOf(t *testing.T, d doc, name string) []string {
 func TestOpenAPIEnums(t *testing.T) {
 	d := parseOpenAPI(t)
 	statuses := []service.Status{service.StatusNotStarted, service.StatusQueued, service.StatusVerifying, service.StatusReady,
-		service.StatusFailed, service.StatusMigrating, service.StatusCompleted, service.StatusCompletedWithErrors, service.StatusStopped}
+		service.StatusFailed, service.StatusMigrating, service.StatusCompleted, service.StatusCompletedWithErrors, service.StatusStopped,
+		service.StatusWaitingForUser}
 	var want []string
 	for _, s := range statuses {
 		want = append(want, string(s))

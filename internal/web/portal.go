@@ -62,6 +62,13 @@ type PortalConfig struct {
 	// SendMail delivers login links (the service's notifier). Without it
 	// the login page says that links cannot be sent.
 	SendMail func(ctx context.Context, to, subject, text string) error
+	// Settings looks up the source settings of an address on "Start new
+	// migration" (an *autoconfig.Finder with the operator's outbound
+	// policy); nil turns the lookup off.
+	Settings SettingsFinder
+	// HostLimit is the connection cap per source host (serve
+	// --connections), shown to operators beside the connections in use.
+	HostLimit int
 }
 
 // portal holds the parsed templates and the operator's settings.
@@ -72,6 +79,8 @@ type portal struct {
 	parts *template.Template
 	// asset is appended to static URLs so browsers fetch new versions.
 	asset string
+	// lookups holds a token per running settings lookup (maxLookups).
+	lookups chan struct{}
 }
 
 // SetPortal configures the portal; call it before serving.
@@ -84,7 +93,7 @@ func (s *Server) SetPortal(cfg PortalConfig) {
 }
 
 func newPortal() *portal {
-	p := &portal{pages: map[string]*template.Template{}, cfg: PortalConfig{BaseURL: "http://localhost:8080", Agreement: DefaultAgreement}}
+	p := &portal{pages: map[string]*template.Template{}, lookups: make(chan struct{}, maxLookups), cfg: PortalConfig{BaseURL: "http://localhost:8080", Agreement: DefaultAgreement}}
 	base := template.Must(template.New("").Funcs(templateFuncs).ParseFS(templateFiles, "templates/layout.html", "templates/parts.html"))
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
@@ -136,10 +145,14 @@ func (s *Server) portalRoutes() {
 		{"GET /login/verify", s.verifyPage},
 		{"POST /login/verify", s.verifySubmit},
 		{"GET /agreement", s.agreementPage},
+		{"GET /password", s.endUserPage},
+		{"POST /password", s.endUserSubmit},
 		{"POST /logout", u(s.logout)},
 		{"GET /migrations", u(s.myMigrations)},
+		{"GET /operator", u(s.operatorPage)},
 		{"GET /migrations/new", u(s.newMigration)},
 		{"POST /migrations/new", u(s.createMigration)},
+		{"GET /migrations/new/settings.json", u(s.settingsJSON)},
 		{"GET /projects/{project}", u(s.projectHome)},
 		{"GET /projects/{project}/servers", u(s.serversPage)},
 		{"POST /projects/{project}/servers", u(s.saveServers)},
@@ -148,8 +161,12 @@ func (s *Server) portalRoutes() {
 		{"GET /projects/{project}/mailboxes", u(s.mailboxesPage)},
 		{"POST /projects/{project}/mailboxes", u(s.addMailboxRows)},
 		{"POST /projects/{project}/mailboxes/import", u(s.importMailboxes)},
+		{"POST /projects/{project}/bulk", u(s.bulkAction)},
+		{"POST /projects/{project}/ask-passwords", u(s.askPasswords)},
 		{"GET /projects/{project}/mailboxes/template.csv", u(s.csvTemplate)},
 		{"GET /projects/{project}/mailboxes/{mailbox}/edit", u(s.editMailboxPage)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/history", u(s.historyPage)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/history.csv", u(s.historyCSV)},
 		{"POST /projects/{project}/mailboxes/{mailbox}", u(s.saveMailbox)},
 		{"POST /projects/{project}/mailboxes/{mailbox}/delete", u(s.removeMailbox)},
 		{"GET /projects/{project}/trial", u(s.trialPage)},
@@ -479,12 +496,28 @@ func notice(r *http.Request) string {
 		return "The trial has started. The statuses below update by themselves."
 	case "migration-started":
 		return "The migration has started. You can close this page: it keeps running, and we email you a report when it is done."
+	case "prestage-started":
+		return "The pre-stage migration has started: only mail older than the date you chose is copied. Run the full migration at the cut-over; nothing is copied twice."
 	case "delta-started":
 		return "Migrate new items has started: only mail that arrived since the last pass is copied."
 	case "retry-started":
 		return "The failed items are being copied again."
 	case "stopped":
 		return "The pass is stopping. Start it again at any time: nothing is copied twice."
+	case "asked", "bulk-ask":
+		return "An email with a link to enter their passwords was sent to the users of " + mailboxes(n) + ". Each row shows “Waiting for end user” until they do."
+	case "bulk-trial":
+		return "The trial has started for " + mailboxes(n) + ". The statuses below update by themselves."
+	case "bulk-full":
+		return "The migration has started for " + mailboxes(n) + ". It keeps running when you close this page."
+	case "bulk-delta":
+		return "Migrate new items has started for " + mailboxes(n) + "."
+	case "bulk-retry-errors":
+		return "The failed items of " + mailboxes(n) + " are being copied again."
+	case "bulk-stop":
+		return capitalize(mailboxes(n)) + " stopping. Start them again at any time: nothing is copied twice."
+	case "bulk-remove":
+		return capitalize(mailboxes(n)) + " removed from this project. Mail already copied stays in the destination."
 	case "logged-out":
 		return "You are logged out."
 	case "expired":

@@ -27,7 +27,8 @@ func newEntryRow(i int) entryRow {
 
 // mailboxesView is the mailboxes step.
 type mailboxesView struct {
-	Mailboxes []service.Mailbox
+	Mailboxes []service.Mailbox // the page's
+	List      *listState
 	Rows      []entryRow
 	// RowsShownAgain: the rows come back with errors; passwords must be typed again.
 	RowsShownAgain bool
@@ -36,6 +37,10 @@ type mailboxesView struct {
 	ReadOnly       bool
 	// Blank is the row the script copies for "Add another mailbox".
 	Blank entryRow
+	// NoPasswords counts the mailboxes missing a password (whose users
+	// can be asked); AskUsers: the rows were added to ask their users.
+	NoPasswords int
+	AskUsers    bool
 }
 
 func busy(st service.Status) bool {
@@ -49,9 +54,18 @@ func (s *Server) renderMailboxes(w http.ResponseWriter, r *http.Request, sess *s
 		s.portalFail(w, r, sess, err)
 		return
 	}
-	if v.Mailboxes, err = s.svc.Mailboxes(r.Context(), sess.Owner.ID, projectID); err != nil {
+	if v.List, err = s.loadList(r, sess, p); err != nil {
 		s.portalFail(w, r, sess, err)
 		return
+	}
+	v.Mailboxes = v.List.Page.Mailboxes
+	if !v.ReadOnly && p.State != "finished" {
+		ids, err := s.svc.MatchingMailboxIDs(r.Context(), sess.Owner.ID, projectID, service.MailboxQuery{NoPasswords: true})
+		if err != nil {
+			s.portalFail(w, r, sess, err)
+			return
+		}
+		v.NoPasswords = len(ids)
 	}
 	v.ReadOnly = p.State == "finished"
 	if len(v.Rows) == 0 {
@@ -94,6 +108,7 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 	if p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project")); err == nil {
 		srcAdmin, dstAdmin = p.SourceAdmin != "", p.DestinationAdmin != ""
 	}
+	askUsers := f.Get("ask_users") == "yes"
 	for i := range n {
 		in := service.MailboxInput{
 			SourceEmail: strings.TrimSpace(at("source_email", i)), SourceLogin: strings.TrimSpace(at("source_login", i)),
@@ -106,9 +121,13 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 		}
 		row := newEntryRow(len(rows))
 		row.SourceEmail, row.SourceLogin, row.DestEmail, row.DestLogin = in.SourceEmail, in.SourceLogin, in.DestEmail, in.DestLogin
+		in.AskUser = askUsers
 		for _, ie := range service.ValidateMailbox(in) {
 			if (ie.Field == "source_password" && srcAdmin) || (ie.Field == "destination_password" && dstAdmin) {
 				continue
+			}
+			if askUsers && strings.HasSuffix(ie.Field, "_password") {
+				continue // the user enters it
 			}
 			row.Errors[mailboxFields[ie.Field]] = capitalize(ie.Message) + "."
 		}
@@ -118,7 +137,7 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 		rows = append(rows, row)
 		ins = append(ins, in)
 	}
-	again := mailboxesView{Rows: rows, RowsShownAgain: true}
+	again := mailboxesView{Rows: rows, RowsShownAgain: true, AskUsers: askUsers}
 	switch {
 	case len(ins) == 0:
 		s.renderMailboxes(w, r, sess, http.StatusBadRequest, mailboxesView{},

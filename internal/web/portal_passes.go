@@ -15,10 +15,13 @@ import (
 	"github.com/mailferry/mailferry/internal/service"
 )
 
-// projectState is everything the trial, migrate and status pages show.
+// projectState is everything the trial, migrate and status pages show:
+// the project's counts and totals over every mailbox, and one page of
+// mailboxes (List) with their last pass.
 type projectState struct {
 	Project   service.Project
-	Mailboxes []service.Mailbox
+	Mailboxes []service.Mailbox // the page's
+	List      *listState
 	Passes    []service.Pass // newest first
 	Running   []service.Pass // running or stopping
 	Failures  map[string][]service.FailedItem
@@ -53,9 +56,10 @@ func (s *Server) loadState(r *http.Request, sess *service.Session, withFailures 
 		return nil, err
 	}
 	st := &projectState{Project: p, Counts: map[service.Status]int{}, Failures: map[string][]service.FailedItem{}}
-	if st.Mailboxes, err = s.svc.Mailboxes(ctx, owner, id); err != nil {
+	if st.List, err = s.loadList(r, sess, p); err != nil {
 		return nil, err
 	}
+	st.Mailboxes = st.List.Page.Mailboxes
 	if st.Passes, err = s.svc.Passes(ctx, owner, id); err != nil {
 		return nil, err
 	}
@@ -73,47 +77,35 @@ func (s *Server) loadState(r *http.Request, sess *service.Session, withFailures 
 		}
 	}
 	t := &st.Totals
-	t.Mailboxes = len(st.Mailboxes)
-	for _, m := range st.Mailboxes {
-		st.Counts[m.Status]++
-		if busy(m.Status) {
+	for status, n := range p.Mailboxes {
+		st.Counts[status] = n
+		t.Mailboxes += n
+		if busy(status) && n > 0 {
 			st.Busy = true
 		}
-		switch m.Status {
-		case service.StatusReady:
-			t.ReadyMailboxes++
-		case service.StatusFailed:
-			t.FailedMailboxes++
-		case service.StatusNotStarted:
-			t.NotStarted++
-		case service.StatusCompleted:
-			t.Done++
-		case service.StatusCompletedWithErrors:
-			t.Done++
-			t.CompletedWithProblems++
+	}
+	c := st.Counts
+	t.ReadyMailboxes, t.FailedMailboxes, t.NotStarted = c[service.StatusReady], c[service.StatusFailed], c[service.StatusNotStarted]
+	t.Done = c[service.StatusCompleted] + c[service.StatusCompletedWithErrors]
+	t.CompletedWithProblems = c[service.StatusCompletedWithErrors]
+	ct, err := s.svc.ProjectCopyTotals(ctx, owner, id)
+	if err != nil {
+		return nil, err
+	}
+	t.HasProgress = ct.Mailboxes > 0
+	t.Messages, t.Processed, t.Copied, t.Present, t.Failed = ct.Messages, ct.Processed, ct.Copied, ct.Present, ct.Failed
+	t.Bytes, t.CopiedBytes, t.Rate, t.ETASeconds = ct.Bytes, ct.CopiedBytes, ct.Rate, ct.ETASeconds
+	if withFailures {
+		var ids []string
+		for _, m := range st.Mailboxes {
+			if lp := m.LastPass; lp != nil && lp.Kind.Copies() && lp.Failed > 0 {
+				ids = append(ids, m.ID)
+			}
 		}
-		lp := m.LastPass
-		if lp == nil || !lp.Kind.Copies() {
-			continue
-		}
-		t.HasProgress = true
-		t.Messages += lp.TotalMsgs
-		t.Processed += min(lp.Copied+lp.Present+lp.Skipped+lp.Failed, lp.TotalMsgs)
-		t.Copied += lp.Copied
-		t.Present += lp.Present
-		t.Failed += lp.Failed
-		t.Bytes += lp.TotalBytes
-		t.CopiedBytes += lp.CopiedBytes
-		if busy(lp.Status) {
-			t.Rate += lp.Rate
-			t.ETASeconds = max(t.ETASeconds, lp.ETASeconds)
-		}
-		if withFailures && lp.Failed > 0 {
-			fs, err := s.svc.Failures(ctx, owner, id, m.ID)
-			if err != nil {
+		if len(ids) > 0 {
+			if st.Failures, err = s.svc.PageFailures(ctx, owner, id, ids); err != nil {
 				return nil, err
 			}
-			st.Failures[m.ID] = fs
 		}
 	}
 	t.Percent = percent(t.Processed, t.Messages)
@@ -168,18 +160,26 @@ type liveView struct {
 	StatusURL string
 	Summary   region
 	Actions   region
-	Rows      []region
+	// ListCounts is the list's head: counts by status and the pager.
+	ListCounts region
+	Rows       []region
 }
 
 // regions renders the live parts of page ("trial" or "migrate").
 func (s *Server) regions(st *projectState, page, csrf string) (liveView, error) {
 	v := liveView{projectState: st, StatusURL: "/projects/" + st.Project.ID + "/status.json?view=" + page}
+	if qs := st.List.QueryString(); qs != "" {
+		v.StatusURL += "&" + qs
+	}
 	ld := liveData{projectState: st, CSRF: csrf, ReadOnly: st.Project.State == "finished"}
 	var err error
 	if v.Summary, err = s.fragment("summary", page+"-summary", ld); err != nil {
 		return v, err
 	}
 	if v.Actions, err = s.fragment("actions", page+"-actions", ld); err != nil {
+		return v, err
+	}
+	if v.ListCounts, err = s.fragment("list-counts", "list-counts", st.List); err != nil {
 		return v, err
 	}
 	for _, m := range st.Mailboxes {
@@ -246,13 +246,35 @@ func (s *Server) startTrial(w http.ResponseWriter, r *http.Request, sess *servic
 // retry of the failed items, for the chosen mailboxes (all if none).
 func (s *Server) startCopyPass(w http.ResponseWriter, r *http.Request, sess *service.Session) {
 	kind := service.PassKind(r.PostFormValue("kind"))
-	notices := map[service.PassKind]string{service.PassFull: "migration-started", service.PassDelta: "delta-started", service.PassRetryErrors: "retry-started"}
+	notices := map[service.PassKind]string{service.PassFull: "migration-started", service.PassDelta: "delta-started", service.PassRetryErrors: "retry-started",
+		service.PassPreStage: "prestage-started"}
 	code, ok := notices[kind]
 	if !ok {
-		s.renderLive(w, r, sess, "migrate", http.StatusBadRequest, "Choose what to run: the migration, Migrate new items or Retry failed items.")
+		s.renderLive(w, r, sess, "migrate", http.StatusBadRequest, "Choose what to run: the migration, a pre-stage, Migrate new items or Retry failed items.")
 		return
 	}
-	_, err := s.svc.StartPass(r.Context(), sess.Owner.ID, r.PathValue("project"), service.PassInput{Kind: kind, MailboxIDs: r.PostForm["mailbox_id"]})
+	ids := r.PostForm["mailbox_id"]
+	if r.PostFormValue("only") == "ready" {
+		// "Migrate the ready mailboxes": all of them, not only the page's.
+		var err error
+		if ids, err = s.svc.MatchingMailboxIDs(r.Context(), sess.Owner.ID, r.PathValue("project"), service.MailboxQuery{Status: service.StatusReady}); err != nil {
+			s.portalFail(w, r, sess, err)
+			return
+		}
+		if len(ids) == 0 {
+			s.renderLive(w, r, sess, "migrate", http.StatusConflict, "No mailbox is ready for migration any more. Reload the page to see where they are.")
+			return
+		}
+	}
+	in := service.PassInput{Kind: kind, MailboxIDs: ids}
+	if kind == service.PassPreStage {
+		// Older than 30, 60 or 90 days, or than a date.
+		in.Cutoff = r.PostFormValue("cutoff")
+		if in.Cutoff == "date" {
+			in.Cutoff = r.PostFormValue("cutoff_date")
+		}
+	}
+	_, err := s.svc.StartPass(r.Context(), sess.Owner.ID, r.PathValue("project"), in)
 	if isExpected(err) {
 		s.renderLive(w, r, sess, "migrate", statusFor(err), userMessage(err)+".")
 		return
@@ -309,6 +331,13 @@ type statusBody struct {
 	Mailboxes []mailboxStatus        `json:"mailboxes"`
 	Regions   map[string]region      `json:"regions"`
 	Counts    map[service.Status]int `json:"counts"`
+	// Rows are the keys of the page's rows in order (the regions of
+	// rows left out are unchanged); Total, Page and Pages describe the
+	// list.
+	Rows  []string `json:"rows"`
+	Total int      `json:"total"`
+	Page  int      `json:"page"`
+	Pages int      `json:"pages"`
 }
 
 // statusJSON feeds the live updates of the trial and migrate pages.
@@ -336,12 +365,31 @@ func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// The page says which regions it has (their hashes); only the others
+	// are sent, so that polling a page whose rows did not change costs
+	// a few hundred bytes.
+	known := map[string]bool{}
+	for _, h := range strings.Split(r.URL.Query().Get("known"), ",") {
+		if h != "" {
+			known[h] = true
+		}
+	}
 	body := statusBody{ProjectID: st.Project.ID, State: st.Project.State, Running: st.Busy, Passes: []passRef{}, Totals: st.Totals,
-		Mailboxes: []mailboxStatus{}, Regions: map[string]region{"summary": v.Summary, "actions": v.Actions}, Counts: st.Counts}
+		Mailboxes: []mailboxStatus{}, Regions: map[string]region{}, Counts: st.Counts, Rows: []string{},
+		Total: st.List.Page.Total, Page: st.List.Page.Page, Pages: st.List.Page.Pages}
+	for _, rg := range []region{v.Summary, v.Actions, v.ListCounts} {
+		if !known[rg.Hash] {
+			body.Regions[rg.Key] = rg
+		}
+	}
 	for _, p := range st.Running {
 		body.Passes = append(body.Passes, passRef{p.ID, p.Kind, p.State})
 	}
 	for i, m := range st.Mailboxes {
+		body.Rows = append(body.Rows, v.Rows[i].Key)
+		if known[v.Rows[i].Hash] {
+			continue
+		}
 		ms := mailboxStatus{ID: m.ID, SourceEmail: m.SourceEmail, DestEmail: m.DestEmail, Status: m.Status, StatusLabel: m.StatusLabel,
 			MoreInfo: m.MoreInfo, SolveIssue: m.SolveIssue, LastPass: m.LastPass, Failures: st.Failures[m.ID]}
 		if m.LastPass != nil {

@@ -11,7 +11,7 @@ import (
 
 // statusOrder is the order in which counts by status are listed.
 var statusOrder = []service.Status{
-	service.StatusNotStarted, service.StatusQueued, service.StatusVerifying, service.StatusReady, service.StatusMigrating,
+	service.StatusNotStarted, service.StatusWaitingForUser, service.StatusQueued, service.StatusVerifying, service.StatusReady, service.StatusMigrating,
 	service.StatusCompleted, service.StatusCompletedWithErrors, service.StatusFailed, service.StatusStopped,
 }
 
@@ -115,10 +115,13 @@ type projectForm struct {
 	Securities             []securityChoice
 	Presets                []service.Preset
 	Editing                *service.Project
+	// Lookup: the page offers to find the settings from an address.
+	Lookup bool
 }
 
 func (s *Server) renderNewMigration(w http.ResponseWriter, r *http.Request, sess *service.Session, status int, f projectForm, errMsg string) {
 	f.Types, f.Securities, f.Presets = sourceTypes, securityChoices, s.svc.Presets()
+	f.Lookup = s.portal.cfg.Settings != nil && f.Editing == nil
 	if f.Errors == nil {
 		f.Errors = map[string]string{}
 	}

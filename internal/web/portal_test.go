@@ -32,11 +32,15 @@ type fakeQueue struct {
 	cancelled []int64
 }
 
-func (q *fakeQueue) Enqueue(ctx context.Context, passID, mailboxID string) (int64, error) {
+func (q *fakeQueue) Enqueue(ctx context.Context, _ *store.Tx, refs []store.JobRef) ([]int64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.next++
-	return q.next, nil
+	ids := make([]int64, len(refs))
+	for i := range refs {
+		q.next++
+		ids[i] = q.next
+	}
+	return ids, nil
 }
 
 func (q *fakeQueue) Cancel(ctx context.Context, jobID int64) error {
@@ -50,7 +54,7 @@ type sentMail struct{ to, subject, text string }
 
 // portalEnv is the portal over a real service on SQLite.
 type portalEnv struct {
-	t    *testing.T
+	t    testing.TB
 	svc  *service.Service
 	db   *sql.DB
 	base string
@@ -58,7 +62,13 @@ type portalEnv struct {
 	mail []sentMail
 }
 
-func newPortalEnv(t *testing.T) *portalEnv {
+func newPortalEnv(t testing.TB) *portalEnv {
+	t.Helper()
+	return newPortalEnvWith(t, nil)
+}
+
+// newPortalEnvWith lets configure change the portal's settings first.
+func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
@@ -69,7 +79,7 @@ func newPortalEnv(t *testing.T) *portalEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(st.DB(), box, []service.Preset{{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
+	svc := service.New(st, box, []service.Preset{{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
 	svc.SetQueue(&fakeQueue{})
 	e := &portalEnv{t: t, svc: svc, db: st.DB()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -78,13 +88,17 @@ func newPortalEnv(t *testing.T) *portalEnv {
 	}
 	e.base = "http://" + ln.Addr().String()
 	s := New(svc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	s.SetPortal(PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
+	cfg := PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
 		SendMail: func(ctx context.Context, to, subject, text string) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.mail = append(e.mail, sentMail{to, subject, text})
 			return nil
-		}})
+		}}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s.SetPortal(cfg)
 	srv := httptest.NewUnstartedServer(s)
 	srv.Listener.Close()
 	srv.Listener = ln
@@ -107,7 +121,7 @@ func (e *portalEnv) lastMail(to string) sentMail {
 
 // browser is an HTTP client with cookies, like a browser without script.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	env  *portalEnv
 	c    *http.Client
 	csrf string // the session's token, read from the last page
@@ -398,14 +412,14 @@ func TestPortalWizard(t *testing.T) {
 	}
 	trial := e.newestPass(t, id)
 	// Play the worker: ann ready with a warning, ben failed, cat still verifying.
-	must(t, e.svc.BeginMailboxPass(ctx, trial, ann.ID, service.StatusVerifying))
+	must(t, e.svc.BeginMailboxPass(ctx, trial, ann.ID, service.StatusVerifying, "test-worker"))
 	must(t, e.svc.FinishMailboxPass(ctx, trial, ann.ID, service.Outcome{Status: service.StatusReady,
 		Plan:    []service.PlanRow{{Source: "INBOX", Destination: "INBOX", Messages: 12, Bytes: 34000}, {Source: "Sent Items", Destination: "Sent", Messages: 3, Bytes: 900}},
 		Warning: "The source mailbox holds 8.1 GB, more than 70% of the destination's capacity of 10.0 GB."}))
-	must(t, e.svc.BeginMailboxPass(ctx, trial, ben.ID, service.StatusVerifying))
+	must(t, e.svc.BeginMailboxPass(ctx, trial, ben.ID, service.StatusVerifying, "test-worker"))
 	must(t, e.svc.FinishMailboxPass(ctx, trial, ben.ID, service.Outcome{Status: service.StatusFailed, Class: service.ClassAuth, Side: service.SideSource,
 		Error: "log in to mail.old.example:993 as ben: [AUTHENTICATIONFAILED] Authentication failed."}))
-	must(t, e.svc.BeginMailboxPass(ctx, trial, cat.ID, service.StatusVerifying))
+	must(t, e.svc.BeginMailboxPass(ctx, trial, cat.ID, service.StatusVerifying, "test-worker"))
 
 	var st statusBody
 	getJSON(t, b, pp+"/status.json?view=trial", &st)
@@ -452,7 +466,7 @@ func TestPortalWizard(t *testing.T) {
 		t.Fatalf("start migration: %d", code)
 	}
 	full := e.newestPass(t, id)
-	must(t, e.svc.BeginMailboxPass(ctx, full, ann.ID, service.StatusMigrating))
+	must(t, e.svc.BeginMailboxPass(ctx, full, ann.ID, service.StatusMigrating, "test-worker"))
 	must(t, e.svc.UpdateProgress(ctx, full, ann.ID, service.Progress{TotalMsgs: 15, TotalBytes: 34900, Copied: 6, CopiedBytes: 12000, Folder: "Sent Items", Rate: 3.5, ETA: 90e9}))
 	code, body = b.get(pp + "/migrate")
 	for _, want := range []string{`<progress max="100" value="40"`, "Folder: Sent Items", "3.5 messages/s", "about 2 min left", `id="stop-pass"`, "Project total"} {
@@ -474,7 +488,7 @@ func TestPortalWizard(t *testing.T) {
 		t.Errorf("finish while running: %d", code)
 	}
 	for _, mb := range mbs {
-		must(t, e.svc.BeginMailboxPass(ctx, full, mb.ID, service.StatusMigrating))
+		must(t, e.svc.BeginMailboxPass(ctx, full, mb.ID, service.StatusMigrating, "test-worker"))
 		o := service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 15, Copied: 15, CopiedBytes: 34900, TotalBytes: 34900}}
 		if mb.ID == cat.ID {
 			o = service.Outcome{Status: service.StatusCompletedWithErrors, Progress: &service.Progress{TotalMsgs: 4, Copied: 3, Failed: 1},

@@ -73,7 +73,12 @@ var templateFuncs = template.FuncMap{
 		}
 		return false
 	},
-	"count": func(counts map[service.Status]int, name string) int { return counts[service.Status(name)] },
+	"count":       func(counts map[service.Status]int, name string) int { return counts[service.Status(name)] },
+	"str":         func(st service.Status) string { return string(st) },
+	"waiting":     waitingHint,
+	"statuses":    func() []service.Status { return statusOrder },
+	"sortChoices": func() []struct{ Value, Label string } { return sortChoices },
+	"bulkActions": func() []struct{ Value, Label string } { return bulkActions },
 }
 
 func humanBytes(n int64) string { return accounting.HumanBytes(n) }

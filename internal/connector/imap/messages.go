@@ -55,7 +55,7 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 		fn, done = c.gmailSkips(ctx, f, fn)
 		defer done()
 	}
-	s, err := c.acquire(ctx)
+	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return lst, err
 	}
@@ -195,6 +195,13 @@ func (c *Conn) List(ctx context.Context, f connector.Folder, opts connector.List
 			if mayRefuse && errors.As(err, &ie) {
 				continue
 			}
+			var lf *literalFailed
+			if errors.As(err, &lf) {
+				// As in Fetch: no drain, and Close in the background.
+				s.broken.Store(true)
+				go func() { _ = s.c.Close() }()
+				return lst, s.classify(lf.err, fmt.Sprintf("list messages in %q", f.Name))
+			}
 			s.fail(err)
 			return lst, s.classify(err, fmt.Sprintf("list messages in %q", f.Name))
 		}
@@ -307,7 +314,9 @@ func (p listPlan) send(s *session, i int) []listCmd {
 }
 
 // readAll hands every message of cmd to fn, then closes cmd; after fn's
-// first error the rest is drained.
+// first error the rest is drained, except after a literal whose read
+// failed: that one must not be read again (see literalFailed), so the
+// error is returned at once and the caller drops the session.
 func readAll(cmd *imapclient.FetchCommand, fn func(*imapclient.FetchMessageData) error) error {
 	var fnErr error
 	for {
@@ -317,6 +326,10 @@ func readAll(cmd *imapclient.FetchCommand, fn func(*imapclient.FetchMessageData)
 		}
 		if fnErr == nil {
 			fnErr = fn(md)
+			var lf *literalFailed
+			if errors.As(fnErr, &lf) {
+				return fnErr
+			}
 		}
 	}
 	if err := cmd.Close(); err != nil {
@@ -395,11 +408,18 @@ func readListing(md *imapclient.FetchMessageData) (connector.Message, uint32, er
 			if it.Literal != nil {
 				// Header fields of one message: small by construction, but
 				// cap anyway against a hostile server.
-				b, err := io.ReadAll(io.LimitReader(it.Literal, 256<<10))
-				if err != nil {
-					return m, uid, err
+				lit := &watchedLiteral{r: it.Literal, left: it.Literal.Size()}
+				b, err := io.ReadAll(io.LimitReader(lit, 256<<10))
+				if err == nil {
+					_, err = io.Copy(io.Discard, lit)
 				}
-				_, _ = io.Copy(io.Discard, it.Literal)
+				if err != nil || lit.failed {
+					if err == nil {
+						err = io.ErrUnexpectedEOF
+					}
+					// Not to be read again (see literalFailed).
+					return m, uid, &literalFailed{err}
+				}
 				header = b
 			}
 		}
@@ -418,6 +438,10 @@ func (c *Conn) Fetch(ctx context.Context, f connector.Folder, msgs []connector.M
 	if len(msgs) == 0 {
 		return nil
 	}
+	// Marked before the session is released (defers run last first), so
+	// that the folder keeps it while the fetcher picks its next batch.
+	c.startReading(f.Name)
+	defer c.doneReading(f.Name)
 	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return err
@@ -550,7 +574,13 @@ func (c *Conn) deliver(ctx context.Context, s *session, md *imapclient.FetchMess
 				// order; a body we cannot attribute is skipped rather
 				// than guessed, and reported as missing below.
 				if it.Literal != nil {
-					_, _ = io.Copy(io.Discard, it.Literal)
+					lit := &watchedLiteral{r: it.Literal, left: it.Literal.Size()}
+					if _, err := io.Copy(io.Discard, lit); err != nil || lit.failed {
+						if err == nil {
+							err = io.ErrUnexpectedEOF
+						}
+						return &literalFailed{s.classify(err, "fetch message")}
+					}
 				}
 				continue
 			}
@@ -921,7 +951,10 @@ func (c *Conn) store(ctx context.Context, f connector.Folder, ids []connector.ID
 	if len(ids) == 0 {
 		return nil
 	}
-	s, err := c.acquire(ctx)
+	// Preferably the session that has the folder open already (the
+	// engine opened it for the pass, and sends one STORE per flag set):
+	// one SELECT per folder rather than nearly one per STORE.
+	s, err := c.acquireIn(ctx, f.Name)
 	if err != nil {
 		return err
 	}
