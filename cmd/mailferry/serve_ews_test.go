@@ -104,11 +104,7 @@ func TestServiceExchange(t *testing.T) {
 
 	project := func(body map[string]any) string {
 		t.Helper()
-		var p struct {
-			ID               string
-			DestinationAdmin string `json:"destination_admin"`
-			SourceAdmin      string `json:"source_admin"`
-		}
+		var p struct{ ID string }
 		var raw map[string]any
 		if code := api(t, base, token, "POST", "/api/projects", "application/json", jsonBody(body), &raw); code != 201 {
 			t.Fatalf("create project: %d %v", code, raw)

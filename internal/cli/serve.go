@@ -646,8 +646,17 @@ func checkPreset(p *service.Preset) error {
 		}
 		return nil
 	}
+	if p.Type == service.TypeM365 {
+		// Microsoft 365 through Graph: the project's admin enters the
+		// app registration; nothing else to configure.
+		if p.Host != "" || p.Port != 0 || p.Security != "" || p.Insecure || p.AllowPlaintext {
+			return fmt.Errorf("%s: a Microsoft 365 preset (\"type\": \"m365\") takes only an id and a name; leave out host, port and security", what)
+		}
+		p.Host, p.Port, p.Security = "graph.microsoft.com", 443, "tls"
+		return nil
+	}
 	if p.Type != "imap" {
-		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP (\"type\": \"imap\") or Exchange (\"type\": \"exchange\") servers", what, p.Type)
+		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP servers (\"type\": \"imap\"), Exchange (\"type\": \"exchange\") or Microsoft 365 (\"type\": \"m365\")", what, p.Type)
 	}
 	p.Host = strings.TrimSpace(p.Host)
 	if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {

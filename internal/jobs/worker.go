@@ -98,12 +98,22 @@ type side struct {
 // (connector/all): the service keeps an endpoint as type, host, port and
 // security, which make its URL.
 func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, err error) {
-	mk := func(e service.Endpoint, user, pass, mailbox string, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
-		ep, b, err := reg.Parse(e.URL())
+	mk := func(e service.Endpoint, user, pass, mailbox string, admin *service.AdminCredentials, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
+		raw := e.URL()
+		// Exchange impersonation: user and pass are the admin's and
+		// mailbox is the row's (connector.Credentials.Mailbox).
+		creds := connector.Credentials{Username: user, Password: pass, Mailbox: mailbox}
+		if admin != nil {
+			// Microsoft 365: the app acts on the mailbox the row names.
+			raw = e.MailboxURL(admin.Tenant, user)
+			creds.OAuth = &connector.OAuth{Provider: connector.OAuthMicrosoft, Tenant: admin.Tenant, ClientID: admin.ClientID,
+				ClientSecret: admin.ClientSecret}
+		}
+		ep, b, err := reg.Parse(raw)
 		if err != nil {
 			return side{}, err
 		}
-		o := connector.OpenOptions{Credentials: connector.Credentials{Username: user, Password: pass, Mailbox: mailbox},
+		o := connector.OpenOptions{Credentials: creds,
 			InsecureSkipVerify: e.Insecure, AllowPlaintext: e.AllowPlaintext, Dial: dial,
 			StallTimeout: r.StallTimeout, SpoolDir: r.SpoolDir}
 		if !b.OneSession {
@@ -118,10 +128,10 @@ func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, 
 		}
 		return side{ep, o}, nil
 	}
-	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, w.SourceMailbox, r.SourceDial); err != nil {
+	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, w.SourceMailbox, w.SourceAdmin, r.SourceDial); err != nil {
 		return
 	}
-	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, w.DestMailbox, nil)
+	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, w.DestMailbox, w.DestAdmin, nil)
 	return
 }
 

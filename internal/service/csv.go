@@ -53,13 +53,13 @@ var ErrEmptyCSV = errors.New("the file has no mailboxes: add one line per mailbo
 // cannot be used (empty, not CSV, no header, too large, unreadable); its
 // message is written for the user. No message ever quotes a password.
 func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
-	return parseMailboxCSV(r, false, false)
+	return parseMailboxCSV(r, sideAuth{})
 }
 
-// parseMailboxCSV is ParseMailboxCSV for a project whose source or
-// destination has an admin login (Exchange impersonation): that side's
-// password column may be left out or empty.
-func parseMailboxCSV(r io.Reader, srcAdmin, dstAdmin bool) ([]MailboxInput, []RowError, error) {
+// parseMailboxCSV is ParseMailboxCSV for a project whose sides may use
+// admin credentials: such a side's password column is optional and must
+// be empty on every row.
+func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, error) {
 	const (
 		maxBytes      = 1 << 20
 		maxRows       = 10000
@@ -77,7 +77,9 @@ func parseMailboxCSV(r io.Reader, srcAdmin, dstAdmin bool) ([]MailboxInput, []Ro
 		numCols
 	)
 	names := [numCols]string{"Source Email", "Source Login Name", "Source Password", "Destination Email", "Destination Login Name", "Destination Password", "Flags"}
-	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !srcAdmin, colDestEmail: true, colDestPassword: !dstAdmin}
+	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !auth.srcAdmin, colDestEmail: true, colDestPassword: !auth.dstAdmin}
+	adminSide := [numCols]bool{colSourcePassword: auth.srcAdmin, colDestPassword: auth.dstAdmin}
+	adminKinds := [numCols]string{colSourcePassword: auth.srcKind, colDestPassword: auth.dstKind}
 
 	// Read everything up front: the cap keeps memory bounded, and having the
 	// bytes lets us sniff the encoding and delimiter before parsing.
@@ -364,7 +366,11 @@ func parseMailboxCSV(r io.Reader, srcAdmin, dstAdmin bool) ([]MailboxInput, []Ro
 		}
 		checkPassword := func(k int, v string) {
 			// A missing column is already reported once on the header.
-			if pos[k] >= 0 && strings.TrimSpace(v) == "" && required[k] {
+			switch {
+			case adminSide[k] && v != "":
+				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]],
+					Message: "this side is " + adminHow(adminKinds[k]) + ": leave the password empty (the address is enough)"})
+			case !adminSide[k] && pos[k] >= 0 && strings.TrimSpace(v) == "":
 				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]], Message: "the password is missing"})
 			}
 		}

@@ -107,6 +107,23 @@ type EndUserRequest struct {
 	DestEmail   string
 	Destination string // the destination's name
 	Expires     time.Time
+	// SourceApp and DestApp: that side is Microsoft 365, reached with
+	// the project's app registration; the user has no password to give
+	// for it.
+	SourceApp, DestApp bool
+}
+
+// linkAuth says which sides of a link's project use admin credentials.
+func (s *Service) linkAuth(ctx context.Context, projectID string) (sideAuth, error) {
+	r, err := s.st.Project(ctx, "", projectID)
+	if err != nil {
+		return sideAuth{}, err
+	}
+	p := s.fromProjectRow(r)
+	if err := s.attachAdmins(ctx, &p); err != nil {
+		return sideAuth{}, err
+	}
+	return s.authOf(p), nil
 }
 
 // PasswordRequest reads a link for its page; ErrNotFound for every link
@@ -127,6 +144,11 @@ func (s *Service) PasswordRequest(ctx context.Context, token string) (EndUserReq
 	if pr, ok := s.presets[l.DestinationPreset]; ok {
 		r.Destination = pr.Name
 	}
+	auth, err := s.linkAuth(ctx, l.ProjectID)
+	if err != nil {
+		return r, err
+	}
+	r.SourceApp, r.DestApp = auth.srcAdmin, auth.dstAdmin
 	return r, nil
 }
 
@@ -154,11 +176,21 @@ func (s *Service) SubmitEndUserPasswords(ctx context.Context, token, clientIP, s
 	if err != nil {
 		return nil, err
 	}
+	auth, err := s.linkAuth(ctx, l.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	if auth.srcAdmin {
+		sourcePassword = "" // nothing to ask: the project's app logs in
+	}
+	if auth.dstAdmin {
+		destPassword = ""
+	}
 	var bad []*InputError
-	if sourcePassword == "" {
+	if sourcePassword == "" && !auth.srcAdmin {
 		bad = append(bad, &InputError{Field: "source_password", Message: "enter the password of your current mailbox " + l.SourceEmail})
 	}
-	if destPassword == "" {
+	if destPassword == "" && !auth.dstAdmin {
 		bad = append(bad, &InputError{Field: "destination_password", Message: "enter the password of your new mailbox " + l.DestEmail})
 	}
 	if strings.ContainsAny(sourcePassword+destPassword, "\r\n") {
@@ -167,11 +199,11 @@ func (s *Service) SubmitEndUserPasswords(ctx context.Context, token, clientIP, s
 	if len(bad) > 0 {
 		return bad, nil
 	}
-	src, err := s.seal(l.MailboxID, "source", sourcePassword)
+	src, err := s.sealFor(auth.srcAdmin, l.MailboxID, "source", sourcePassword)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := s.seal(l.MailboxID, "destination", destPassword)
+	dst, err := s.sealFor(auth.dstAdmin, l.MailboxID, "destination", destPassword)
 	if err != nil {
 		return nil, err
 	}

@@ -35,12 +35,45 @@ func cleanEmail(field, v string) (string, error) {
 	return strings.ToLower(v), nil
 }
 
+// sideAuth says how each side of a project logs in: with the project's
+// admin credentials (true: rows carry addresses only) or with each
+// mailbox's password.
+// The kinds say which credentials ("m365-app", "ews-impersonation").
+type sideAuth struct {
+	srcAdmin, dstAdmin bool
+	srcKind, dstKind   string
+}
+
+// authOf needs p's admin credentials attached (attachAdmins): an
+// Exchange side uses an admin login only when the project has one.
+func (s *Service) authOf(p Project) sideAuth {
+	kind := func(typ string, a *AdminInfo) string {
+		if a != nil {
+			return a.Kind
+		}
+		if usesAdmin(typ) {
+			return adminKind(typ)
+		}
+		return ""
+	}
+	a := sideAuth{srcKind: kind(p.Source.Type, p.SourceAdmin), dstKind: kind(s.presets[p.DestinationPreset].Type, p.DestinationAdmin)}
+	a.srcAdmin, a.dstAdmin = a.srcKind != "", a.dstKind != ""
+	return a
+}
+
+// adminHow says, for messages, how a side with admin credentials is
+// reached.
+func adminHow(kind string) string {
+	if kind == kindEWS {
+		return "Exchange, reached with the project's admin login (impersonation)"
+	}
+	return "Microsoft 365, reached with the project's app registration"
+}
+
 // validate checks one mailbox pair as entered; passwords may be empty
-// only when updating (then the stored one is kept).
-//
-// A side whose project has an admin login (Exchange impersonation) takes
-// no login or password: the admin acts on the mailbox named by the email.
-func (in *MailboxInput) validate(requirePasswords bool, srcAdmin, dstAdmin bool) error {
+// only when updating (then the stored one is kept), or for a side that
+// uses the project's admin credentials, where none may be given.
+func (in *MailboxInput) validate(requirePasswords bool, auth sideAuth) error {
 	var err error
 	if in.SourceEmail, err = cleanEmail("source_email", in.SourceEmail); err != nil {
 		return err
@@ -55,24 +88,28 @@ func (in *MailboxInput) validate(requirePasswords bool, srcAdmin, dstAdmin bool)
 	if in.DestLogin == "" {
 		in.DestLogin = in.DestEmail
 	}
-	if srcAdmin {
-		in.SourceLogin, in.SourcePassword = in.SourceEmail, ""
-	}
-	if dstAdmin {
-		in.DestLogin, in.DestPassword = in.DestEmail, ""
-	}
-	if requirePasswords && in.SourcePassword == "" && !srcAdmin {
-		return inputErr("source_password", "enter the password of the source mailbox")
-	}
-	if requirePasswords && in.DestPassword == "" && !dstAdmin {
-		return inputErr("destination_password", "enter the password of the destination mailbox")
+	for _, sd := range []struct {
+		admin             bool
+		kind              string
+		field, which      string
+		email, login, pwd *string
+	}{{auth.srcAdmin, auth.srcKind, "source", "source", &in.SourceEmail, &in.SourceLogin, &in.SourcePassword},
+		{auth.dstAdmin, auth.dstKind, "destination", "destination", &in.DestEmail, &in.DestLogin, &in.DestPassword}} {
+		switch {
+		case sd.admin && *sd.pwd != "":
+			return inputErr(sd.field+"_password", "the %s is %s: leave the password empty (the address is enough)", sd.which, adminHow(sd.kind))
+		case sd.admin && *sd.login != *sd.email:
+			return inputErr(sd.field+"_login", "the %s is %s: the mailbox is named by its email address, so leave the login empty", sd.which, adminHow(sd.kind))
+		case !sd.admin && requirePasswords && *sd.pwd == "":
+			return inputErr(sd.field+"_password", "enter the password of the %s mailbox", sd.which)
+		}
 	}
 	return nil
 }
 
-// sealOrAdmin seals a row's password, or marks the side as using the
-// project's admin login.
-func (s *Service) sealOrAdmin(mailboxID, side, password string, admin bool) (string, error) {
+// sealFor seals a side's password, or marks a side that uses the
+// project's admin credentials.
+func (s *Service) sealFor(admin bool, mailboxID, side, password string) (string, error) {
 	if admin {
 		return adminMarker, nil
 	}
@@ -119,13 +156,14 @@ func (s *Service) UnreadableSecrets(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, x := range all {
-		var e1, e2 error
-		if x.Source != adminMarker {
-			_, e1 = s.open(x.MailboxID, "source", x.Source)
+		if x.Source == adminMarker {
+			x.Source = ""
 		}
-		if x.Dest != adminMarker {
-			_, e2 = s.open(x.MailboxID, "destination", x.Dest)
+		if x.Dest == adminMarker {
+			x.Dest = ""
 		}
+		_, e1 := s.open(x.MailboxID, "source", x.Source)
+		_, e2 := s.open(x.MailboxID, "destination", x.Dest)
 		if errors.Is(e1, ErrSecretKey) || errors.Is(e2, ErrSecretKey) {
 			n++
 		}
@@ -140,10 +178,10 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 	if err != nil {
 		return nil, err
 	}
-	srcAdmin, dstAdmin := p.SourceAdmin != "", p.DestinationAdmin != ""
+	auth := s.authOf(p)
 	seen := map[string]int{}
 	for i := range ins {
-		if err := ins[i].validate(!ins[i].AskUser, srcAdmin, dstAdmin); err != nil {
+		if err := ins[i].validate(!ins[i].AskUser, auth); err != nil {
 			if len(ins) > 1 {
 				var ie *InputError
 				if errors.As(err, &ie) {
@@ -163,11 +201,11 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 	t := now()
 	for i, in := range ins {
 		id := newID()
-		srcSecret, err := s.sealOrAdmin(id, "source", in.SourcePassword, srcAdmin)
+		srcSecret, err := s.sealFor(auth.srcAdmin, id, "source", in.SourcePassword)
 		if err != nil {
 			return nil, err
 		}
-		dstSecret, err := s.sealOrAdmin(id, "destination", in.DestPassword, dstAdmin)
+		dstSecret, err := s.sealFor(auth.dstAdmin, id, "destination", in.DestPassword)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +234,8 @@ func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body
 	if err != nil {
 		return nil, err
 	}
-	ins, rowErrs, err := parseMailboxCSV(strings.NewReader(string(body)), p.SourceAdmin != "", p.DestinationAdmin != "")
+	auth := s.authOf(p)
+	ins, rowErrs, err := parseMailboxCSV(strings.NewReader(string(body)), auth)
 	if err != nil {
 		return nil, &InputError{Field: "csv", Message: err.Error()}
 	}
@@ -265,6 +304,7 @@ func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailbox
 	if err != nil {
 		return Mailbox{}, err
 	}
+	auth := s.authOf(p)
 	cur, err := s.Mailbox(ctx, ownerID, projectID, mailboxID)
 	if err != nil {
 		return cur, err
@@ -277,16 +317,16 @@ func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailbox
 	}
 	// Fields left out keep their values: fixing a password must not
 	// reset a login name to the email address.
-	if in.SourceLogin == "" {
+	if in.SourceLogin == "" && (!auth.srcAdmin || in.SourceEmail == cur.SourceEmail) {
 		in.SourceLogin = cur.SourceLogin
 	}
-	if in.DestLogin == "" {
+	if in.DestLogin == "" && (!auth.dstAdmin || in.DestEmail == cur.DestEmail) {
 		in.DestLogin = cur.DestLogin
 	}
 	if in.Flags == "" {
 		in.Flags = cur.Flags
 	}
-	if err := in.validate(false, p.SourceAdmin != "", p.DestinationAdmin != ""); err != nil {
+	if err := in.validate(false, auth); err != nil {
 		return cur, err
 	}
 	if cur.Status == StatusQueued || cur.Status == StatusVerifying || cur.Status == StatusMigrating {

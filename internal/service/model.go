@@ -114,8 +114,11 @@ func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial }
 
 // Endpoint is a mail server.
 type Endpoint struct {
-	// Type is "imap", "exchange" (EWS, Exchange 2013-2019) or, for a
-	// source, "pop3".
+	// Type is "imap", "exchange" (EWS, Exchange 2013-2019, with each
+	// mailbox's password or the project's admin login), "m365"
+	// (Microsoft 365 through Microsoft Graph, with the project's app
+	// credentials) or, for a source, "pop3" or "gmail" (IMAP at
+	// imap.gmail.com with app passwords).
 	Type     string `json:"type"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
@@ -129,9 +132,15 @@ type Endpoint struct {
 // URL is the endpoint as a connector address (connector/all parses it):
 // the scheme says the type and the security, e.g. pop3s://host:995.
 func (e Endpoint) URL() string {
-	if e.Type == "exchange" {
+	switch e.Type {
+	case "exchange":
 		// Always TLS; NTLM or Basic as the server offers (connector/ews).
 		return "ews://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+	case TypeM365:
+		// Graph addresses name the mailbox too: see MailboxURL.
+		return "graph://"
+	case TypeGmail:
+		return "imaps://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
 	}
 	scheme := e.Type
 	if scheme == "" {
@@ -144,6 +153,16 @@ func (e Endpoint) URL() string {
 		scheme += "+starttls"
 	}
 	return scheme + "://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
+}
+
+// MailboxURL is the connector address of one mailbox of a Microsoft 365
+// endpoint, graph://TENANT/MAILBOX (connector/graph); other types have one
+// address for every mailbox (URL).
+func (e Endpoint) MailboxURL(tenant, mailbox string) string {
+	if e.Type != TypeM365 {
+		return e.URL()
+	}
+	return "graph://" + tenant + "/" + mailbox
 }
 
 // DefaultPort is the usual port of a source type and security: 993 and
@@ -193,11 +212,12 @@ type Project struct {
 	FinishedAt        time.Time `json:"finished_at,omitzero"`
 	// Counts by mailbox status, in listings.
 	Mailboxes map[Status]int `json:"mailboxes,omitempty"`
-	// SourceAdmin and DestinationAdmin are the logins of the project's
-	// admin accounts (Exchange impersonation), "" for none; their
-	// passwords are never shown.
-	SourceAdmin      string `json:"source_admin,omitempty"`
-	DestinationAdmin string `json:"destination_admin,omitempty"`
+	// SourceAdmin and DestinationAdmin are the sides' project-wide admin
+	// credentials (a Microsoft 365 app, an Exchange impersonation login),
+	// without their secrets; nil for a side that logs in with each
+	// mailbox's password.
+	SourceAdmin      *AdminInfo `json:"source_admin,omitempty"`
+	DestinationAdmin *AdminInfo `json:"destination_admin,omitempty"`
 	// OwnerEmail is set only when an operator looks at another user's
 	// project: the page says whose it is and that it is read-only.
 	OwnerEmail string `json:"owner_email,omitempty"`

@@ -11,7 +11,16 @@ import (
 // destination_email, source_password, destination_password), so that a
 // row can show them all at once. It does not change in; AddMailboxes
 // checks again. No message quotes a password.
-func ValidateMailbox(in MailboxInput) []*InputError {
+func ValidateMailbox(in MailboxInput) []*InputError { return validateMailbox(in, sideAuth{}) }
+
+// ValidateMailboxOf is ValidateMailbox for a row of project p: a side
+// that logs in with the project's admin credentials (Microsoft 365, Exchange with an admin login) needs
+// no password and must have none.
+func (s *Service) ValidateMailboxOf(p Project, in MailboxInput) []*InputError {
+	return validateMailbox(in, s.authOf(p))
+}
+
+func validateMailbox(in MailboxInput, auth sideAuth) []*InputError {
 	var out []*InputError
 	add := func(err error) {
 		if ie, ok := err.(*InputError); ok {
@@ -23,7 +32,10 @@ func ValidateMailbox(in MailboxInput) []*InputError {
 	} else if _, err := cleanEmail("source_email", in.SourceEmail); err != nil {
 		add(err)
 	}
-	if in.SourcePassword == "" {
+	switch {
+	case auth.srcAdmin && in.SourcePassword != "":
+		add(inputErr("source_password", "the source is %s: leave the password empty", adminHow(auth.srcKind)))
+	case !auth.srcAdmin && in.SourcePassword == "":
 		add(inputErr("source_password", "enter the password of the source mailbox"))
 	}
 	if strings.TrimSpace(in.DestEmail) == "" {
@@ -31,7 +43,10 @@ func ValidateMailbox(in MailboxInput) []*InputError {
 	} else if _, err := cleanEmail("destination_email", in.DestEmail); err != nil {
 		add(err)
 	}
-	if in.DestPassword == "" {
+	switch {
+	case auth.dstAdmin && in.DestPassword != "":
+		add(inputErr("destination_password", "the destination is %s: leave the password empty", adminHow(auth.dstKind)))
+	case !auth.dstAdmin && in.DestPassword == "":
 		add(inputErr("destination_password", "enter the password of the destination mailbox"))
 	}
 	return out

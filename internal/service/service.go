@@ -150,14 +150,27 @@ type ProjectInput struct {
 	Source            Endpoint `json:"source"`
 	DestinationPreset string   `json:"destination_preset"`
 	Options           Options  `json:"options"`
-	// SourceAdmin and DestinationAdmin, for Exchange sides: one account
-	// with the ApplicationImpersonation role acts on every mailbox, so
-	// that mailbox rows of that side need only email addresses.
-	SourceAdmin      *AdminLogin `json:"source_admin,omitempty"`
-	DestinationAdmin *AdminLogin `json:"destination_admin,omitempty"`
+	// SourceAdmin and DestinationAdmin are a side's project-wide admin
+	// credentials: a Microsoft 365 app registration (required there) or
+	// an Exchange account with the ApplicationImpersonation role
+	// (optional there), so that mailbox rows of that side need only email
+	// addresses; refused for other types. Their secrets are stored sealed
+	// and never returned.
+	SourceAdmin      *AdminCredentials `json:"source_admin,omitempty"`
+	DestinationAdmin *AdminCredentials `json:"destination_admin,omitempty"`
 }
 
 func (in *ProjectInput) validate(presets map[string]Preset) error {
+	if err := in.validateServers(presets); err != nil {
+		return err
+	}
+	if err := checkAdmin("source_admin", in.Source.Type, in.SourceAdmin, true); err != nil {
+		return err
+	}
+	return checkAdmin("destination_admin", presets[in.DestinationPreset].Type, in.DestinationAdmin, true)
+}
+
+func (in *ProjectInput) validateServers(presets map[string]Preset) error {
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" {
 		return inputErr("name", "give the project a name")
@@ -167,14 +180,19 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 	}
 	switch in.Source.Type {
 	case "imap", "pop3":
+	case TypeM365:
+		// Graph over HTTPS, always: nothing to choose but the app.
+		in.Source.Host, in.Source.Port, in.Source.Security = m365Host, 443, "tls"
+		in.Source.Insecure, in.Source.AllowPlaintext = false, false
+	case TypeGmail:
+		in.Source.Host, in.Source.Port, in.Source.Security = gmailHost, 993, "tls"
+		in.Source.Insecure, in.Source.AllowPlaintext = false, false
 	case "exchange":
 		if err := in.Source.exchange("source"); err != nil {
 			return err
 		}
-	case "m365":
-		return inputErr("source.type", "%s sources are coming soon; IMAP, POP3 and Exchange are available today", in.Source.Type)
 	default:
-		return inputErr("source.type", "unknown source type %q: use imap, pop3 or exchange", in.Source.Type)
+		return inputErr("source.type", "unknown source type %q: use imap, pop3, exchange, gmail or m365 (Microsoft 365)", in.Source.Type)
 	}
 	in.Source.Host = strings.TrimSpace(in.Source.Host)
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(in.Source.Host, "["), "]")); err == nil && a.Zone() == "" {
@@ -208,14 +226,6 @@ func (in *ProjectInput) validate(presets map[string]Preset) error {
 	if in.Source.Port < 1 || in.Source.Port > 65535 {
 		return inputErr("source.port", "the port must be between 1 and 65535 (IMAP: 993 with SSL, 143 without; POP3: 995 with SSL, 110 without)")
 	}
-	if err := in.SourceAdmin.clean("source_admin", in.Source.Type); err != nil {
-		return err
-	}
-	if pr, ok := presets[in.DestinationPreset]; ok {
-		if err := in.DestinationAdmin.clean("destination_admin", pr.Type); err != nil {
-			return err
-		}
-	}
 	if _, ok := presets[in.DestinationPreset]; !ok {
 		var ids []string
 		for id := range presets {
@@ -247,22 +257,24 @@ func (s *Service) CreateProject(ctx context.Context, ownerID string, in ProjectI
 		State: "active", CreatedAt: time.Unix(now(), 0), ownerID: ownerID}
 	row := projectRow(p)
 	row.Options = string(opts)
-	if err := s.st.CreateProject(ctx, row); err != nil {
-		return p, err
-	}
+	var creds []store.Credential
 	for _, a := range []struct {
 		side Side
-		a    *AdminLogin
-	}{{SideSource, in.SourceAdmin}, {SideDestination, in.DestinationAdmin}} {
-		if err := s.saveAdmin(ctx, p.ID, a.side, a.a); err != nil {
-			return p, fmt.Errorf("create project: %w", err)
+		in   *AdminCredentials
+		out  **AdminInfo
+	}{{SideSource, in.SourceAdmin, &p.SourceAdmin}, {SideDestination, in.DestinationAdmin, &p.DestinationAdmin}} {
+		if a.in == nil {
+			continue
 		}
+		c, err := s.sealAdmin(p.ID, a.side, a.in)
+		if err != nil {
+			return Project{}, err
+		}
+		creds = append(creds, c)
+		*a.out = infoOf(c)
 	}
-	if in.SourceAdmin != nil {
-		p.SourceAdmin = in.SourceAdmin.Login
-	}
-	if in.DestinationAdmin != nil {
-		p.DestinationAdmin = in.DestinationAdmin.Login
+	if err := s.st.CreateProjectWith(ctx, row, creds); err != nil {
+		return Project{}, err
 	}
 	s.attachPreset(&p)
 	return p, nil
@@ -336,7 +348,7 @@ func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Proje
 			}
 			p := s.fromProjectRow(r)
 			p.OwnerEmail = o.Email
-			return p, s.adminLogins(ctx, &p)
+			return p, s.attachAdmins(ctx, &p)
 		}
 	}
 	if err != nil {
@@ -346,7 +358,10 @@ func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Proje
 		return Project{}, err
 	}
 	p := s.fromProjectRow(r)
-	return p, s.adminLogins(ctx, &p)
+	if err := s.attachAdmins(ctx, &p); err != nil {
+		return p, fmt.Errorf("read project: %w", err)
+	}
+	return p, nil
 }
 
 // Projects lists an owner's projects, newest first.
@@ -357,7 +372,11 @@ func (s *Service) Projects(ctx context.Context, ownerID string) ([]Project, erro
 	}
 	var out []Project
 	for _, r := range rs {
-		out = append(out, s.fromProjectRow(r))
+		p := s.fromProjectRow(r)
+		if err := s.attachAdmins(ctx, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -409,6 +428,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 type ProjectUpdate struct {
 	Name   *string         `json:"name,omitempty"`
 	Source *EndpointUpdate `json:"source,omitempty"`
+	// SourceAdmin and DestinationAdmin replace a Microsoft 365 side's app
+	// credentials (e.g. a new client secret after the old one expired);
+	// an empty client secret keeps the stored one.
+	SourceAdmin      *AdminCredentials `json:"source_admin,omitempty"`
+	DestinationAdmin *AdminCredentials `json:"destination_admin,omitempty"`
 }
 
 // EndpointUpdate is the part of an Endpoint to change.
@@ -463,8 +487,45 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 			in.Source.AllowPlaintext = *e.AllowPlaintext
 		}
 	}
-	if err := in.validate(s.presets); err != nil {
+	if err := in.validateServers(s.presets); err != nil {
 		return p, err
+	}
+	if in.Source.Type != p.Source.Type && (usesAdmin(in.Source.Type) || usesAdmin(p.Source.Type) || p.SourceAdmin != nil) {
+		// The mailbox rows were entered for the old way of logging in
+		// (passwords, or addresses only).
+		return p, inputErr("source.type", "a project cannot change between a source reached with admin credentials (Microsoft 365, or Exchange with an admin login) and a server with passwords; start a new project for the other source")
+	}
+	var creds []store.Credential
+	for _, a := range []struct {
+		side  Side
+		field string
+		typ   string
+		in    *AdminCredentials
+		cur   *AdminInfo
+	}{{SideSource, "source_admin", in.Source.Type, u.SourceAdmin, p.SourceAdmin},
+		{SideDestination, "destination_admin", s.presets[p.DestinationPreset].Type, u.DestinationAdmin, p.DestinationAdmin}} {
+		if a.in == nil {
+			continue
+		}
+		if err := checkAdmin(a.field, a.typ, a.in, a.cur == nil); err != nil {
+			return p, err
+		}
+		if a.in.secret() == "" {
+			old, err := s.admin(ctx, p.ID, a.side)
+			if err != nil || old.Kind != a.in.Kind {
+				field := a.field + ".client_secret"
+				if a.in.Kind == kindEWS {
+					field = a.field + ".password"
+				}
+				return p, &InputError{Field: field, Message: "the stored secret cannot be read; enter it again"}
+			}
+			a.in.setSecret(old.secret())
+		}
+		c, err := s.sealAdmin(p.ID, a.side, a.in)
+		if err != nil {
+			return p, err
+		}
+		creds = append(creds, c)
 	}
 	p.Name, p.Source = in.Name, in.Source
 	// The store refuses it if a pass was started since the check above.
@@ -472,6 +533,13 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 		return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the servers", ErrConflict)
 	} else if err != nil {
 		return p, err
+	}
+	for _, c := range creds {
+		if err := s.st.SetCredential(ctx, p.ID, c); errors.Is(err, store.ErrBusy) {
+			return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the admin credentials", ErrConflict)
+		} else if err != nil {
+			return p, err
+		}
 	}
 	return s.Project(ctx, ownerID, projectID)
 }

@@ -21,10 +21,15 @@ type Work struct {
 	SourcePassword string
 	DestLogin      string
 	DestPassword   string
+	// SourceAdmin and DestAdmin are set, with their secrets, for a side
+	// that logs in with the project's app credentials (Microsoft 365);
+	// that side's login is then the mailbox's address and it has no
+	// password.
+	SourceAdmin, DestAdmin *AdminCredentials
 	// SourceMailbox and DestMailbox are set when that side logs in with
 	// the project's admin account and acts on this mailbox (Exchange
 	// impersonation, connector.Credentials.Mailbox); the login and
-	// password are then the admin's.
+	// password are then the admin's, and SourceAdmin or DestAdmin is nil.
 	SourceMailbox, DestMailbox string
 	MigratedBefore             bool
 	Owner                      Owner
@@ -47,26 +52,29 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 	w.Destination = preset
 	for _, sd := range []struct {
 		side                 Side
-		secret, email        string
+		sealed, email        string
 		login, pass, mailbox *string
+		admin                **AdminCredentials
 	}{
-		{SideSource, r.SourceSecret, r.SourceEmail, &w.SourceLogin, &w.SourcePassword, &w.SourceMailbox},
-		{SideDestination, r.DestSecret, r.DestEmail, &w.DestLogin, &w.DestPassword, &w.DestMailbox},
+		{SideSource, r.SourceSecret, r.SourceEmail, &w.SourceLogin, &w.SourcePassword, &w.SourceMailbox, &w.SourceAdmin},
+		{SideDestination, r.DestSecret, r.DestEmail, &w.DestLogin, &w.DestPassword, &w.DestMailbox, &w.DestAdmin},
 	} {
-		if sd.secret != adminMarker {
-			if *sd.pass, err = s.open(mailboxID, string(sd.side), sd.secret); err != nil {
+		if sd.sealed == adminMarker {
+			a, err := s.admin(ctx, w.Project.ID, sd.side)
+			if err != nil {
 				return w, err
 			}
+			if a.Kind == kindEWS {
+				// The admin logs in and acts on the row's mailbox.
+				*sd.login, *sd.pass, *sd.mailbox = a.Login, a.Password, sd.email
+				continue
+			}
+			*sd.admin = a
 			continue
 		}
-		login, pass, ok, err := s.admin(ctx, w.Project.ID, sd.side)
-		if err != nil {
+		if *sd.pass, err = s.open(mailboxID, string(sd.side), sd.sealed); err != nil {
 			return w, err
 		}
-		if !ok {
-			return w, fmt.Errorf("%w (the %s mailbox uses the project's admin login, which is gone)", ErrSecretKey, sd.side)
-		}
-		*sd.login, *sd.pass, *sd.mailbox = login, pass, sd.email
 	}
 	return w, nil
 }

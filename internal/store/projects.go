@@ -46,7 +46,11 @@ func b2i(b bool) int {
 
 // CreateProject stores a new project.
 func (s *Store) CreateProject(ctx context.Context, p Project) error {
-	_, err := s.q().exec(ctx, `INSERT INTO projects (id, owner_id, name, source_type, source_host, source_port, source_security,
+	return createProject(ctx, s.q(), p)
+}
+
+func createProject(ctx context.Context, q querier, p Project) error {
+	_, err := q.exec(ctx, `INSERT INTO projects (id, owner_id, name, source_type, source_host, source_port, source_security,
 			source_insecure, source_plaintext, destination_preset, options, state, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		p.ID, p.OwnerID, p.Name, p.SourceType, p.SourceHost, p.SourcePort, p.SourceSecurity, b2i(p.SourceInsecure),
@@ -177,12 +181,12 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 		// so they are not left in a page the engine has yet to reuse.
 		for _, q := range []string{
 			`UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`,
-			`UPDATE project_admins SET secret = '' WHERE project_id = $1`,
+			`UPDATE project_credentials SET secret = '' WHERE project_id = $1`,
+			`DELETE FROM project_credentials WHERE project_id = $1`,
 			`DELETE FROM failed_items WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailbox_passes WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailbox_events WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailboxes WHERE project_id = $1`,
-			`DELETE FROM project_admins WHERE project_id = $1`,
 			`DELETE FROM passes WHERE project_id = $1`,
 			`DELETE FROM projects WHERE id = $1`,
 		} {
@@ -204,9 +208,9 @@ func (s *Store) FinishProject(ctx context.Context, id string, at int64) error {
 		if _, err := tx.q.exec(ctx, `UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`, id); err != nil {
 			return err
 		}
-		// The admin logins' passwords (Exchange impersonation) go too;
-		// the logins stay, to show who acted on the mailboxes.
-		if _, err := tx.q.exec(ctx, `UPDATE project_admins SET secret = '' WHERE project_id = $1`, id); err != nil {
+		// The admin credentials' secrets (app secret, impersonation
+		// password) go too; kind and login stay, to show who acted.
+		if _, err := tx.q.exec(ctx, `UPDATE project_credentials SET secret = '' WHERE project_id = $1`, id); err != nil {
 			return err
 		}
 		_, err := tx.q.exec(ctx, `UPDATE projects SET state = 'finished', finished_at = $1 WHERE id = $2`, at, id)

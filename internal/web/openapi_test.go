@@ -313,6 +313,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		{"ProjectUpdate", service.ProjectUpdate{}, false},
 		{"EndpointUpdate", service.EndpointUpdate{}, false},
 		{"Project", service.Project{}, true},
+		{"AdminCredentials", service.AdminCredentials{}, false},
+		{"AdminInfo", service.AdminInfo{}, true},
 		{"MailboxInput", mailboxBody{}, false},
 		{"MailboxUpdate", mailboxBody{}, false},
 		{"Mailbox", service.Mailbox{}, true},

@@ -88,6 +88,11 @@ var mailboxFields = map[string]string{
 
 // addMailboxRows adds the pairs typed into the table, all or none.
 func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *service.Session) {
+	p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project"))
+	if err != nil {
+		s.portalFail(w, r, sess, err)
+		return
+	}
 	f := r.PostForm
 	n := 0
 	for _, k := range []string{"source_email", "source_login", "source_password", "destination_email", "destination_login", "destination_password"} {
@@ -102,12 +107,6 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 	var rows []entryRow
 	var ins []service.MailboxInput
 	bad := 0
-	// A side with the project's admin login (Exchange impersonation)
-	// takes the email address only.
-	var srcAdmin, dstAdmin bool
-	if p, err := s.svc.Project(r.Context(), sess.Owner.ID, r.PathValue("project")); err == nil {
-		srcAdmin, dstAdmin = p.SourceAdmin != "", p.DestinationAdmin != ""
-	}
 	askUsers := f.Get("ask_users") == "yes"
 	for i := range n {
 		in := service.MailboxInput{
@@ -122,10 +121,7 @@ func (s *Server) addMailboxRows(w http.ResponseWriter, r *http.Request, sess *se
 		row := newEntryRow(len(rows))
 		row.SourceEmail, row.SourceLogin, row.DestEmail, row.DestLogin = in.SourceEmail, in.SourceLogin, in.DestEmail, in.DestLogin
 		in.AskUser = askUsers
-		for _, ie := range service.ValidateMailbox(in) {
-			if (ie.Field == "source_password" && srcAdmin) || (ie.Field == "destination_password" && dstAdmin) {
-				continue
-			}
+		for _, ie := range s.svc.ValidateMailboxOf(p, in) {
 			if askUsers && strings.HasSuffix(ie.Field, "_password") {
 				continue // the user enters it
 			}

@@ -83,9 +83,10 @@ type sourceType struct {
 
 var sourceTypes = []sourceType{
 	{"imap", "IMAP", "Most mail providers and hosting companies: cPanel, Plesk, GoDaddy, Zoho, Gmail, Yahoo and others.", true},
+	{"gmail", "Gmail", "Gmail and Google Workspace, through IMAP with each mailbox's app password. Labels become folders; each message is copied once.", true},
 	{"pop3", "POP3", "For old servers that offer POP3 only. POP3 has the inbox only: it lands in the new inbox, unread.", true},
 	{"exchange", "Exchange (OWA address)", "Exchange 2013 to 2019 on your own servers: enter the Outlook Web Access address, e.g. https://mail.domain.com/owa.", true},
-	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes.", false},
+	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes, read through Microsoft Graph with your app registration: no passwords needed.", true},
 }
 
 type securityChoice struct {
@@ -107,6 +108,9 @@ var securityChoices = []securityChoice{
 type projectForm struct {
 	Name, Type, Host, Port, Security, Preset string
 	AllowPlaintext, Insecure                 bool
+	// Source and Destination are the Microsoft 365 app registrations
+	// (the secrets are never shown again).
+	Source, Destination appForm
 	// SourceAdmin and DestAdmin are the optional admin logins (Exchange
 	// impersonation); their passwords are never shown back.
 	SourceAdmin, DestAdmin string
@@ -139,12 +143,56 @@ func (s *Server) newMigration(w http.ResponseWriter, r *http.Request, sess *serv
 	s.renderNewMigration(w, r, sess, http.StatusOK, projectForm{Type: "imap", Security: "tls", Port: "993"}, "")
 }
 
+// appForm is a side's Microsoft 365 app registration on the form.
+type appForm struct {
+	Tenant, ClientID string
+	// HasSecret: a secret is stored (editing), so the field may stay empty.
+	HasSecret bool
+}
+
+func fromAdmin(a *service.AdminInfo) appForm {
+	if a == nil {
+		return appForm{}
+	}
+	return appForm{Tenant: a.Tenant, ClientID: a.ClientID, HasSecret: a.HasSecret}
+}
+
 // projectFields maps the service's field names to the form's.
 var projectFields = map[string]string{
 	"name": "name", "source.type": "type", "source.host": "host", "source.port": "port", "source.security": "security",
 	"source.allow_plaintext": "allow_plaintext", "destination_preset": "preset",
-	"source_admin": "source_admin", "source_admin.login": "source_admin", "source_admin.password": "source_admin_password",
-	"destination_admin": "destination_admin", "destination_admin.login": "destination_admin", "destination_admin.password": "destination_admin_password",
+	"source_admin.login": "source_admin", "source_admin.password": "source_admin_password",
+	"destination_admin.login": "destination_admin", "destination_admin.password": "destination_admin_password",
+	"source_admin": "src_tenant", "source_admin.tenant": "src_tenant", "source_admin.client_id": "src_client_id",
+	"source_admin.client_secret": "src_client_secret",
+	"destination_admin":          "dst_tenant", "destination_admin.tenant": "dst_tenant", "destination_admin.client_id": "dst_client_id",
+	"destination_admin.client_secret": "dst_client_secret",
+}
+
+// readApp reads a side's app registration fields (prefix src_ or dst_).
+func readApp(r *http.Request, prefix string) (appForm, *service.AdminCredentials) {
+	f := appForm{Tenant: strings.TrimSpace(r.PostFormValue(prefix + "tenant")), ClientID: strings.TrimSpace(r.PostFormValue(prefix + "client_id"))}
+	return f, &service.AdminCredentials{Tenant: f.Tenant, ClientID: f.ClientID, ClientSecret: r.PostFormValue(prefix + "client_secret")}
+}
+
+// readEWSAdmin reads a side's optional Exchange admin login (fields
+// name and name_password); nil when both are empty.
+func readEWSAdmin(r *http.Request, name string) (string, *service.AdminCredentials) {
+	login, pw := strings.TrimSpace(r.PostFormValue(name)), r.PostFormValue(name+"_password")
+	if login == "" && pw == "" {
+		return "", nil
+	}
+	return login, &service.AdminCredentials{Login: login, Password: pw}
+}
+
+// presetType is the type of the preset with this id ("" if none).
+func (s *Server) presetType(id string) string {
+	for _, p := range s.svc.Presets() {
+		if p.ID == id {
+			return p.Type
+		}
+	}
+	return ""
 }
 
 // readServerForm reads the servers form into f and the source endpoint
@@ -155,6 +203,12 @@ func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 		Port: strings.TrimSpace(r.PostFormValue("port")), Security: r.PostFormValue("security"), Preset: r.PostFormValue("preset"),
 		AllowPlaintext: r.PostFormValue("allow_plaintext") == "yes", Insecure: r.PostFormValue("insecure") == "yes",
 		Errors: map[string]string{},
+	}
+	if f.Type == service.TypeM365 || f.Type == service.TypeGmail {
+		// Microsoft Graph, or Gmail's IMAP server: no server, port or
+		// security to choose.
+		f.Host, f.Port, f.Security, f.AllowPlaintext, f.Insecure = "", "", "tls", false, false
+		return f, service.Endpoint{Type: f.Type}
 	}
 	src := service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}
 	if f.Type == "exchange" {
@@ -188,6 +242,12 @@ func (s *Server) serverFormError(w http.ResponseWriter, r *http.Request, sess *s
 	var ie *service.InputError
 	if errors.As(err, &ie) {
 		field, ok := projectFields[ie.Field]
+		if ie.Field == "source_admin" && f.Type != service.TypeM365 {
+			field = "source_admin" // the Exchange admin login's field
+		}
+		if ie.Field == "destination_admin" && s.presetType(f.Preset) != service.TypeM365 {
+			field = "destination_admin"
+		}
 		if !ok {
 			s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, capitalize(ie.Message)+".")
 			return
@@ -210,12 +270,15 @@ func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *s
 		return
 	}
 	in := service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src}
-	f.SourceAdmin, f.DestAdmin = strings.TrimSpace(r.PostFormValue("source_admin")), strings.TrimSpace(r.PostFormValue("destination_admin"))
-	if pw := r.PostFormValue("source_admin_password"); f.SourceAdmin != "" || pw != "" {
-		in.SourceAdmin = &service.AdminLogin{Login: f.SourceAdmin, Password: pw}
+	if src.Type == service.TypeM365 {
+		f.Source, in.SourceAdmin = readApp(r, "src_")
+	} else {
+		f.SourceAdmin, in.SourceAdmin = readEWSAdmin(r, "source_admin")
 	}
-	if pw := r.PostFormValue("destination_admin_password"); f.DestAdmin != "" || pw != "" {
-		in.DestinationAdmin = &service.AdminLogin{Login: f.DestAdmin, Password: pw}
+	if s.presetType(f.Preset) == service.TypeM365 {
+		f.Destination, in.DestinationAdmin = readApp(r, "dst_")
+	} else {
+		f.DestAdmin, in.DestinationAdmin = readEWSAdmin(r, "destination_admin")
 	}
 	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, in)
 	if err != nil {
@@ -238,7 +301,11 @@ func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, sess *servi
 		return
 	}
 	f := projectForm{Name: p.Name, Type: p.Source.Type, Host: p.Source.Host, Port: strconv.Itoa(p.Source.Port), Security: p.Source.Security,
-		Preset: p.DestinationPreset, AllowPlaintext: p.Source.AllowPlaintext, Insecure: p.Source.Insecure, Editing: &p}
+		Preset: p.DestinationPreset, AllowPlaintext: p.Source.AllowPlaintext, Insecure: p.Source.Insecure, Editing: &p,
+		Source: fromAdmin(p.SourceAdmin), Destination: fromAdmin(p.DestinationAdmin)}
+	if f.Type == service.TypeM365 || f.Type == service.TypeGmail {
+		f.Host, f.Port = "", ""
+	}
 	s.renderNewMigration(w, r, sess, http.StatusOK, f, "")
 }
 
@@ -250,6 +317,18 @@ func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *servi
 	}
 	f, src := readServerForm(r)
 	f.Editing, f.Preset = &p, p.DestinationPreset
+	f.Source, f.Destination = fromAdmin(p.SourceAdmin), fromAdmin(p.DestinationAdmin)
+	var srcApp, dstApp *service.AdminCredentials
+	if src.Type == service.TypeM365 {
+		var sf appForm
+		sf, srcApp = readApp(r, "src_")
+		f.Source.Tenant, f.Source.ClientID = sf.Tenant, sf.ClientID
+	}
+	if p.DestinationAdmin != nil {
+		var df appForm
+		df, dstApp = readApp(r, "dst_")
+		f.Destination.Tenant, f.Destination.ClientID = df.Tenant, df.ClientID
+	}
 	if len(f.Errors) > 0 {
 		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below. Nothing was changed yet.")
 		return
@@ -260,6 +339,7 @@ func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *servi
 	if f.Port == "" {
 		u.Source.Port = nil // the security's default
 	}
+	u.SourceAdmin, u.DestinationAdmin = srcApp, dstApp
 	if _, err := s.svc.UpdateProject(r.Context(), sess.Owner.ID, p.ID, u); err != nil {
 		s.serverFormError(w, r, sess, f, err)
 		return

@@ -109,6 +109,9 @@ func suggest(res *autoconfig.Result) settingsAnswer {
 			}
 			if !ok {
 				msg += ": this source type is not offered yet, so enter IMAP or POP3 settings if the server has them."
+			} else if typ == service.TypeM365 {
+				// Graph has no server to fill in: the app registration is.
+				msg += ": choose " + st.Label + " as the source and enter its app registration."
 			} else {
 				msg += "."
 			}

@@ -57,7 +57,7 @@ func TestPortalSettingsLookup(t *testing.T) {
 		t.Errorf("suggestions = %+v", a.Suggestions)
 	}
 	if len(a.Notes) != 1 || !strings.Contains(a.Notes[0], "Microsoft 365") || !strings.Contains(a.Notes[0], "https://graph.microsoft.com") ||
-		!strings.Contains(a.Notes[0], "not offered yet") {
+		!strings.Contains(a.Notes[0], "choose Microsoft 365 as the source") {
 		t.Errorf("notes = %q", a.Notes)
 	}
 	if code, body := b.get("/migrations/new/settings.json?email=nonsense"); code != 400 || !strings.Contains(body, "enter a whole email address") {

@@ -70,6 +70,12 @@ func newPortalEnv(t testing.TB) *portalEnv {
 // newPortalEnvWith lets configure change the portal's settings first.
 func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	t.Helper()
+	return newPortalEnvPresets(t, configure, service.Preset{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}})
+}
+
+// newPortalEnvPresets is newPortalEnvWith with these destination presets.
+func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ...service.Preset) *portalEnv {
+	t.Helper()
 	st, err := store.OpenSQLite(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +85,7 @@ func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(st, box, []service.Preset{{ID: "new-mail", Name: "New Mail", Endpoint: service.Endpoint{Type: "imap", Host: "imap.new.example", Port: 993, Security: "tls"}}})
+	svc := service.New(st, box, presets)
 	svc.SetQueue(&fakeQueue{})
 	e := &portalEnv{t: t, svc: svc, db: st.DB()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -325,10 +331,10 @@ func TestPortalWizard(t *testing.T) {
 	if code, body := b.get("/migrations"); code != 200 || !strings.Contains(body, "No migrations yet") {
 		t.Fatalf("empty My Migrations: %d", code)
 	}
-	if code, body := b.get("/migrations/new"); code != 200 || !strings.Contains(body, "Coming soon") || !strings.Contains(body, `id="type-m365" name="type" value="m365" disabled`) ||
+	if code, body := b.get("/migrations/new"); code != 200 || strings.Contains(body, "Coming soon") || !strings.Contains(body, `id="type-m365" name="type" value="m365">`) ||
 		!strings.Contains(body, `id="type-exchange" name="type" value="exchange">`) || !strings.Contains(body, "Exchange (OWA address)") ||
 		!strings.Contains(body, `id="type-pop3" name="type" value="pop3">`) || !strings.Contains(body, `data-pop3-port="995"`) {
-		t.Fatalf("new migration page: %d (POP3 and Exchange (OWA address) must be offered, POP3 with ports 995/110; Microsoft 365 coming soon)", code)
+		t.Fatalf("new migration page: %d (POP3, Exchange (OWA address) and Microsoft 365 must be offered, POP3 with ports 995/110)", code)
 	}
 	// A CSRF-less POST is refused, and so is a wrong token.
 	good := url.Values{"name": {"Acme"}, "type": {"imap"}, "host": {"mail.old.example"}, "security": {"tls"}, "port": {"993"}, "preset": {"new-mail"}}
@@ -670,7 +676,7 @@ func TestPortalExchangeSource(t *testing.T) {
 		t.Fatalf("create Exchange project: %d", code)
 	}
 	p, err := e.svc.Project(context.Background(), ownerID(t, e, "owner@example.com"), m[1])
-	if err != nil || p.Source.Type != "exchange" || p.Source.Host != "mail.old.example" || p.Source.Port != 443 || p.SourceAdmin != `OLD\migrator` {
+	if err != nil || p.Source.Type != "exchange" || p.Source.Host != "mail.old.example" || p.Source.Port != 443 || p.SourceAdmin == nil || p.SourceAdmin.Kind != "ews-impersonation" || p.SourceAdmin.Login != `OLD\migrator` {
 		t.Fatalf("stored project: %+v %v", p, err)
 	}
 	code, body = b.post("/projects/"+m[1]+"/mailboxes", url.Values{

@@ -38,6 +38,26 @@ var templateFuncs = template.FuncMap{
 	"int": func(n int64) int { return int(n) },
 	// entry gives an entry row and whether the page is shown again
 	// after an error (then the password fields say so).
+	// app is a side's Microsoft 365 app registration fields: prefix
+	// "src" or "dst", the side's name, its values, the form's errors and
+	// whether the fields start hidden (the script shows them when
+	// Microsoft 365 is chosen).
+	"app": func(prefix, side string, a appForm, errs map[string]string, hidden bool) any {
+		return struct {
+			Prefix, Side string
+			App          appForm
+			Errors       map[string]string
+			Hidden       bool
+		}{prefix, side, a, errs, hidden}
+	},
+	"presetType": func(ps []service.Preset, id string) string {
+		for _, p := range ps {
+			if p.ID == id {
+				return p.Type
+			}
+		}
+		return ""
+	},
 	"entry": func(r entryRow, again bool) any {
 		return struct {
 			Row   entryRow

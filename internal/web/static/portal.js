@@ -159,10 +159,28 @@
       }
     }
 
+    // Microsoft 365 (either side) has no server to enter: its app
+    // registration's fields are shown instead.
+    var servers = document.getElementById('server-fields');
+    var srcApp = document.getElementById('src-app');
+    var dstApp = document.getElementById('dst-app');
+    function updateApps() {
+      var type = form.querySelector('input[name="type"]:checked');
+      var m365 = !!type && type.value === 'm365';
+      if (servers) { servers.hidden = m365 || (!!type && type.value === 'gmail'); }
+      if (srcApp) { srcApp.hidden = !m365; }
+      var preset = form.querySelector('input[name="preset"]:checked');
+      if (dstApp && preset) { dstApp.hidden = preset.getAttribute('data-type') !== 'm365'; }
+    }
+
     form.querySelectorAll('input[name="security"], input[name="type"]').forEach(function (r) {
       r.addEventListener('change', function () { update(true); });
     });
+    form.querySelectorAll('input[name="type"], input[name="preset"]').forEach(function (r) {
+      r.addEventListener('change', updateApps);
+    });
     update(false);
+    updateApps();
   }
 
   // Settings from the address: the optional address field asks
