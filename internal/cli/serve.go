@@ -25,6 +25,7 @@ import (
 	"github.com/mailferry/mailferry/internal/autoconfig"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/all"
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
 	"github.com/mailferry/mailferry/internal/migrate"
@@ -579,8 +580,18 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
+		if b.Name == "ews" {
+			// Exchange (EWS): TLS always, the default path, NTLM or Basic
+			// as the server offers.
+			if e.Path != ews.DefaultPath || len(e.Params) > 0 || e.User != "" {
+				return nil, fmt.Errorf("--preset %q: an Exchange preset is ews://host[:port] only", name)
+			}
+			out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
+				Type: "exchange", Host: e.Host, Port: e.Port, Security: "tls", Insecure: q.Get("insecure") == "1"}})
+			continue
+		}
 		if b.Name != "imap" {
-			return nil, fmt.Errorf("--preset %q: destinations are IMAP servers: use imaps://, imap+starttls:// or imap://", name)
+			return nil, fmt.Errorf("--preset %q: destinations are IMAP or Exchange servers: use imaps://, imap+starttls://, imap:// or ews://", name)
 		}
 		sec := map[string]string{imapconn.SchemeTLS: "tls", imapconn.SchemeStartTLS: "starttls", imapconn.SchemeNone: "none"}[e.Scheme]
 		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
@@ -621,6 +632,24 @@ func checkPreset(p *service.Preset) error {
 	if p.Type == "" {
 		p.Type = "imap"
 	}
+	if p.Type == "exchange" {
+		// Exchange (EWS, e.g. "Rackspace Exchange 2016"): always TLS.
+		p.Host = strings.TrimSpace(p.Host)
+		if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {
+			return fmt.Errorf("%s needs a host: the Exchange server's name only, e.g. \"host\": \"mail.example.com\"", what)
+		}
+		if p.Security != "" && p.Security != "tls" {
+			return fmt.Errorf("%s: Exchange is reached over TLS only; leave out \"security\"", what)
+		}
+		p.Security, p.AllowPlaintext = "tls", false
+		if p.Port == 0 {
+			p.Port = 443
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			return fmt.Errorf("%s: port %d: must be between 1 and 65535 (Exchange: 443)", what, p.Port)
+		}
+		return nil
+	}
 	if p.Type == service.TypeM365 {
 		// Microsoft 365 through Graph: the project's admin enters the
 		// app registration; nothing else to configure.
@@ -631,7 +660,7 @@ func checkPreset(p *service.Preset) error {
 		return nil
 	}
 	if p.Type != "imap" {
-		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP servers (\"type\": \"imap\") or Microsoft 365 (\"type\": \"m365\")", what, p.Type)
+		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP servers (\"type\": \"imap\"), Exchange (\"type\": \"exchange\") or Microsoft 365 (\"type\": \"m365\")", what, p.Type)
 	}
 	p.Host = strings.TrimSpace(p.Host)
 	if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {

@@ -89,6 +89,7 @@ func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, er
 	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !auth.srcAdmin && !askUsers, colDestEmail: true,
 		colDestPassword: !auth.dstAdmin && !askUsers}
 	adminSide := [numCols]bool{colSourcePassword: auth.srcAdmin, colDestPassword: auth.dstAdmin}
+	adminKinds := [numCols]string{colSourcePassword: auth.srcKind, colDestPassword: auth.dstKind}
 
 	// Read everything up front: the cap keeps memory bounded, and having the
 	// bytes lets us sniff the encoding and delimiter before parsing.
@@ -387,7 +388,7 @@ func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, er
 			switch {
 			case adminSide[k] && v != "":
 				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]],
-					Message: "this side is Microsoft 365, reached with the project's app registration: leave the password empty (the address is enough)"})
+					Message: "this side is " + adminHow(adminKinds[k]) + ": leave the password empty (the address is enough)"})
 			case !adminSide[k] && pos[k] >= 0 && strings.TrimSpace(v) == "":
 				msg := "the password is missing; to have this mailbox's user enter their own passwords, " +
 					"upload the file again with \"My users will enter their own passwords\" ticked (addresses only are then enough)"
