@@ -385,7 +385,7 @@ func parseDate(name, s string) (time.Time, error) {
 func endpoint(side, raw, user, passFile, passEnv string, oa oauthFlags, env Env, reg *connector.Registry) (address, error) {
 	raw = withScheme(raw, reg)
 	var a address
-	if scheme, _, _ := strings.Cut(raw, ":"); !isLocalScheme(reg, scheme) && !strings.EqualFold(scheme, "graph") {
+	if scheme, _, _ := strings.Cut(raw, ":"); !isLocalScheme(reg, scheme) && !isEWSScheme(scheme) && !strings.EqualFold(scheme, "graph") {
 		// graph://TENANT/MAILBOX names no server: its backend checks it.
 		if err := checkServerURL(raw, false); err != nil {
 			return a, usageError{fmt.Sprintf("%s: %v", side, err)}
@@ -475,6 +475,15 @@ func withScheme(raw string, reg *connector.Registry) string {
 		}
 	}
 	return "imaps://" + raw
+}
+
+// isEWSScheme: an Exchange (EWS) address may carry a path and settings
+// (ews+https://host/path?auth=ntlm&impersonate=…), which the EWS
+// connector's own parser checks strictly; checkServerURL is for
+// addresses that are a server only.
+func isEWSScheme(scheme string) bool {
+	s := strings.ToLower(scheme)
+	return s == "ews" || s == "ews+https"
 }
 
 func isLocalScheme(reg *connector.Registry, scheme string) bool {
@@ -649,5 +658,14 @@ func describe(a address) string {
 	if strings.HasPrefix(a.b.Name, "imap") {
 		return strings.ToLower(user) + "@" + strings.ToLower(hostPort)
 	}
-	return a.b.Name + ":" + strings.ToLower(user) + "@" + strings.ToLower(hostPort)
+	d := a.b.Name + ":" + strings.ToLower(user) + "@" + strings.ToLower(hostPort)
+	// One admin login acting on many mailboxes (EWS impersonation): each
+	// mailbox is a pair of its own.
+	if m := a.e.Params["impersonate"]; m != "" {
+		d += "/as:" + strings.ToLower(m)
+	}
+	if m := a.o.Credentials.Mailbox; m != "" {
+		d += "/as:" + strings.ToLower(m)
+	}
+	return d
 }

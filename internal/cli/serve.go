@@ -25,6 +25,7 @@ import (
 	"github.com/mailferry/mailferry/internal/autoconfig"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/all"
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	imapconn "github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/jobs"
 	"github.com/mailferry/mailferry/internal/migrate"
@@ -105,6 +106,7 @@ type serveFlags struct {
 	smtpPassFile                             string
 	smtpPort, workers, hostLimit, connection int
 	maxMailboxes, dbPool                     int
+	maxPasses                                int
 	noWorkers, jsonLogs                      bool
 	database, workerName, metricsListen      string
 	leaseTTL, rescueAfter, stallTimeout      time.Duration
@@ -162,6 +164,7 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 	fs.IntVar(&f.hostLimit, "host-limit", 5, "mailboxes migrated at once per mail server (source or destination), across all workers")
 	fs.IntVar(&f.maxMailboxes, "max-mailboxes", 0, "mailboxes migrated at once in the whole cluster, across all workers (0: no limit but each process's --workers)")
 	fs.IntVar(&f.connection, "connections", 4, "connections per server and mailbox")
+	fs.IntVar(&f.maxPasses, "max-passes", 0, "migration passes (pre-stage, full, migrate new items, retry errors) one mailbox may take part in; a pass over the limit is refused (0: no limit)")
 	fs.StringVar(&f.workerName, "worker-name", "", "this worker's name in the API and in metrics (default HOST:PID)")
 	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
 		"how long a pass keeps retrying a server that stopped answering before it ends and reports what was not copied")
@@ -324,7 +327,7 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 		name      string
 		v, lo, hi int
 	}{{"--workers", f.workers, 1, 1000}, {"--host-limit", f.hostLimit, 1, 1000}, {"--connections", f.connection, 1, 16},
-		{"--max-mailboxes", f.maxMailboxes, 0, 100000}, {"--db-pool", f.dbPool, 0, 10000}} {
+		{"--max-mailboxes", f.maxMailboxes, 0, 100000}, {"--db-pool", f.dbPool, 0, 10000}, {"--max-passes", f.maxPasses, 0, 1000}} {
 		if n.v < n.lo || n.v > n.hi {
 			return usageError{fmt.Sprintf("%s %d: must be between %d and %d", n.name, n.v, n.lo, n.hi)}
 		}
@@ -362,7 +365,7 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 	if name == "" {
 		name = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
-	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg, name), Log: log, Name: name,
+	runner := &jobs.Runner{Service: svc, State: st, Metrics: jobs.NewMetrics(reg, name), Log: log, Name: name, Version: Version,
 		Holder: fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()), HostLimit: f.hostLimit, Connections: f.connection,
 		LeaseTTL: f.leaseTTL, MaxMailboxes: f.maxMailboxes, SourceDial: policy.DialContext, RetryBudget: f.retryBudget,
 		StallTimeout: f.stallTimeout}
@@ -371,6 +374,8 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 		return err
 	}
 	svc.SetQueue(q)
+	svc.SetMaxPasses(f.maxPasses)
+	svc.SetPlanner(runner.Preview)
 	reg.MustRegister(svc.StatusCollector())
 
 	base := f.baseURL
@@ -575,8 +580,18 @@ func loadPresets(file string, flags []string) ([]service.Preset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--preset %q: %v", name, err)
 		}
+		if b.Name == "ews" {
+			// Exchange (EWS): TLS always, the default path, NTLM or Basic
+			// as the server offers.
+			if e.Path != ews.DefaultPath || len(e.Params) > 0 || e.User != "" {
+				return nil, fmt.Errorf("--preset %q: an Exchange preset is ews://host[:port] only", name)
+			}
+			out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
+				Type: "exchange", Host: e.Host, Port: e.Port, Security: "tls", Insecure: q.Get("insecure") == "1"}})
+			continue
+		}
 		if b.Name != "imap" {
-			return nil, fmt.Errorf("--preset %q: destinations are IMAP servers: use imaps://, imap+starttls:// or imap://", name)
+			return nil, fmt.Errorf("--preset %q: destinations are IMAP or Exchange servers: use imaps://, imap+starttls://, imap:// or ews://", name)
 		}
 		sec := map[string]string{imapconn.SchemeTLS: "tls", imapconn.SchemeStartTLS: "starttls", imapconn.SchemeNone: "none"}[e.Scheme]
 		out = append(out, service.Preset{ID: slug(name), Name: strings.TrimSpace(name), Endpoint: service.Endpoint{
@@ -617,6 +632,24 @@ func checkPreset(p *service.Preset) error {
 	if p.Type == "" {
 		p.Type = "imap"
 	}
+	if p.Type == "exchange" {
+		// Exchange (EWS, e.g. "Rackspace Exchange 2016"): always TLS.
+		p.Host = strings.TrimSpace(p.Host)
+		if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {
+			return fmt.Errorf("%s needs a host: the Exchange server's name only, e.g. \"host\": \"mail.example.com\"", what)
+		}
+		if p.Security != "" && p.Security != "tls" {
+			return fmt.Errorf("%s: Exchange is reached over TLS only; leave out \"security\"", what)
+		}
+		p.Security, p.AllowPlaintext = "tls", false
+		if p.Port == 0 {
+			p.Port = 443
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			return fmt.Errorf("%s: port %d: must be between 1 and 65535 (Exchange: 443)", what, p.Port)
+		}
+		return nil
+	}
 	if p.Type == service.TypeM365 {
 		// Microsoft 365 through Graph: the project's admin enters the
 		// app registration; nothing else to configure.
@@ -627,7 +660,7 @@ func checkPreset(p *service.Preset) error {
 		return nil
 	}
 	if p.Type != "imap" {
-		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP servers (\"type\": \"imap\") or Microsoft 365 (\"type\": \"m365\")", what, p.Type)
+		return fmt.Errorf("%s: type %q is not supported; destinations are IMAP servers (\"type\": \"imap\"), Exchange (\"type\": \"exchange\") or Microsoft 365 (\"type\": \"m365\")", what, p.Type)
 	}
 	p.Host = strings.TrimSpace(p.Host)
 	if p.Host == "" || strings.ContainsAny(p.Host, " /@") || strings.Contains(p.Host, "://") {

@@ -44,6 +44,14 @@ const (
 type Credentials struct {
 	Username string
 	Password string
+	// Mailbox, when set, is the mailbox to work on when it is not the
+	// login's own: an admin account that holds a right over other
+	// mailboxes logs in with Username and Password and acts on Mailbox
+	// (its primary email address), e.g. EWS ApplicationImpersonation.
+	// Only connectors that say so in their documentation support it;
+	// the others must refuse a non-empty Mailbox rather than open the
+	// login's own mailbox.
+	Mailbox string
 	// OAuth, when set, logs in with OAuth 2.0 instead of a password
 	// (Microsoft Graph; IMAP XOAUTH2 to Microsoft 365 and Gmail).
 	OAuth *OAuth
@@ -310,4 +318,18 @@ func redactGuess(raw string) string {
 		return head[:i] + ":***" + raw[at:]
 	}
 	return raw
+}
+
+// RefuseMailbox is what a connector that cannot act for another mailbox
+// calls first in Open: a non-empty Credentials.Mailbox is a KindConfig
+// error, never silently the login's own mailbox (which would copy the
+// admin's mail, or into it, in place of the user's).
+func RefuseMailbox(connector string, e Endpoint, c Credentials) error {
+	if c.Mailbox == "" {
+		return nil
+	}
+	return &Error{Kind: KindConfig, Op: "open " + e.Redacted,
+		Err: fmt.Errorf("the %s connector cannot act on another mailbox (%s) with an admin login", connector, c.Mailbox),
+		Hint: "Impersonation is offered for Exchange (EWS) only: give this mailbox's own login and password, " +
+			"or leave the mailbox to act on empty."}
 }

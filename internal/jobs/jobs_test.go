@@ -469,7 +469,10 @@ func TestRenewalFailureStopsTheWork(t *testing.T) {
 	e.mailboxes("ann")
 	testenv.SeedMailbox(t, e.src, "ann", pw, 0, 600, 2000)
 	proxy.AddLatency(t, 20)
-	proxy.LimitBandwidth(t, 600)
+	// Slow enough that the rest of the pass (about 800 KB) takes several
+	// lease lifetimes even on a quiet machine: under load the pass could
+	// finish before the leases table was locked. Clear lifts the limit.
+	proxy.LimitBandwidth(t, 150)
 	ctx := context.Background()
 	const ttl = 1500 * time.Millisecond
 	w1 := e.worker("w1", ttl)

@@ -75,6 +75,8 @@ type Runner struct {
 	// cluster, across all worker processes (0: no bound but each
 	// process's own).
 	MaxMailboxes int
+	// Version is the tool version written into proof reports.
+	Version string
 	// Queue is where a job hands its mailbox over when this process
 	// shuts down (set by Open).
 	queue *Queue
@@ -98,9 +100,11 @@ type side struct {
 // (connector/all): the service keeps an endpoint as type, host, port and
 // security, which make its URL.
 func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, err error) {
-	mk := func(e service.Endpoint, user, pass string, admin *service.AdminCredentials, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
+	mk := func(e service.Endpoint, user, pass, mailbox string, admin *service.AdminCredentials, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
 		raw := e.URL()
-		creds := connector.Credentials{Username: user, Password: pass}
+		// Exchange impersonation: user and pass are the admin's and
+		// mailbox is the row's (connector.Credentials.Mailbox).
+		creds := connector.Credentials{Username: user, Password: pass, Mailbox: mailbox}
 		if admin != nil {
 			// Microsoft 365: the app acts on the mailbox the row names.
 			raw = e.MailboxURL(admin.Tenant, user)
@@ -126,10 +130,10 @@ func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, 
 		}
 		return side{ep, o}, nil
 	}
-	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, w.SourceAdmin, r.SourceDial); err != nil {
+	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, w.SourceMailbox, w.SourceAdmin, r.SourceDial); err != nil {
 		return
 	}
-	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, w.DestAdmin, nil)
+	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, w.DestMailbox, w.DestAdmin, nil)
 	return
 }
 
@@ -140,6 +144,9 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 	s, d, err := r.sides(reg, w)
 	if err != nil {
 		return service.Outcome{Status: service.StatusFailed, Class: service.ClassConfig, Error: err.Error()}
+	}
+	if w.Pass.Kind == service.PassProof {
+		return r.proof(ctx, reg, w, s, d)
 	}
 	src, dst, srcErr, dstErr := reg.OpenBoth(ctx, s.e, s.o, d.e, d.o)
 	if srcErr != nil {
@@ -180,6 +187,18 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		for _, f := range res.Folders {
 			out.Plan = append(out.Plan, service.PlanRow{Source: f.Source, Destination: f.Dest, Messages: f.Messages, Bytes: f.ListedBytes,
 				Copied: f.Copied, Present: f.Present, Skipped: f.Skipped, Failed: f.Failed, Left: f.Left, Earlier: f.Earlier, Unchanged: f.Unchanged})
+		}
+	}
+	if runErr == nil {
+		// Folders the rules leave out count as skipped by a filter.
+		if rows, err := excludedFolders(ctx, src, opts.Rules); err == nil {
+			for _, row := range rows {
+				out.Plan = append(out.Plan, row)
+				prog.TotalMsgs += row.Messages
+				prog.Skipped += row.Skipped
+			}
+		} else if r.Log != nil {
+			r.Log.Warn("excluded folders not counted", "mailbox", w.MailboxID, "error", err)
 		}
 	}
 	if r.Metrics != nil {
@@ -247,6 +266,14 @@ func (r *Runner) trial(ctx context.Context, w service.Work, src connector.Source
 		// No quota to read: nothing to compare with.
 	} else if q, ok, err := qr.Quota(ctx); err == nil && ok {
 		out.Quota.Used, out.Quota.Limit = q.Used, q.Limit
+		if free := q.Limit - q.Used; q.Limit > 0 && total > free {
+			// It cannot fit: a migration would stop with the mailbox
+			// full part way through.
+			return service.Outcome{Status: service.StatusFailed, Class: service.ClassQuota, Side: service.SideDestination, Progress: out.Progress,
+				Plan: out.Plan, Quota: out.Quota,
+				Error: fmt.Sprintf("the source mailbox holds %s, but the destination mailbox has only %s free of its %s quota",
+					human(total), human(max(free, 0)), human(q.Limit))}
+		}
 		if q.Limit > 0 && float64(total) > 0.7*float64(q.Limit) {
 			out.Warning = fmt.Sprintf("The source mailbox holds %s, more than 70%% of the destination's capacity of %s. "+
 				"Ask for a larger destination mailbox before migrating, or exclude folders.", human(total), human(q.Limit))

@@ -27,37 +27,82 @@ const gmailHost = "imap.gmail.com"
 const m365Host = "graph.microsoft.com"
 
 // AdminCredentials are one side's project-wide credentials, entered once
-// by the project's admin: for Microsoft 365, an app registration with
-// application permissions (Mail.Read to read, Mail.ReadWrite to write)
-// and admin consent, which acts on every mailbox of that side. Mailbox
-// rows of that side then need only an email address. ClientSecret is
-// input only: the API never returns it (see AdminInfo).
+// by the project's admin, that act on every mailbox of that side; mailbox
+// rows of that side then need only an email address. Which fields apply
+// depends on the side's type:
+//
+//   - Microsoft 365 (kind "m365-app", required): an app registration with
+//     application permissions (Mail.Read to read, Mail.ReadWrite to
+//     write) and admin consent: Tenant, ClientID, ClientSecret.
+//   - Exchange EWS (kind "ews-impersonation", optional): an account with
+//     the ApplicationImpersonation role (which also spreads Exchange's
+//     throttling budgets over the mailboxes): Login, Password.
+//
+// ClientSecret and Password are input only: the API never returns them
+// (see AdminInfo).
 type AdminCredentials struct {
-	Tenant       string `json:"tenant"`
-	ClientID     string `json:"client_id"`
+	Tenant       string `json:"tenant,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
 	ClientSecret string `json:"client_secret,omitempty"`
+	Login        string `json:"login,omitempty"`
+	Password     string `json:"password,omitempty"`
+	// Kind is set by the service from the side's type.
+	Kind string `json:"-"`
 }
 
 // String hides the secret, so that printing credentials by mistake shows
 // none.
 func (a AdminCredentials) String() string {
+	if a.Kind == kindEWS {
+		return fmt.Sprintf("login %q password ***", a.Login)
+	}
 	return fmt.Sprintf("tenant %q client %q secret ***", a.Tenant, a.ClientID)
 }
 
 // GoString is String, for %#v.
 func (a AdminCredentials) GoString() string { return a.String() }
 
+// secret is the part that is sealed: the client secret or the password.
+func (a *AdminCredentials) secret() string {
+	if a.Kind == kindEWS {
+		return a.Password
+	}
+	return a.ClientSecret
+}
+
+func (a *AdminCredentials) setSecret(v string) {
+	if a.Kind == kindEWS {
+		a.Password = v
+	} else {
+		a.ClientSecret = v
+	}
+}
+
 // AdminInfo is a side's admin credentials as the API shows them: never
 // the secret, only whether one is stored (none once the project is
 // finished).
 type AdminInfo struct {
-	Kind      string `json:"kind"` // "m365-app"
-	Tenant    string `json:"tenant"`
-	ClientID  string `json:"client_id"`
+	Kind      string `json:"kind"` // "m365-app" or "ews-impersonation"
+	Tenant    string `json:"tenant,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Login     string `json:"login,omitempty"`
 	HasSecret bool   `json:"has_secret"`
 }
 
-const kindM365App = "m365-app"
+const (
+	kindM365App = "m365-app"
+	kindEWS     = "ews-impersonation"
+)
+
+func infoOf(c store.Credential) *AdminInfo {
+	info := &AdminInfo{Kind: c.Kind, HasSecret: c.Secret != ""}
+	if c.Kind == kindEWS {
+		info.Login = c.Login
+	} else {
+		info.Tenant, info.ClientID = c.Tenant, c.Login
+	}
+	return info
+}
 
 // adminMarker is stored as a mailbox row's secret for a side that uses
 // the project's admin credentials: it keeps "has passwords" true until the
@@ -65,9 +110,22 @@ const kindM365App = "m365-app"
 // opened.
 const adminMarker = "@project-admin"
 
-// usesAdmin reports whether an endpoint type logs in with project-wide
-// admin credentials instead of each mailbox's password.
+// usesAdmin reports whether an endpoint type always logs in with
+// project-wide admin credentials instead of each mailbox's password.
 func usesAdmin(typ string) bool { return typ == TypeM365 }
+
+// adminKind is the kind of admin credentials an endpoint type takes, ""
+// for none: Exchange may act on other mailboxes with one admin login
+// (connector.Credentials.Mailbox).
+func adminKind(typ string) string {
+	switch typ {
+	case TypeM365:
+		return kindM365App
+	case "exchange":
+		return kindEWS
+	}
+	return ""
+}
 
 // tenantRe: a directory (tenant) id is a GUID; a verified domain is a DNS
 // name such as contoso.onmicrosoft.com.
@@ -79,6 +137,12 @@ var (
 // clean checks a side's credentials as entered; requireSecret is false
 // when updating (an empty secret keeps the stored one).
 func (a *AdminCredentials) clean(field string, requireSecret bool) error {
+	if a.Kind == kindEWS {
+		return a.cleanEWS(field, requireSecret)
+	}
+	if a.Login != "" || a.Password != "" {
+		return inputErr(field+".login", "Microsoft 365 is reached with an app registration, not an admin login: enter its tenant ID, client ID and client secret instead")
+	}
 	a.Tenant, a.ClientID = strings.TrimSpace(a.Tenant), strings.TrimSpace(a.ClientID)
 	if !guidRe.MatchString(a.Tenant) && !domainRe.MatchString(a.Tenant) {
 		return inputErr(field+".tenant", "enter the Directory (tenant) ID from the app registration's Overview page in the Microsoft Entra admin center, e.g. 5d1f9a3c-2b4e-4c6d-8e0f-1a2b3c4d5e6f, or a verified domain such as contoso.onmicrosoft.com")
@@ -95,18 +159,38 @@ func (a *AdminCredentials) clean(field string, requireSecret bool) error {
 	return nil
 }
 
+func (a *AdminCredentials) cleanEWS(field string, requireSecret bool) error {
+	if a.Tenant != "" || a.ClientID != "" || a.ClientSecret != "" {
+		return inputErr(field+".tenant", "an Exchange server is reached with an admin login, not an app registration: enter the admin account's login and password instead")
+	}
+	a.Login = strings.TrimSpace(a.Login)
+	if a.Login == "" {
+		return inputErr(field+".login", "enter the admin account's login (DOMAIN\\user, its user principal name or email address)")
+	}
+	if requireSecret && a.Password == "" {
+		return inputErr(field+".password", "enter the admin account's password")
+	}
+	return nil
+}
+
 // checkAdmin checks the credentials given for a side of type typ: they
-// are required for a Microsoft 365 side and refused for any other.
+// are required for a Microsoft 365 side, optional for an Exchange side
+// (an admin login with impersonation) and refused for any other.
 func checkAdmin(field, typ string, a *AdminCredentials, requireSecret bool) error {
-	if !usesAdmin(typ) {
+	kind := adminKind(typ)
+	if kind == "" {
 		if a != nil {
-			return inputErr(field, "app credentials are for Microsoft 365 only; this side logs in with each mailbox's own password")
+			return inputErr(field, "admin credentials are for Microsoft 365 (an app registration) and Exchange (an admin login with impersonation) only; this side logs in with each mailbox's own password")
 		}
 		return nil
 	}
 	if a == nil {
+		if kind == kindEWS {
+			return nil
+		}
 		return inputErr(field, "Microsoft 365 logs in with an app registration: enter its tenant ID, client ID and client secret (see the README's Microsoft 365 section)")
 	}
+	a.Kind = kind
 	return a.clean(field, requireSecret)
 }
 
@@ -116,12 +200,18 @@ func adminAD(projectID string, side Side) []byte {
 
 // sealAdmin makes a side's credentials a store row, the secret sealed.
 func (s *Service) sealAdmin(projectID string, side Side, a *AdminCredentials) (store.Credential, error) {
-	b, err := s.sealer.Seal([]byte(a.ClientSecret), adminAD(projectID, side))
+	b, err := s.sealer.Seal([]byte(a.secret()), adminAD(projectID, side))
 	if err != nil {
-		return store.Credential{}, fmt.Errorf("encrypt the %s client secret: %w", side, err)
+		return store.Credential{}, fmt.Errorf("encrypt the %s admin secret: %w", side, err)
 	}
-	return store.Credential{Side: string(side), Kind: kindM365App, Tenant: a.Tenant, Login: a.ClientID,
-		Secret: base64.StdEncoding.EncodeToString(b)}, nil
+	c := store.Credential{Side: string(side), Kind: a.Kind, Tenant: a.Tenant, Login: a.ClientID,
+		Secret: base64.StdEncoding.EncodeToString(b)}
+	if a.Kind == kindEWS {
+		c.Tenant, c.Login = "", a.Login
+	} else {
+		c.Kind = kindM365App
+	}
+	return c, nil
 }
 
 // attachAdmins puts a project's credentials, without secrets, into p.
@@ -131,7 +221,7 @@ func (s *Service) attachAdmins(ctx context.Context, p *Project) error {
 		return err
 	}
 	for _, c := range cs {
-		info := &AdminInfo{Kind: c.Kind, Tenant: c.Tenant, ClientID: c.Login, HasSecret: c.Secret != ""}
+		info := infoOf(c)
 		switch Side(c.Side) {
 		case SideSource:
 			p.SourceAdmin = info
@@ -153,16 +243,19 @@ func (s *Service) admin(ctx context.Context, projectID string, side Side) (*Admi
 			continue
 		}
 		if c.Secret == "" {
-			return nil, fmt.Errorf("%w (the %s client secret was erased when the project finished)", ErrSecretKey, side)
+			return nil, fmt.Errorf("%w (the %s admin secret was erased when the project finished)", ErrSecretKey, side)
 		}
 		b, err := base64.StdEncoding.DecodeString(c.Secret)
 		if err == nil {
 			var secret []byte
 			if secret, err = s.sealer.Open(b, adminAD(projectID, side)); err == nil {
-				return &AdminCredentials{Tenant: c.Tenant, ClientID: c.Login, ClientSecret: string(secret)}, nil
+				if c.Kind == kindEWS {
+					return &AdminCredentials{Kind: kindEWS, Login: c.Login, Password: string(secret)}, nil
+				}
+				return &AdminCredentials{Kind: kindM365App, Tenant: c.Tenant, ClientID: c.Login, ClientSecret: string(secret)}, nil
 			}
 		}
-		return nil, fmt.Errorf("%w (%s client secret: %v)", ErrSecretKey, side, err)
+		return nil, fmt.Errorf("%w (%s admin secret: %v)", ErrSecretKey, side, err)
 	}
-	return nil, fmt.Errorf("%w (the %s mailbox uses the project's app credentials, which are gone)", ErrSecretKey, side)
+	return nil, fmt.Errorf("%w (the %s mailbox uses the project's admin credentials, which are gone)", ErrSecretKey, side)
 }

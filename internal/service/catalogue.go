@@ -18,7 +18,7 @@ const (
 	ClassPasswordChanged ErrorClass = "password-changed"            // worked before, now refused during the migration
 	ClassConfig          ErrorClass = "configuration"               // e.g. plaintext login refused
 	ClassSecretKey       ErrorClass = "secret-key-changed"          // the stored passwords cannot be decrypted
-	ClassPermission      ErrorClass = "permission"                  // logged in, but the app or account lacks a right (Microsoft 365 Mail.ReadWrite)
+	ClassPermission      ErrorClass = "permission"                  // logged in, but the app or account lacks a right (Microsoft 365 Mail.ReadWrite, Exchange ApplicationImpersonation)
 	ClassOther           ErrorClass = "other"                       // anything we could not recognise
 )
 
@@ -224,12 +224,15 @@ func SolveFor(c ErrorClass, side Side) Solution {
 		}
 		s = Solution{
 			Title:       "A permission is missing",
-			Explanation: "The login to {server} worked, but the app or account used for {mailbox} is not allowed to do what the migration needs. For Microsoft 365 this is an application permission of the app registration that an administrator must grant.",
+			Explanation: "The login to {server} worked, but the app or account used for {mailbox} is not allowed to do what the migration needs. For Microsoft 365 this is an application permission of the app registration that an administrator must grant; for Exchange with one admin account, the ApplicationImpersonation role.",
 			Steps: []string{
 				"For Microsoft 365: sign in to the Microsoft Entra admin center as an administrator, open App registrations, choose the app whose client id was entered for {mailbox}, and open API permissions.",
 				"Click Add a permission, Microsoft Graph, Application permissions, and add " + grant + ". For copies that keep every message byte for byte, also add Mail-Advanced.ReadWrite.All.",
 				"Click \"Grant admin consent\" and check that the status column shows a green tick. If an application access policy limits the app to some mailboxes, add {mailbox} to it.",
-				"Run the trial migration again (new permissions can take a few minutes to apply).",
+				"For Exchange with an admin account: ask your Exchange administrator to give it the ApplicationImpersonation role. In the Exchange Management Shell: " +
+					"New-ManagementRoleAssignment -Name MailferryImpersonation -Role ApplicationImpersonation -User <admin account>; " +
+					"if the role has a management scope, {mailbox} must be in it.",
+				"Run the trial migration again (new permissions can take a few minutes to apply, Exchange roles up to about 15 minutes).",
 			},
 		}
 	case ClassSecretKey:

@@ -56,10 +56,19 @@ func ParseMailboxCSV(r io.Reader) ([]MailboxInput, []RowError, error) {
 	return parseMailboxCSV(r, sideAuth{})
 }
 
+// ParseMailboxCSVFor is ParseMailboxCSV; with askUsers the password
+// columns may be left out or empty: a row with addresses only is a
+// mailbox whose user will enter their own passwords (AskUser). A row
+// must then give both passwords or neither.
+func ParseMailboxCSVFor(r io.Reader, askUsers bool) ([]MailboxInput, []RowError, error) {
+	return parseMailboxCSV(r, sideAuth{askUsers: askUsers})
+}
+
 // parseMailboxCSV is ParseMailboxCSV for a project whose sides may use
 // admin credentials: such a side's password column is optional and must
 // be empty on every row.
 func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, error) {
+	askUsers := auth.askUsers
 	const (
 		maxBytes      = 1 << 20
 		maxRows       = 10000
@@ -77,8 +86,10 @@ func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, er
 		numCols
 	)
 	names := [numCols]string{"Source Email", "Source Login Name", "Source Password", "Destination Email", "Destination Login Name", "Destination Password", "Flags"}
-	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !auth.srcAdmin, colDestEmail: true, colDestPassword: !auth.dstAdmin}
+	required := [numCols]bool{colSourceEmail: true, colSourcePassword: !auth.srcAdmin && !askUsers, colDestEmail: true,
+		colDestPassword: !auth.dstAdmin && !askUsers}
 	adminSide := [numCols]bool{colSourcePassword: auth.srcAdmin, colDestPassword: auth.dstAdmin}
+	adminKinds := [numCols]string{colSourcePassword: auth.srcKind, colDestPassword: auth.dstKind}
 
 	// Read everything up front: the cap keeps memory bounded, and having the
 	// bytes lets us sniff the encoding and delimiter before parsing.
@@ -115,6 +126,10 @@ func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, er
 	}
 	inDelim := func(h string) string { return strings.ReplaceAll(h, ",", string(delim)) }
 	acceptedHeaders := fmt.Sprintf("the header must be %q or %q", inDelim(fullHeader), inDelim(minimalHeader))
+	if askUsers {
+		acceptedHeaders = fmt.Sprintf("the header must be %q, %q or %q", inDelim(fullHeader), inDelim(minimalHeader),
+			inDelim("Source Email,Destination Email"))
+	}
 
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.Comma = delim
@@ -237,12 +252,16 @@ func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, er
 		}
 	}
 	if len(missing) > 0 {
+		askHint := ""
+		if !askUsers && (pos[colSourcePassword] < 0 || pos[colDestPassword] < 0) {
+			askHint = `; to import addresses only, for users who will enter their own passwords, tick "My users will enter their own passwords"`
+		}
 		word := "column"
 		if len(missing) > 1 {
 			word = "columns"
 		}
 		errs = append(errs, RowError{Row: headerRow,
-			Message: fmt.Sprintf("missing %s %s; %s", word, strings.Join(missing, ", "), acceptedHeaders)})
+			Message: fmt.Sprintf("missing %s %s; %s%s", word, strings.Join(missing, ", "), acceptedHeaders, askHint)})
 	}
 
 	validEmail := func(s string) bool {
@@ -363,15 +382,27 @@ func parseMailboxCSV(r io.Reader, auth sideAuth) ([]MailboxInput, []RowError, er
 			emailsOK = false
 			errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]], Message: msg})
 		}
+		noPasswords := strings.TrimSpace(in.SourcePassword) == "" && strings.TrimSpace(in.DestPassword) == ""
 		checkPassword := func(k int, v string) {
 			// A missing column is already reported once on the header.
 			switch {
 			case adminSide[k] && v != "":
 				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]],
-					Message: "this side is Microsoft 365, reached with the project's app registration: leave the password empty (the address is enough)"})
+					Message: "this side is " + adminHow(adminKinds[k]) + ": leave the password empty (the address is enough)"})
 			case !adminSide[k] && pos[k] >= 0 && strings.TrimSpace(v) == "":
-				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]], Message: "the password is missing"})
+				msg := "the password is missing; to have this mailbox's user enter their own passwords, " +
+					"upload the file again with \"My users will enter their own passwords\" ticked (addresses only are then enough)"
+				if askUsers {
+					msg = "the password is missing: give both passwords, or leave both empty for the user to enter them"
+				}
+				errs = append(errs, RowError{Row: row, Column: columnNames[pos[k]], Message: msg})
 			}
+		}
+		// With askUsers, a row with neither password is the user's to
+		// complete (AskUser).
+		in.AskUser = askUsers && noPasswords
+		if in.AskUser {
+			checkPassword = func(int, string) {}
 		}
 		checkEmail(colSourceEmail, in.SourceEmail)
 		checkPassword(colSourcePassword, in.SourcePassword)

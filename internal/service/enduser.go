@@ -119,7 +119,11 @@ func (s *Service) linkAuth(ctx context.Context, projectID string) (sideAuth, err
 	if err != nil {
 		return sideAuth{}, err
 	}
-	return s.authOf(s.fromProjectRow(r)), nil
+	p := s.fromProjectRow(r)
+	if err := s.attachAdmins(ctx, &p); err != nil {
+		return sideAuth{}, err
+	}
+	return s.authOf(p), nil
 }
 
 // PasswordRequest reads a link for its page; ErrNotFound for every link

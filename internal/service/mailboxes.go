@@ -38,10 +38,39 @@ func cleanEmail(field, v string) (string, error) {
 // sideAuth says how each side of a project logs in: with the project's
 // admin credentials (true: rows carry addresses only) or with each
 // mailbox's password.
-type sideAuth struct{ srcAdmin, dstAdmin bool }
+// The kinds say which credentials ("m365-app", "ews-impersonation").
+type sideAuth struct {
+	srcAdmin, dstAdmin bool
+	srcKind, dstKind   string
+	// askUsers: a CSV row may have no passwords; its user enters them
+	// (end-user links).
+	askUsers bool
+}
 
+// authOf needs p's admin credentials attached (attachAdmins): an
+// Exchange side uses an admin login only when the project has one.
 func (s *Service) authOf(p Project) sideAuth {
-	return sideAuth{srcAdmin: usesAdmin(p.Source.Type), dstAdmin: usesAdmin(s.presets[p.DestinationPreset].Type)}
+	kind := func(typ string, a *AdminInfo) string {
+		if a != nil {
+			return a.Kind
+		}
+		if usesAdmin(typ) {
+			return adminKind(typ)
+		}
+		return ""
+	}
+	a := sideAuth{srcKind: kind(p.Source.Type, p.SourceAdmin), dstKind: kind(s.presets[p.DestinationPreset].Type, p.DestinationAdmin)}
+	a.srcAdmin, a.dstAdmin = a.srcKind != "", a.dstKind != ""
+	return a
+}
+
+// adminHow says, for messages, how a side with admin credentials is
+// reached.
+func adminHow(kind string) string {
+	if kind == kindEWS {
+		return "Exchange, reached with the project's admin login (impersonation)"
+	}
+	return "Microsoft 365, reached with the project's app registration"
 }
 
 // validate checks one mailbox pair as entered; passwords may be empty
@@ -64,15 +93,16 @@ func (in *MailboxInput) validate(requirePasswords bool, auth sideAuth) error {
 	}
 	for _, sd := range []struct {
 		admin             bool
+		kind              string
 		field, which      string
 		email, login, pwd *string
-	}{{auth.srcAdmin, "source", "source", &in.SourceEmail, &in.SourceLogin, &in.SourcePassword},
-		{auth.dstAdmin, "destination", "destination", &in.DestEmail, &in.DestLogin, &in.DestPassword}} {
+	}{{auth.srcAdmin, auth.srcKind, "source", "source", &in.SourceEmail, &in.SourceLogin, &in.SourcePassword},
+		{auth.dstAdmin, auth.dstKind, "destination", "destination", &in.DestEmail, &in.DestLogin, &in.DestPassword}} {
 		switch {
 		case sd.admin && *sd.pwd != "":
-			return inputErr(sd.field+"_password", "the %s is Microsoft 365, reached with the project's app registration: leave the password empty (the address is enough)", sd.which)
+			return inputErr(sd.field+"_password", "the %s is %s: leave the password empty (the address is enough)", sd.which, adminHow(sd.kind))
 		case sd.admin && *sd.login != *sd.email:
-			return inputErr(sd.field+"_login", "the %s is Microsoft 365: the mailbox is named by its email address, so leave the login empty", sd.which)
+			return inputErr(sd.field+"_login", "the %s is %s: the mailbox is named by its email address, so leave the login empty", sd.which, adminHow(sd.kind))
 		case !sd.admin && requirePasswords && *sd.pwd == "":
 			return inputErr(sd.field+"_password", "enter the password of the %s mailbox", sd.which)
 		}
@@ -203,11 +233,18 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 // ImportCSV parses a MigrationWiz-style CSV and adds its pairs, all or
 // none; row problems come back as one InputError with every row listed.
 func (s *Service) ImportCSV(ctx context.Context, ownerID, projectID string, body []byte) ([]Mailbox, error) {
+	return s.ImportCSVFor(ctx, ownerID, projectID, body, false)
+}
+
+// ImportCSVFor is ImportCSV; with askUsers, rows with addresses only are
+// mailboxes whose users will enter their own passwords (end-user links).
+func (s *Service) ImportCSVFor(ctx context.Context, ownerID, projectID string, body []byte, askUsers bool) ([]Mailbox, error) {
 	p, err := s.projectForWrite(ctx, ownerID, projectID)
 	if err != nil {
 		return nil, err
 	}
 	auth := s.authOf(p)
+	auth.askUsers = askUsers
 	ins, rowErrs, err := parseMailboxCSV(strings.NewReader(string(body)), auth)
 	if err != nil {
 		return nil, &InputError{Field: "csv", Message: err.Error()}

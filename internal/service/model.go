@@ -98,25 +98,32 @@ const (
 	PassFull        PassKind = "full"         // everything
 	PassDelta       PassKind = "delta"        // Migrate new items
 	PassRetryErrors PassKind = "retry-errors" // the failed items of the last pass
+	// PassProof is "Verify migration" (issue 15): read both mailboxes
+	// and prove, per folder, that every source message is on the
+	// destination (internal/verify). Not PassVerify, which is the
+	// login check and keeps its stored name.
+	PassProof PassKind = "proof"
 )
 
 // Valid reports whether k is a known kind.
 func (k PassKind) Valid() bool {
 	switch k {
-	case PassVerify, PassTrial, PassPreStage, PassFull, PassDelta, PassRetryErrors:
+	case PassVerify, PassTrial, PassPreStage, PassFull, PassDelta, PassRetryErrors, PassProof:
 		return true
 	}
 	return false
 }
 
 // Copies reports whether the pass copies mail (as opposed to checking).
-func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial }
+func (k PassKind) Copies() bool { return k != PassVerify && k != PassTrial && k != PassProof }
 
 // Endpoint is a mail server.
 type Endpoint struct {
-	// Type is "imap", "m365" (Microsoft 365 through Microsoft Graph,
-	// with the project's app credentials) or, for a source, "pop3" or
-	// "gmail" (IMAP at imap.gmail.com with app passwords).
+	// Type is "imap", "exchange" (EWS, Exchange 2013-2019, with each
+	// mailbox's password or the project's admin login), "m365"
+	// (Microsoft 365 through Microsoft Graph, with the project's app
+	// credentials) or, for a source, "pop3" or "gmail" (IMAP at
+	// imap.gmail.com with app passwords).
 	Type     string `json:"type"`
 	Host     string `json:"host"`
 	Port     int    `json:"port"`
@@ -131,6 +138,9 @@ type Endpoint struct {
 // the scheme says the type and the security, e.g. pop3s://host:995.
 func (e Endpoint) URL() string {
 	switch e.Type {
+	case "exchange":
+		// Always TLS; NTLM or Basic as the server offers (connector/ews).
+		return "ews://" + net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
 	case TypeM365:
 		// Graph addresses name the mailbox too: see MailboxURL.
 		return "graph://"
@@ -165,6 +175,8 @@ func (e Endpoint) MailboxURL(tenant, mailbox string) string {
 func DefaultPort(typ, security string) int {
 	tls := security == "tls"
 	switch {
+	case typ == "exchange":
+		return 443
 	case typ == "pop3" && tls:
 		return 995
 	case typ == "pop3":
@@ -205,9 +217,10 @@ type Project struct {
 	FinishedAt        time.Time `json:"finished_at,omitzero"`
 	// Counts by mailbox status, in listings.
 	Mailboxes map[Status]int `json:"mailboxes,omitempty"`
-	// SourceAdmin and DestinationAdmin are the sides' project-wide app
-	// credentials (Microsoft 365), without their secrets; nil for a side
-	// that logs in with each mailbox's password.
+	// SourceAdmin and DestinationAdmin are the sides' project-wide admin
+	// credentials (a Microsoft 365 app, an Exchange impersonation login),
+	// without their secrets; nil for a side that logs in with each
+	// mailbox's password.
 	SourceAdmin      *AdminInfo `json:"source_admin,omitempty"`
 	DestinationAdmin *AdminInfo `json:"destination_admin,omitempty"`
 	// OwnerEmail is set only when an operator looks at another user's
@@ -311,6 +324,9 @@ type PlanRow struct {
 	Left      int64 `json:"left,omitempty"`
 	Earlier   int64 `json:"settled_earlier,omitempty"`
 	Unchanged bool  `json:"unchanged,omitempty"`
+	// Excluded: an include or exclude rule leaves the folder out; all
+	// its messages are Skipped (by a filter) and none is looked at.
+	Excluded bool `json:"excluded_by_rule,omitempty"`
 }
 
 // FailedItem is one message a pass could not copy, or all the messages of

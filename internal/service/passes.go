@@ -26,7 +26,7 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 		return Pass{}, errors.New("no job queue configured")
 	}
 	if !in.Kind.Valid() {
-		return Pass{}, inputErr("kind", "use one of verify, trial, pre-stage, full, delta, retry-errors")
+		return Pass{}, inputErr("kind", "use one of verify, trial, pre-stage, full, delta, retry-errors, proof")
 	}
 	if _, err := s.projectForWrite(ctx, ownerID, projectID); err != nil {
 		return Pass{}, err
@@ -63,7 +63,9 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 		case StatusQueued, StatusVerifying, StatusMigrating:
 			return Pass{}, fmt.Errorf("%w: mailbox %s is already being worked on; stop that pass first", ErrConflict, m.SourceEmail)
 		}
-		if in.Kind == PassRetryErrors && m.LastPass != nil && m.LastPass.Failed == 0 {
+		// A proof copies nothing: the failures to retry are those of the
+		// copying pass before it.
+		if in.Kind == PassRetryErrors && m.LastPass != nil && m.LastPass.Kind != PassProof && m.LastPass.Failed == 0 {
 			continue // nothing to retry
 		}
 		chosen = append(chosen, m)
@@ -73,6 +75,9 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 	}
 	if len(chosen) == 0 {
 		return Pass{}, inputErr("mailbox_ids", "no mailbox to run this pass on")
+	}
+	if err := s.checkMaxPasses(ctx, projectID, in.Kind, chosen); err != nil {
+		return Pass{}, err
 	}
 	p := Pass{ID: newID(), ProjectID: projectID, Kind: in.Kind, State: "running", Cutoff: cutoff, CreatedAt: time.Unix(now(), 0)}
 	var cut int64
@@ -260,7 +265,7 @@ func (s *Service) ExportRows(ctx context.Context, ownerID, projectID string) ([]
 		}
 		t := totals[m.ID]
 		r.Passes, r.Copied, r.Present, r.Failed, r.BytesCopied = t.Passes, t.Copied, t.Present, t.Failed, t.CopiedBytes
-		if m.LastPass != nil && r.Failed > 0 {
+		if m.LastPass != nil && m.LastPass.Kind != PassProof && r.Failed > 0 {
 			r.Failed = m.LastPass.Failed // failures are per pass; earlier ones were retried
 		}
 		if m.LastPass != nil {

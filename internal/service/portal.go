@@ -14,7 +14,7 @@ import (
 func ValidateMailbox(in MailboxInput) []*InputError { return validateMailbox(in, sideAuth{}) }
 
 // ValidateMailboxOf is ValidateMailbox for a row of project p: a side
-// that logs in with the project's admin credentials (Microsoft 365) needs
+// that logs in with the project's admin credentials (Microsoft 365, Exchange with an admin login) needs
 // no password and must have none.
 func (s *Service) ValidateMailboxOf(p Project, in MailboxInput) []*InputError {
 	return validateMailbox(in, s.authOf(p))
@@ -34,7 +34,7 @@ func validateMailbox(in MailboxInput, auth sideAuth) []*InputError {
 	}
 	switch {
 	case auth.srcAdmin && in.SourcePassword != "":
-		add(inputErr("source_password", "the source is Microsoft 365, reached with the project's app registration: leave the password empty"))
+		add(inputErr("source_password", "the source is %s: leave the password empty", adminHow(auth.srcKind)))
 	case !auth.srcAdmin && in.SourcePassword == "":
 		add(inputErr("source_password", "enter the password of the source mailbox"))
 	}
@@ -45,7 +45,7 @@ func validateMailbox(in MailboxInput, auth sideAuth) []*InputError {
 	}
 	switch {
 	case auth.dstAdmin && in.DestPassword != "":
-		add(inputErr("destination_password", "the destination is Microsoft 365, reached with the project's app registration: leave the password empty"))
+		add(inputErr("destination_password", "the destination is %s: leave the password empty", adminHow(auth.dstKind)))
 	case !auth.dstAdmin && in.DestPassword == "":
 		add(inputErr("destination_password", "enter the password of the destination mailbox"))
 	}

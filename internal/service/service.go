@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	"github.com/mailferry/mailferry/internal/store"
 )
 
@@ -48,6 +49,10 @@ type Service struct {
 
 	notifier Notifier
 	baseURL  string
+
+	// maxPasses and planner: see options.go.
+	maxPasses int
+	planner   Planner
 }
 
 // New returns a service over the store st.
@@ -149,9 +154,12 @@ type ProjectInput struct {
 	Source            Endpoint `json:"source"`
 	DestinationPreset string   `json:"destination_preset"`
 	Options           Options  `json:"options"`
-	// SourceAdmin and DestinationAdmin are the app credentials of a
-	// Microsoft 365 side, required there and refused elsewhere. Their
-	// secrets are stored sealed and never returned.
+	// SourceAdmin and DestinationAdmin are a side's project-wide admin
+	// credentials: a Microsoft 365 app registration (required there) or
+	// an Exchange account with the ApplicationImpersonation role
+	// (optional there), so that mailbox rows of that side need only email
+	// addresses; refused for other types. Their secrets are stored sealed
+	// and never returned.
 	SourceAdmin      *AdminCredentials `json:"source_admin,omitempty"`
 	DestinationAdmin *AdminCredentials `json:"destination_admin,omitempty"`
 }
@@ -184,9 +192,11 @@ func (in *ProjectInput) validateServers(presets map[string]Preset) error {
 		in.Source.Host, in.Source.Port, in.Source.Security = gmailHost, 993, "tls"
 		in.Source.Insecure, in.Source.AllowPlaintext = false, false
 	case "exchange":
-		return inputErr("source.type", "%s sources are coming soon; IMAP, POP3, Gmail and Microsoft 365 (m365) are available today", in.Source.Type)
+		if err := in.Source.exchange("source"); err != nil {
+			return err
+		}
 	default:
-		return inputErr("source.type", "unknown source type %q: use imap, pop3, gmail or m365 (Microsoft 365)", in.Source.Type)
+		return inputErr("source.type", "unknown source type %q: use imap, pop3, exchange, gmail or m365 (Microsoft 365)", in.Source.Type)
 	}
 	in.Source.Host = strings.TrimSpace(in.Source.Host)
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(in.Source.Host, "["), "]")); err == nil && a.Zone() == "" {
@@ -265,13 +275,29 @@ func (s *Service) CreateProject(ctx context.Context, ownerID string, in ProjectI
 			return Project{}, err
 		}
 		creds = append(creds, c)
-		*a.out = &AdminInfo{Kind: c.Kind, Tenant: c.Tenant, ClientID: c.Login, HasSecret: true}
+		*a.out = infoOf(c)
 	}
 	if err := s.st.CreateProjectWith(ctx, row, creds); err != nil {
 		return Project{}, err
 	}
 	s.attachPreset(&p)
 	return p, nil
+}
+
+// exchange turns what a user knows of their Exchange server (the Outlook
+// on the web address, e.g. https://mail.example.com/owa, or the server's
+// name) into its host and port; EWS is always spoken over TLS.
+func (e *Endpoint) exchange(field string) error {
+	raw, err := ews.EndpointFromUserInput(strings.TrimSpace(e.Host))
+	if err != nil {
+		return inputErr(field+".host", "enter the Outlook on the web address, e.g. https://mail.example.com/owa")
+	}
+	ep, err := ews.Parse(raw)
+	if err != nil || ep.Path != ews.DefaultPath {
+		return inputErr(field+".host", "enter the Outlook on the web address, e.g. https://mail.example.com/owa (Exchange Web Services must be at /EWS/Exchange.asmx)")
+	}
+	e.Host, e.Port, e.Security, e.AllowPlaintext = ep.Host, ep.Port, "tls", false
+	return nil
 }
 
 // projectRow is p as the store keeps it (Options is left to the caller).
@@ -326,7 +352,7 @@ func (s *Service) Project(ctx context.Context, ownerID, projectID string) (Proje
 			}
 			p := s.fromProjectRow(r)
 			p.OwnerEmail = o.Email
-			return p, nil
+			return p, s.attachAdmins(ctx, &p)
 		}
 	}
 	if err != nil {
@@ -468,10 +494,10 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 	if err := in.validateServers(s.presets); err != nil {
 		return p, err
 	}
-	if in.Source.Type != p.Source.Type && (usesAdmin(in.Source.Type) || usesAdmin(p.Source.Type)) {
+	if in.Source.Type != p.Source.Type && (usesAdmin(in.Source.Type) || usesAdmin(p.Source.Type) || p.SourceAdmin != nil) {
 		// The mailbox rows were entered for the old way of logging in
 		// (passwords, or addresses only).
-		return p, inputErr("source.type", "a project cannot change between Microsoft 365 and a server with passwords; start a new project for the other source")
+		return p, inputErr("source.type", "a project cannot change between a source reached with admin credentials (Microsoft 365, or Exchange with an admin login) and a server with passwords; start a new project for the other source")
 	}
 	var creds []store.Credential
 	for _, a := range []struct {
@@ -488,12 +514,16 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 		if err := checkAdmin(a.field, a.typ, a.in, a.cur == nil); err != nil {
 			return p, err
 		}
-		if a.in.ClientSecret == "" {
+		if a.in.secret() == "" {
 			old, err := s.admin(ctx, p.ID, a.side)
-			if err != nil {
-				return p, &InputError{Field: a.field + ".client_secret", Message: "the stored client secret cannot be read; enter it again"}
+			if err != nil || old.Kind != a.in.Kind {
+				field := a.field + ".client_secret"
+				if a.in.Kind == kindEWS {
+					field = a.field + ".password"
+				}
+				return p, &InputError{Field: field, Message: "the stored secret cannot be read; enter it again"}
 			}
-			a.in.ClientSecret = old.ClientSecret
+			a.in.setSecret(old.secret())
 		}
 		c, err := s.sealAdmin(p.ID, a.side, a.in)
 		if err != nil {
@@ -510,7 +540,7 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 	}
 	for _, c := range creds {
 		if err := s.st.SetCredential(ctx, p.ID, c); errors.Is(err, store.ErrBusy) {
-			return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the app credentials", ErrConflict)
+			return p, fmt.Errorf("%w: a pass is running; stop it or wait for it to end before changing the admin credentials", ErrConflict)
 		} else if err != nil {
 			return p, err
 		}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -66,9 +67,10 @@ func testProjectsAndMailboxes(t *testing.T, st *store.Store) {
 	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Host: "mail.old.example"}, DestinationPreset: "nope"}); err == nil {
 		t.Error("an unknown preset must be refused")
 	}
-	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "exchange", Host: "h"}, DestinationPreset: "dest"}); err == nil ||
-		!strings.Contains(err.Error(), "coming soon") {
-		t.Errorf("Exchange must say coming soon: %v", err)
+	var m365Err *InputError
+	if _, err := s.CreateProject(ctx, alice.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "m365", Host: "h"}, DestinationPreset: "dest"}); !errors.As(err, &m365Err) ||
+		m365Err.Field != "source_admin" || !strings.Contains(err.Error(), "app registration") {
+		t.Errorf("Microsoft 365 without its app registration: %v", err)
 	}
 	// POP3 sources default to 995 with TLS and 110 without.
 	for sec, port := range map[string]int{"tls": 995, "starttls": 110} {
@@ -254,5 +256,94 @@ func testLoginLinkFloodDoesNotLockOutTheOwner(t *testing.T, st *store.Store) {
 	}
 	if _, err := s.ConsumeLogin(ctx, tok); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An Exchange source is given by its Outlook on the web address and kept
+// as host and port (EWS at the default path, TLS); an admin login
+// (impersonation) is accepted for Exchange only, lets mailbox rows of
+// that side go without passwords, and is what a worker gets for them,
+// with the row's email as the mailbox to act on. The admin password is
+// never in what the API returns. Deleting a project removes its admin
+// logins with it.
+func TestExchangeSourceAndAdminLogin(t *testing.T) { eachEngine(t, testExchangeSourceAndAdminLogin) }
+
+func testExchangeSourceAndAdminLogin(t *testing.T, st *store.Store) {
+	s := newService(t, st)
+	ctx := context.Background()
+	o, _ := s.EnsureOwner(ctx, "o@example.com")
+	if _, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "x", Source: Endpoint{Host: "imap.old.example"}, DestinationPreset: "dest",
+		SourceAdmin: &AdminCredentials{Login: "admin", Password: "pw"}}); err == nil || !strings.Contains(err.Error(), "Exchange") {
+		t.Errorf("an admin login for an IMAP source: %v", err)
+	}
+	if _, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "exchange", Host: "https://mail.old.example/owa"}, DestinationPreset: "dest",
+		SourceAdmin: &AdminCredentials{Login: "admin"}}); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Errorf("an admin login without password: %v", err)
+	}
+	p, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "x", Source: Endpoint{Type: "exchange", Host: "https://Mail.Old.Example/owa/#path=/mail"},
+		DestinationPreset: "dest", SourceAdmin: &AdminCredentials{Login: `OLD\\migrator`, Password: "admin pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Source.Host != "mail.old.example" || p.Source.Port != 443 || p.Source.URL() != "ews://mail.old.example:443" || p.SourceAdmin == nil ||
+		*p.SourceAdmin != (AdminInfo{Kind: "ews-impersonation", Login: `OLD\\migrator`, HasSecret: true}) {
+		t.Errorf("Exchange source: %+v, URL %s, admin %+v", p.Source, p.Source.URL(), p.SourceAdmin)
+	}
+	got, err := s.Project(ctx, o.ID, p.ID)
+	if err != nil || got.SourceAdmin == nil || got.SourceAdmin.Login != `OLD\\migrator` || got.SourceAdmin.Kind != "ews-impersonation" || !got.SourceAdmin.HasSecret {
+		t.Fatalf("stored project: %+v %v", got, err)
+	}
+	if b, _ := json.Marshal(got); strings.Contains(string(b), "admin pw") || !strings.Contains(string(b), `"source_admin":{"kind":"ews-impersonation","login":"OLD\\\\migrator","has_secret":true}`) {
+		t.Fatalf("the admin password is in the project's JSON: %s", b)
+	}
+	ms, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "Ann@old.example", DestEmail: "ann@new.example", DestPassword: "dst pw"}})
+	if err != nil || len(ms) != 1 || !ms[0].HasPasswords {
+		t.Fatalf("a row without a source password: %+v %v", ms, err)
+	}
+	if _, err := s.AddMailboxes(ctx, o.ID, p.ID, []MailboxInput{{SourceEmail: "ben@old.example", DestEmail: "ben@new.example"}}); err == nil {
+		t.Error("a row without the destination password (no destination admin) was accepted")
+	}
+	if n, err := s.UnreadableSecrets(ctx); n != 0 || err != nil {
+		t.Errorf("UnreadableSecrets counts an admin row: %d %v", n, err)
+	}
+	s.SetQueue(nopQueue{})
+	pass, err := s.StartPass(ctx, o.ID, p.ID, PassInput{Kind: PassTrial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.LoadWork(ctx, pass.ID, ms[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.SourceLogin != `OLD\\migrator` || w.SourcePassword != "admin pw" || w.SourceMailbox != "ann@old.example" ||
+		w.DestLogin != "ann@new.example" || w.DestPassword != "dst pw" || w.DestMailbox != "" {
+		t.Errorf("work: source %q/%q as %q, destination %q/%q as %q", w.SourceLogin, w.SourcePassword, w.SourceMailbox, w.DestLogin, w.DestPassword, w.DestMailbox)
+	}
+	gone, err := s.CreateProject(ctx, o.ID, ProjectInput{Name: "y", Source: Endpoint{Type: "exchange", Host: "mail.old.example"},
+		DestinationPreset: "dest", SourceAdmin: &AdminCredentials{Login: "admin2", Password: "pw2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := st.Credentials(ctx, gone.ID); err != nil || len(cs) != 1 || cs[0].Kind != "ews-impersonation" || cs[0].Login != "admin2" ||
+		cs[0].Secret == "" || strings.Contains(cs[0].Secret, "pw2") {
+		t.Fatalf("the admin login was not stored sealed in project_credentials: %+v %v", cs, err)
+	}
+	// A new login without a password keeps the stored password; an
+	// app registration's fields are refused for an Exchange side.
+	if _, err := s.UpdateProject(ctx, o.ID, gone.ID, ProjectUpdate{SourceAdmin: &AdminCredentials{Login: "admin3"}}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.admin(ctx, gone.ID, SideSource); err != nil || a.Kind != kindEWS || a.Login != "admin3" || a.Password != "pw2" {
+		t.Errorf("after changing the login: %v %v", a, err)
+	}
+	var ie *InputError
+	if _, err := s.UpdateProject(ctx, o.ID, gone.ID, ProjectUpdate{SourceAdmin: &AdminCredentials{Tenant: "contoso.onmicrosoft.com", ClientID: "8a7b6c5d-4e3f-4a1b-9c8d-7e6f5a4b3c2d", ClientSecret: "x"}}); !errors.As(err, &ie) || ie.Field != "source_admin.tenant" {
+		t.Errorf("an app registration for an Exchange side: %v", err)
+	}
+	if err := s.DeleteProject(ctx, o.ID, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := st.Credentials(ctx, gone.ID); err != nil || len(cs) != 0 {
+		t.Errorf("the admin login outlived its project: %+v (%v)", cs, err)
 	}
 }

@@ -26,8 +26,13 @@ type Work struct {
 	// that side's login is then the mailbox's address and it has no
 	// password.
 	SourceAdmin, DestAdmin *AdminCredentials
-	MigratedBefore         bool
-	Owner                  Owner
+	// SourceMailbox and DestMailbox are set when that side logs in with
+	// the project's admin account and acts on this mailbox (Exchange
+	// impersonation, connector.Credentials.Mailbox); the login and
+	// password are then the admin's, and SourceAdmin or DestAdmin is nil.
+	SourceMailbox, DestMailbox string
+	MigratedBefore             bool
+	Owner                      Owner
 }
 
 // LoadWork reads a job's work; ErrNotFound when the pass or mailbox is
@@ -45,16 +50,30 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 		return w, fmt.Errorf("destination preset %q is no longer configured", w.Project.DestinationPreset)
 	}
 	w.Destination = preset
+	// A mailbox's own options (options.go) over the project's.
+	if err := s.applyMailboxOptions(ctx, &w); err != nil {
+		return w, err
+	}
 	for _, sd := range []struct {
-		side   Side
-		sealed string
-		pass   *string
-		admin  **AdminCredentials
-	}{{SideSource, r.SourceSecret, &w.SourcePassword, &w.SourceAdmin}, {SideDestination, r.DestSecret, &w.DestPassword, &w.DestAdmin}} {
+		side                 Side
+		sealed, email        string
+		login, pass, mailbox *string
+		admin                **AdminCredentials
+	}{
+		{SideSource, r.SourceSecret, r.SourceEmail, &w.SourceLogin, &w.SourcePassword, &w.SourceMailbox, &w.SourceAdmin},
+		{SideDestination, r.DestSecret, r.DestEmail, &w.DestLogin, &w.DestPassword, &w.DestMailbox, &w.DestAdmin},
+	} {
 		if sd.sealed == adminMarker {
-			if *sd.admin, err = s.admin(ctx, w.Project.ID, sd.side); err != nil {
+			a, err := s.admin(ctx, w.Project.ID, sd.side)
+			if err != nil {
 				return w, err
 			}
+			if a.Kind == kindEWS {
+				// The admin logs in and acts on the row's mailbox.
+				*sd.login, *sd.pass, *sd.mailbox = a.Login, a.Password, sd.email
+				continue
+			}
+			*sd.admin = a
 			continue
 		}
 		if *sd.pass, err = s.open(mailboxID, string(sd.side), sd.sealed); err != nil {

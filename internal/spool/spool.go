@@ -9,6 +9,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -188,4 +189,78 @@ func shortRead(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// ReadAll copies r until EOF into a new Buffer, for bodies whose size is
+// known only once they end (a base64 text inside an XML answer is
+// decoded as it arrives). Up to 1 MiB stays in memory while the budget
+// allows; a longer body moves to a temporary file as soon as it passes
+// that size, so memory stays bounded whatever the body's size. More than
+// limit bytes (when limit > 0) is an error.
+func (s *Spool) ReadAll(ctx context.Context, r io.Reader, limit int64) (*Buffer, error) {
+	b := &Buffer{s: s}
+	for b.size < s.threshold && s.mem.TryAcquire(chunkSize) {
+		b.held += chunkSize
+		c := s.chunks(1)[0]
+		n, err := io.ReadFull(r, c)
+		b.chunks = append(b.chunks, c)
+		b.size += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if limit > 0 && b.size > limit {
+				b.Release()
+				return nil, fmt.Errorf("spool: body larger than %d bytes", limit)
+			}
+			return b, ctx.Err()
+		}
+		if err != nil {
+			b.Release()
+			return nil, fmt.Errorf("spool: read body: %w", err)
+		}
+	}
+	var one [1]byte
+	if b.size == s.threshold {
+		// Exactly 1 MiB so far: in memory if that is all.
+		n, err := io.ReadFull(r, one[:])
+		if err == io.EOF {
+			if limit > 0 && b.size > limit {
+				b.Release()
+				return nil, fmt.Errorf("spool: body larger than %d bytes", limit)
+			}
+			return b, ctx.Err()
+		}
+		if err != nil {
+			b.Release()
+			return nil, fmt.Errorf("spool: read body: %w", err)
+		}
+		r = io.MultiReader(bytes.NewReader(one[:n]), r)
+	}
+	// Too long for memory, or the budget is spent: continue in a file
+	// that starts with what was read so far.
+	f, err := os.CreateTemp(s.dir, "mailferry-spool-*")
+	if err != nil {
+		b.Release()
+		return nil, fmt.Errorf("spool: create temporary file: %w", err)
+	}
+	size := b.size
+	_, err = (&chunkReader{chunks: b.chunks, left: size}).WriteTo(f)
+	b.Release()
+	b.file, b.size = f, size
+	if err != nil {
+		b.Release()
+		return nil, fmt.Errorf("spool: write temporary file: %w", err)
+	}
+	src := r
+	if limit > 0 {
+		src = io.LimitReader(r, limit-size+1)
+	}
+	n, err := io.Copy(f, src)
+	b.size += n
+	if err == nil && limit > 0 && b.size > limit {
+		err = fmt.Errorf("body larger than %d bytes", limit)
+	}
+	if err != nil {
+		b.Release()
+		return nil, fmt.Errorf("spool: read body: %w", err)
+	}
+	return b, ctx.Err()
 }

@@ -197,7 +197,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, id string) error {
 		if err := s.lockIdle(ctx, tx, `id = $1`, id); err != nil {
 			return err
 		}
-		for _, q := range []string{`DELETE FROM failed_items WHERE mailbox_id = $1`, `DELETE FROM mailbox_passes WHERE mailbox_id = $1`,
+		for _, q := range []string{`DELETE FROM failed_items WHERE mailbox_id = $1`, `DELETE FROM proof_reports WHERE mailbox_id = $1`, `DELETE FROM mailbox_passes WHERE mailbox_id = $1`,
 			`DELETE FROM mailbox_events WHERE mailbox_id = $1`, `DELETE FROM mailboxes WHERE id = $1`} {
 			if _, err := tx.q.exec(ctx, q, id); err != nil {
 				return err
@@ -245,7 +245,7 @@ type FailedItem struct {
 func (s *Store) Failures(ctx context.Context, mailboxID string) ([]FailedItem, error) {
 	rs, err := s.q().query(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages, item_id FROM failed_items
 		WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
+			WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial', 'proof') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
 		ORDER BY folder, uid, item_id`, mailboxID)
 	if err != nil {
 		return nil, err

@@ -164,7 +164,9 @@ type CopyTotals struct {
 func (s *Store) ProjectCopyTotals(ctx context.Context, projectID string) (CopyTotals, error) {
 	var t CopyTotals
 	// The latest pass of each mailbox by a window function: one scan of
-	// the project's mailbox passes, not one subquery per mailbox.
+	// the project's mailbox passes, not one subquery per mailbox. A
+	// proof (Verify migration) copies nothing and leaves the totals of
+	// the copying before it.
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(x.total_msgs), 0),
 			COALESCE(SUM(CASE WHEN x.copied + x.present + x.skipped + x.failed < x.total_msgs
 				THEN x.copied + x.present + x.skipped + x.failed ELSE x.total_msgs END), 0),
@@ -175,7 +177,7 @@ func (s *Store) ProjectCopyTotals(ctx context.Context, projectID string) (CopyTo
 		FROM (SELECT mp.total_msgs, mp.copied, mp.present, mp.skipped, mp.failed, mp.total_bytes, mp.copied_bytes, mp.status,
 				mp.rate, mp.eta_seconds, p.kind,
 				ROW_NUMBER() OVER (PARTITION BY mp.mailbox_id ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC) AS latest
-			FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id WHERE p.project_id = $1) x
+			FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id WHERE p.project_id = $1 AND p.kind <> 'proof') x
 		WHERE x.latest = 1 AND x.kind NOT IN ('verify', 'trial')`, projectID).Scan(
 		&t.Mailboxes, &t.Messages, &t.Processed, &t.Copied, &t.Present, &t.Failed, &t.Bytes, &t.CopiedBytes, &t.Rate, &t.ETASeconds)
 	if err != nil {
@@ -227,7 +229,7 @@ func (s *Store) LatestCopyFailures(ctx context.Context, mailboxIDs []string) (ma
 	for _, id := range mailboxIDs {
 		rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages, item_id FROM failed_items
 			WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-				WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
+				WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial', 'proof') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
 			ORDER BY folder, uid, item_id`, id)
 		if err != nil {
 			return nil, fmt.Errorf("failed items: %w", err)

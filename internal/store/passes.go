@@ -188,8 +188,10 @@ type Work struct {
 	Pass         Pass
 	Project      Project
 	Owner        Owner
+	SourceEmail  string
 	SourceLogin  string
 	SourceSecret string
+	DestEmail    string
 	DestLogin    string
 	DestSecret   string
 	MigratedOnce bool
@@ -207,14 +209,14 @@ func (s *Store) Work(ctx context.Context, passID, mailboxID string) (Work, error
 	err := s.q().queryRow(ctx, `SELECT x.id, x.project_id, x.kind, x.state, x.cutoff, x.created_at, x.finished_at,
 			p.id, p.owner_id, p.name, p.source_type, p.source_host, p.source_port, p.source_security, p.source_insecure,
 			p.source_plaintext, p.destination_preset, p.options, p.state, p.created_at, p.finished_at,
-			o.id, o.email, m.source_login, m.source_secret, m.dest_login, m.dest_secret, m.migrated_once, mp.status, mp.job_id
+			o.id, o.email, m.source_email, m.source_login, m.source_secret, m.dest_email, m.dest_login, m.dest_secret, m.migrated_once, mp.status, mp.job_id
 		FROM mailbox_passes mp JOIN passes x ON x.id = mp.pass_id JOIN projects p ON p.id = x.project_id
 			JOIN owners o ON o.id = p.owner_id JOIN mailboxes m ON m.id = mp.mailbox_id AND m.project_id = p.id
 		WHERE mp.pass_id = $1 AND mp.mailbox_id = $2`, passID, mailboxID).Scan(
 		&w.Pass.ID, &w.Pass.ProjectID, &w.Pass.Kind, &w.Pass.State, &w.Pass.Cutoff, &w.Pass.CreatedAt, &w.Pass.FinishedAt,
 		&p.ID, &p.OwnerID, &p.Name, &p.SourceType, &p.SourceHost, &p.SourcePort, &p.SourceSecurity, &ins, &plain,
 		&p.DestinationPreset, &p.Options, &p.State, &p.CreatedAt, &p.FinishedAt,
-		&w.Owner.ID, &w.Owner.Email, &w.SourceLogin, &w.SourceSecret, &w.DestLogin, &w.DestSecret, &once, &w.Status, &w.JobID)
+		&w.Owner.ID, &w.Owner.Email, &w.SourceEmail, &w.SourceLogin, &w.SourceSecret, &w.DestEmail, &w.DestLogin, &w.DestSecret, &once, &w.Status, &w.JobID)
 	p.SourceInsecure, p.SourcePlaintext, w.MigratedOnce = ins != 0, plain != 0, once != 0
 	return w, err
 }

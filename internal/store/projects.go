@@ -169,8 +169,8 @@ func (s *Store) UpdateProject(ctx context.Context, p Project) error {
 	return nil
 }
 
-// DeleteProject removes a project with its mailboxes (their stored
-// passwords blanked first), passes, statistics and failure reports; it
+// DeleteProject removes a project with its mailboxes and admin logins
+// (their stored passwords blanked first), passes, statistics and failure reports; it
 // is refused with ErrBusy while a pass works on one of its mailboxes.
 func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	return s.inTx(ctx, func(tx *Tx) error {
@@ -184,6 +184,7 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 			`UPDATE project_credentials SET secret = '' WHERE project_id = $1`,
 			`DELETE FROM project_credentials WHERE project_id = $1`,
 			`DELETE FROM failed_items WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
+			`DELETE FROM proof_reports WHERE project_id = $1`,
 			`DELETE FROM mailbox_passes WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailbox_events WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE project_id = $1)`,
 			`DELETE FROM mailboxes WHERE project_id = $1`,
@@ -198,8 +199,8 @@ func (s *Store) DeleteProject(ctx context.Context, id string) error {
 	})
 }
 
-// FinishProject makes a project read-only and erases its mailboxes'
-// stored passwords; ErrBusy while a pass works on one of them.
+// FinishProject makes a project read-only and erases its mailboxes' and
+// admin logins' stored passwords; ErrBusy while a pass works on one of them.
 func (s *Store) FinishProject(ctx context.Context, id string, at int64) error {
 	return s.inTx(ctx, func(tx *Tx) error {
 		if err := s.lockIdle(ctx, tx, `project_id = $1`, id); err != nil {
@@ -208,6 +209,8 @@ func (s *Store) FinishProject(ctx context.Context, id string, at int64) error {
 		if _, err := tx.q.exec(ctx, `UPDATE mailboxes SET source_secret = '', dest_secret = '' WHERE project_id = $1`, id); err != nil {
 			return err
 		}
+		// The admin credentials' secrets (app secret, impersonation
+		// password) go too; kind and login stay, to show who acted.
 		if _, err := tx.q.exec(ctx, `UPDATE project_credentials SET secret = '' WHERE project_id = $1`, id); err != nil {
 			return err
 		}

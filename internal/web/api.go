@@ -106,10 +106,15 @@ func (s *Server) routes() {
 	m.HandleFunc("PATCH /api/projects/{project}/mailboxes/{mailbox}", a(s.updateMailbox))
 	m.HandleFunc("DELETE /api/projects/{project}/mailboxes/{mailbox}", a(s.deleteMailbox))
 	m.HandleFunc("GET /api/projects/{project}/mailboxes/{mailbox}/failures", a(s.failures))
+	m.HandleFunc("GET /api/projects/{project}/proof", a(s.projectProof))
+	m.HandleFunc("GET /api/projects/{project}/mailboxes/{mailbox}/proof", a(s.mailboxProofJSON))
+	m.HandleFunc("GET /api/projects/{project}/mailboxes/{mailbox}/proof.csv", a(s.mailboxProofCSV))
+	m.HandleFunc("GET /api/projects/{project}/mailboxes/{mailbox}/proof.pdf", a(s.mailboxProofPDF))
 	m.HandleFunc("GET /api/projects/{project}/passes", a(s.listPasses))
 	m.HandleFunc("POST /api/projects/{project}/passes", a(s.startPass))
 	m.HandleFunc("GET /api/projects/{project}/passes/{pass}", a(s.getPass))
 	m.HandleFunc("POST /api/projects/{project}/passes/{pass}/stop", a(s.stopPass))
+	s.optionRoutes()
 	s.portalRoutes()
 }
 

@@ -323,6 +323,9 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		{"Pass", service.Pass{}, true},
 		{"MailboxPass", service.MailboxPass{}, true},
 		{"PlanRow", service.PlanRow{}, true},
+		{"MailboxOptions", service.MailboxOptions{}, true},
+		{"PlanPreview", service.PlanPreview{}, true},
+		{"PlanPreviewRow", service.PlanPreviewRow{}, true},
 		{"FailedItem", service.FailedItem{}, true},
 		{"Solution", service.Solution{}, true},
 		{"RowError", service.RowError{}, true},
@@ -365,7 +368,7 @@ func TestOpenAPIEnums(t *testing.T) {
 	if got := enumOf(t, d, "Status"); !slices.Equal(got, want) {
 		t.Errorf("Status enum = %v, want %v", got, want)
 	}
-	kinds := []service.PassKind{service.PassVerify, service.PassTrial, service.PassPreStage, service.PassFull, service.PassDelta, service.PassRetryErrors}
+	kinds := []service.PassKind{service.PassVerify, service.PassTrial, service.PassPreStage, service.PassFull, service.PassDelta, service.PassRetryErrors, service.PassProof}
 	want = nil
 	for _, k := range kinds {
 		want = append(want, string(k))

@@ -169,6 +169,11 @@ func (s *Server) portalRoutes() {
 		{"GET /projects/{project}/mailboxes/{mailbox}/history.csv", u(s.historyCSV)},
 		{"POST /projects/{project}/mailboxes/{mailbox}", u(s.saveMailbox)},
 		{"POST /projects/{project}/mailboxes/{mailbox}/delete", u(s.removeMailbox)},
+		{"GET /projects/{project}/options", u(s.projectOptionsPage)},
+		{"POST /projects/{project}/options", u(s.saveProjectOptions)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/options", u(s.mailboxOptionsPage)},
+		{"POST /projects/{project}/mailboxes/{mailbox}/options", u(s.saveMailboxOptions)},
+		{"POST /projects/{project}/mailboxes/{mailbox}/preview", u(s.previewPlan)},
 		{"GET /projects/{project}/trial", u(s.trialPage)},
 		{"POST /projects/{project}/trial", u(s.startTrial)},
 		{"GET /projects/{project}/migrate", u(s.migratePage)},
@@ -179,6 +184,11 @@ func (s *Server) portalRoutes() {
 		{"POST /projects/{project}/finish", u(s.finishSubmit)},
 		{"GET /projects/{project}/done", u(s.donePage)},
 		{"GET /projects/{project}/report.csv", u(s.reportCSV)},
+		{"GET /projects/{project}/proof", u(s.proofPage)},
+		{"POST /projects/{project}/proof", u(s.startProof)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/proof", u(s.mailboxProofPage)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/proof.csv", u(s.mailboxProofCSVDownload)},
+		{"GET /projects/{project}/mailboxes/{mailbox}/proof.pdf", u(s.mailboxProofPDFDownload)},
 	} {
 		s.mux.HandleFunc(rt.pattern, s.secured(rt.handler))
 	}
@@ -492,6 +502,8 @@ func notice(r *http.Request) string {
 		return "The migration project was deleted, with its stored passwords. Mail already copied stays on the destination."
 	case "removed":
 		return "The mailbox was removed from this project. Mail already copied stays in the destination."
+	case "proof-started":
+		return "Verify migration has started: both mailboxes of each pair are read, nothing is written. The verdict appears here when it is done."
 	case "trial-started":
 		return "The trial has started. The statuses below update by themselves."
 	case "migration-started":

@@ -193,7 +193,8 @@ func (s *Server) importMailboxes(w http.ResponseWriter, r *http.Request, sess *s
 			humanLimit(maxCSVBytes) + ". Nothing was imported; split it into several files of at most 10,000 mailboxes."}, "")
 		return
 	}
-	added, err := s.svc.ImportCSV(r.Context(), sess.Owner.ID, r.PathValue("project"), body)
+	askUsers := r.FormValue("ask_users") == "on"
+	added, err := s.svc.ImportCSVFor(r.Context(), sess.Owner.ID, r.PathValue("project"), body, askUsers)
 	var ie *service.InputError
 	switch {
 	case errors.As(err, &ie) && ie.Field == "csv":

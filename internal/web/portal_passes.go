@@ -31,8 +31,11 @@ type projectState struct {
 	HasTrial, HasCopy bool
 	// LastCopy is the newest copying pass.
 	LastCopy *service.Pass
-	Counts   map[service.Status]int
-	Totals   totals
+	// ProofCurrent: a Verify migration (proof) pass started after the
+	// newest copying pass.
+	ProofCurrent bool
+	Counts       map[service.Status]int
+	Totals       totals
 }
 
 // totals adds up the mailboxes' latest copying pass.
@@ -74,6 +77,8 @@ func (s *Server) loadState(r *http.Request, sess *service.Session, withFailures 
 			}
 		} else if ps.Kind == service.PassTrial {
 			st.HasTrial = true
+		} else if ps.Kind == service.PassProof && st.LastCopy == nil {
+			st.ProofCurrent = true // newest first: before any copying pass
 		}
 	}
 	t := &st.Totals
@@ -293,7 +298,9 @@ func (s *Server) stopPortalPass(w http.ResponseWriter, r *http.Request, sess *se
 		return
 	}
 	page := "migrate"
-	if !ps.Kind.Copies() {
+	if ps.Kind == service.PassProof {
+		page = "proof"
+	} else if !ps.Kind.Copies() {
 		page = "trial"
 	}
 	http.Redirect(w, r, "/projects/"+r.PathValue("project")+"/"+page+"?notice=stopped", http.StatusSeeOther)
@@ -407,6 +414,7 @@ func (s *Server) statusJSON(w http.ResponseWriter, r *http.Request) {
 type finishView struct {
 	*projectState
 	Ordered []statusCount
+	Proof   service.ProofSummary
 }
 
 func (s *Server) renderFinish(w http.ResponseWriter, r *http.Request, sess *service.Session, status int, errMsg string) {
@@ -420,8 +428,13 @@ func (s *Server) renderFinish(w http.ResponseWriter, r *http.Request, sess *serv
 		return
 	}
 	counts, _ := sortedCounts(st.Counts)
+	proof, err := s.svc.ProjectProof(r.Context(), sess.Owner.ID, st.Project.ID)
+	if err != nil {
+		s.portalFail(w, r, sess, err)
+		return
+	}
 	s.render(w, r, status, "finish", view{Title: "Finish · " + st.Project.Name, Session: sess, CSRF: sess.CSRF, Project: &st.Project,
-		Steps: wizardSteps(&st.Project, 5), Error: errMsg, Data: finishView{st, counts}})
+		Steps: wizardSteps(&st.Project, 5), Error: errMsg, Data: finishView{st, counts, proof}})
 }
 
 func (s *Server) finishPage(w http.ResponseWriter, r *http.Request, sess *service.Session) {

@@ -85,7 +85,7 @@ var sourceTypes = []sourceType{
 	{"imap", "IMAP", "Most mail providers and hosting companies: cPanel, Plesk, GoDaddy, Zoho, Gmail, Yahoo and others.", true},
 	{"gmail", "Gmail", "Gmail and Google Workspace, through IMAP with each mailbox's app password. Labels become folders; each message is copied once.", true},
 	{"pop3", "POP3", "For old servers that offer POP3 only. POP3 has the inbox only: it lands in the new inbox, unread.", true},
-	{"exchange", "Microsoft Exchange", "Exchange on your own servers, through Outlook Web Access.", false},
+	{"exchange", "Exchange (OWA address)", "Exchange 2013 to 2019 on your own servers: enter the Outlook Web Access address, e.g. https://mail.domain.com/owa.", true},
 	{"m365", "Microsoft 365", "Microsoft 365 and Office 365 mailboxes, read through Microsoft Graph with your app registration: no passwords needed.", true},
 }
 
@@ -111,11 +111,14 @@ type projectForm struct {
 	// Source and Destination are the Microsoft 365 app registrations
 	// (the secrets are never shown again).
 	Source, Destination appForm
-	Errors              map[string]string
-	Types               []sourceType
-	Securities          []securityChoice
-	Presets             []service.Preset
-	Editing             *service.Project
+	// SourceAdmin and DestAdmin are the optional admin logins (Exchange
+	// impersonation); their passwords are never shown back.
+	SourceAdmin, DestAdmin string
+	Errors                 map[string]string
+	Types                  []sourceType
+	Securities             []securityChoice
+	Presets                []service.Preset
+	Editing                *service.Project
 	// Lookup: the page offers to find the settings from an address.
 	Lookup bool
 }
@@ -158,6 +161,8 @@ func fromAdmin(a *service.AdminInfo) appForm {
 var projectFields = map[string]string{
 	"name": "name", "source.type": "type", "source.host": "host", "source.port": "port", "source.security": "security",
 	"source.allow_plaintext": "allow_plaintext", "destination_preset": "preset",
+	"source_admin.login": "source_admin", "source_admin.password": "source_admin_password",
+	"destination_admin.login": "destination_admin", "destination_admin.password": "destination_admin_password",
 	"source_admin": "src_tenant", "source_admin.tenant": "src_tenant", "source_admin.client_id": "src_client_id",
 	"source_admin.client_secret": "src_client_secret",
 	"destination_admin":          "dst_tenant", "destination_admin.tenant": "dst_tenant", "destination_admin.client_id": "dst_client_id",
@@ -168,6 +173,16 @@ var projectFields = map[string]string{
 func readApp(r *http.Request, prefix string) (appForm, *service.AdminCredentials) {
 	f := appForm{Tenant: strings.TrimSpace(r.PostFormValue(prefix + "tenant")), ClientID: strings.TrimSpace(r.PostFormValue(prefix + "client_id"))}
 	return f, &service.AdminCredentials{Tenant: f.Tenant, ClientID: f.ClientID, ClientSecret: r.PostFormValue(prefix + "client_secret")}
+}
+
+// readEWSAdmin reads a side's optional Exchange admin login (fields
+// name and name_password); nil when both are empty.
+func readEWSAdmin(r *http.Request, name string) (string, *service.AdminCredentials) {
+	login, pw := strings.TrimSpace(r.PostFormValue(name)), r.PostFormValue(name+"_password")
+	if login == "" && pw == "" {
+		return "", nil
+	}
+	return login, &service.AdminCredentials{Login: login, Password: pw}
 }
 
 // presetType is the type of the preset with this id ("" if none).
@@ -196,6 +211,13 @@ func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 		return f, service.Endpoint{Type: f.Type}
 	}
 	src := service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}
+	if f.Type == "exchange" {
+		// Exchange is always reached over TLS on the OWA address's
+		// port; the IMAP port and security fields do not apply.
+		f.Port, f.Security, f.AllowPlaintext = "", "tls", false
+		src.Security = "tls"
+		return f, src
+	}
 	if f.Port != "" {
 		port, err := strconv.Atoi(f.Port)
 		if err != nil {
@@ -220,6 +242,12 @@ func (s *Server) serverFormError(w http.ResponseWriter, r *http.Request, sess *s
 	var ie *service.InputError
 	if errors.As(err, &ie) {
 		field, ok := projectFields[ie.Field]
+		if ie.Field == "source_admin" && f.Type != service.TypeM365 {
+			field = "source_admin" // the Exchange admin login's field
+		}
+		if ie.Field == "destination_admin" && s.presetType(f.Preset) != service.TypeM365 {
+			field = "destination_admin"
+		}
 		if !ok {
 			s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, capitalize(ie.Message)+".")
 			return
@@ -244,9 +272,13 @@ func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *s
 	in := service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src}
 	if src.Type == service.TypeM365 {
 		f.Source, in.SourceAdmin = readApp(r, "src_")
+	} else {
+		f.SourceAdmin, in.SourceAdmin = readEWSAdmin(r, "source_admin")
 	}
 	if s.presetType(f.Preset) == service.TypeM365 {
 		f.Destination, in.DestinationAdmin = readApp(r, "dst_")
+	} else {
+		f.DestAdmin, in.DestinationAdmin = readEWSAdmin(r, "destination_admin")
 	}
 	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, in)
 	if err != nil {

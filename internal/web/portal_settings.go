@@ -51,8 +51,8 @@ type settingsAnswer struct {
 	Domain      string               `json:"domain"`
 	Provider    string               `json:"provider,omitempty"`
 	Suggestions []settingsSuggestion `json:"suggestions"`
-	// Notes are what the user should know besides (e.g. an Exchange
-	// server while Exchange sources are not offered).
+	// Notes are what the user should know besides (e.g. a Microsoft
+	// 365 tenant while Microsoft 365 sources are not offered).
 	Notes []string `json:"notes"`
 }
 
@@ -109,6 +109,9 @@ func suggest(res *autoconfig.Result) settingsAnswer {
 			}
 			if !ok {
 				msg += ": this source type is not offered yet, so enter IMAP or POP3 settings if the server has them."
+			} else if typ == service.TypeM365 {
+				// Graph has no server to fill in: the app registration is.
+				msg += ": choose " + st.Label + " as the source and enter its app registration."
 			} else {
 				msg += "."
 			}

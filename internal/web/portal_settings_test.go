@@ -22,12 +22,14 @@ func (f *fakeFinder) Lookup(ctx context.Context, address string) (*autoconfig.Re
 			Sources: []autoconfig.Source{{Method: autoconfig.MethodAutodiscover}}},
 		{Protocol: autoconfig.ProtocolIMAP, Host: "imap.example.com", Port: 993, Security: autoconfig.SecurityTLS, Confidence: autoconfig.ConfidenceHigh,
 			Sources: []autoconfig.Source{{Method: autoconfig.MethodSRV}, {Method: autoconfig.MethodISPDB}}},
+		{Protocol: autoconfig.ProtocolGraph, URL: "https://graph.microsoft.com", Sources: []autoconfig.Source{{Method: autoconfig.MethodAutodiscover}}},
 	}}, nil
 }
 
 // settings.json needs a session, says what to type for a bad address,
-// offers IMAP settings with where they were found, and names a source
-// type that is not offered yet as a note only.
+// offers Exchange (EWS) and IMAP settings with where they were found, and
+// names a source type that is not offered yet (Microsoft 365) as a note
+// only.
 func TestPortalSettingsLookup(t *testing.T) {
 	f := &fakeFinder{}
 	e := newPortalEnvWith(t, func(c *PortalConfig) { c.Settings = f })
@@ -48,11 +50,14 @@ func TestPortalSettingsLookup(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &a); err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Suggestions) != 1 || a.Suggestions[0] != (settingsSuggestion{Type: "imap", Host: "imap.example.com", Port: 993, Security: "tls",
-		Label: "IMAP · imap.example.com · port 993 · SSL/TLS", From: "DNS SRV records (RFC 6186), the Thunderbird ISPDB", Confidence: "high"}) {
+	if len(a.Suggestions) != 2 || a.Suggestions[0] != (settingsSuggestion{Type: "exchange", Host: "mail.example.com", Port: 443, Security: "tls",
+		Label: "Exchange (OWA address) · mail.example.com · port 443 · SSL/TLS", From: "Exchange Autodiscover"}) ||
+		a.Suggestions[1] != (settingsSuggestion{Type: "imap", Host: "imap.example.com", Port: 993, Security: "tls",
+			Label: "IMAP · imap.example.com · port 993 · SSL/TLS", From: "DNS SRV records (RFC 6186), the Thunderbird ISPDB", Confidence: "high"}) {
 		t.Errorf("suggestions = %+v", a.Suggestions)
 	}
-	if len(a.Notes) != 1 || !strings.Contains(a.Notes[0], "https://mail.example.com/EWS/Exchange.asmx") || !strings.Contains(a.Notes[0], "not offered yet") {
+	if len(a.Notes) != 1 || !strings.Contains(a.Notes[0], "Microsoft 365") || !strings.Contains(a.Notes[0], "https://graph.microsoft.com") ||
+		!strings.Contains(a.Notes[0], "choose Microsoft 365 as the source") {
 		t.Errorf("notes = %q", a.Notes)
 	}
 	if code, body := b.get("/migrations/new/settings.json?email=nonsense"); code != 400 || !strings.Contains(body, "enter a whole email address") {

@@ -331,9 +331,10 @@ func TestPortalWizard(t *testing.T) {
 	if code, body := b.get("/migrations"); code != 200 || !strings.Contains(body, "No migrations yet") {
 		t.Fatalf("empty My Migrations: %d", code)
 	}
-	if code, body := b.get("/migrations/new"); code != 200 || !strings.Contains(body, "Coming soon") || !strings.Contains(body, `id="type-exchange" name="type" value="exchange" disabled`) ||
+	if code, body := b.get("/migrations/new"); code != 200 || strings.Contains(body, "Coming soon") || !strings.Contains(body, `id="type-m365" name="type" value="m365">`) ||
+		!strings.Contains(body, `id="type-exchange" name="type" value="exchange">`) || !strings.Contains(body, "Exchange (OWA address)") ||
 		!strings.Contains(body, `id="type-pop3" name="type" value="pop3">`) || !strings.Contains(body, `data-pop3-port="995"`) {
-		t.Fatalf("new migration page: %d (POP3 must be offered, with ports 995/110; Exchange coming soon)", code)
+		t.Fatalf("new migration page: %d (POP3, Exchange (OWA address) and Microsoft 365 must be offered, POP3 with ports 995/110)", code)
 	}
 	// A CSRF-less POST is refused, and so is a wrong token.
 	good := url.Values{"name": {"Acme"}, "type": {"imap"}, "host": {"mail.old.example"}, "security": {"tls"}, "port": {"993"}, "preset": {"new-mail"}}
@@ -647,5 +648,42 @@ func TestPortalOwnership(t *testing.T) {
 	}
 	if code, body := owner.get(pp + "/trial"); code != 200 || !strings.Contains(body, "Send me a login link") {
 		t.Errorf("after logout: %d", code)
+	}
+}
+
+// The wizard offers Exchange (OWA address) as a source: the OWA address
+// is taken as the server (IMAP's port and security do not apply), an
+// admin account with impersonation is optional, its password never comes
+// back in a page, and with it the mailbox rows need no source password.
+func TestPortalExchangeSource(t *testing.T) {
+	e := newPortalEnv(t)
+	b := e.newBrowser()
+	b.login("owner@example.com")
+	form := url.Values{"name": {"From Exchange"}, "type": {"exchange"}, "host": {"https://mail.old.example/owa"}, "security": {"tls"}, "port": {"993"},
+		"preset": {"new-mail"}, "source_admin": {`OLD\migrator`}, "source_admin_password": {"Admin-Secret-1"}}
+	// An admin without its password is refused next to the field.
+	noPW := url.Values{}
+	for k, v := range form {
+		noPW[k] = v
+	}
+	noPW.Del("source_admin_password")
+	if code, body := b.post("/migrations/new", noPW); code != 400 || !strings.Contains(body, "admin account") || !strings.Contains(body, `value="OLD\migrator"`) {
+		t.Errorf("admin without password: %d", code)
+	}
+	code, body := b.post("/migrations/new", form)
+	m := projectRe.FindStringSubmatch(body)
+	if code != 200 || m == nil || strings.Contains(body, "Admin-Secret-1") {
+		t.Fatalf("create Exchange project: %d", code)
+	}
+	p, err := e.svc.Project(context.Background(), ownerID(t, e, "owner@example.com"), m[1])
+	if err != nil || p.Source.Type != "exchange" || p.Source.Host != "mail.old.example" || p.Source.Port != 443 || p.SourceAdmin == nil || p.SourceAdmin.Kind != "ews-impersonation" || p.SourceAdmin.Login != `OLD\migrator` {
+		t.Fatalf("stored project: %+v %v", p, err)
+	}
+	code, body = b.post("/projects/"+m[1]+"/mailboxes", url.Values{
+		"source_email": {"ann@old.example"}, "source_login": {""}, "source_password": {""},
+		"destination_email": {"ann@new.example"}, "destination_login": {""}, "destination_password": {"Secret-ann-2"},
+	})
+	if code != 200 || !strings.Contains(body, "1 mailbox") {
+		t.Errorf("a row without the source password (admin login): %d", code)
 	}
 }

@@ -175,6 +175,8 @@ func kindName(k service.PassKind) string {
 		return "Migrate new items"
 	case service.PassRetryErrors:
 		return "Retry failed items"
+	case service.PassProof:
+		return "Verify migration"
 	}
 	return string(k)
 }

@@ -7,6 +7,7 @@ package all
 import (
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/connector/eml"
+	"github.com/mailferry/mailferry/internal/connector/ews"
 	"github.com/mailferry/mailferry/internal/connector/graph"
 	"github.com/mailferry/mailferry/internal/connector/imap"
 	"github.com/mailferry/mailferry/internal/connector/maildir"
@@ -23,6 +24,7 @@ func Registry() *connector.Registry {
 		maildir.Backend(),
 		mbox.Backend(),
 		eml.Backend(),
+		ews.Backend(),
 		graph.Backend(),
 	)
 	if err != nil {

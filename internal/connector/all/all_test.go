@@ -27,6 +27,8 @@ func TestRegistry(t *testing.T) {
 		{"maildir:/backup/alice", "maildir", true, true, true, "", 0},
 		{"mbox:/backup/alice.mbox", "mbox", true, true, true, "", 0},
 		{"eml:/exports/alice", "eml", true, true, false, "", 0},
+		{"ews://mail.example.com", "ews", false, true, true, "mail.example.com", 443},
+		{"ews+https://mail.example.com:8443/EWS/Exchange.asmx?auth=ntlm", "ews", false, true, true, "mail.example.com", 8443},
 		{"graph://contoso.onmicrosoft.com/alice@contoso.com", "graph", false, true, true, "graph.microsoft.com", 443},
 	} {
 		e, b, err := r.Parse(c.raw)
@@ -52,5 +54,27 @@ func TestRegistry(t *testing.T) {
 	}
 	if _, err := r.OpenDestination(t.Context(), connector.Endpoint{Scheme: "pop3s", Redacted: "pop3s://x"}, connector.OpenOptions{}); err == nil {
 		t.Error("POP3 was opened as a destination")
+	}
+}
+
+// Acting on another mailbox with an admin login (Credentials.Mailbox) is
+// EWS impersonation only: every other backend refuses it with a clear
+// configuration error before it touches the network or a file, rather
+// than opening the login's own mailbox.
+func TestOnlyEWSActsOnAnotherMailbox(t *testing.T) {
+	r := Registry()
+	dir := t.TempDir()
+	for _, raw := range []string{"imaps://127.0.0.1:1", "pop3s://127.0.0.1:1", "maildir:" + dir + "/md", "mbox:" + dir + "/a.mbox", "eml:" + dir,
+		"graph://contoso.onmicrosoft.com/alice@contoso.com"} {
+		e, b, err := r.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := connector.OpenOptions{Credentials: connector.Credentials{Username: "admin", Password: "pw", Mailbox: "alice@example.com"}}
+		_, err = b.Open(t.Context(), e, o)
+		if connector.KindOf(err) != connector.KindConfig || !strings.Contains(err.Error(), "alice@example.com") ||
+			!strings.Contains(connector.HintOf(err), "EWS") {
+			t.Errorf("%s with Mailbox: %v (kind %v, hint %q); want a configuration error naming the mailbox", raw, err, connector.KindOf(err), connector.HintOf(err))
+		}
 	}
 }

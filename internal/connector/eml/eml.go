@@ -55,6 +55,9 @@ var (
 
 // Open opens the tree (or the single file) at e.Path, which must exist.
 func Open(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (*Conn, error) {
+	if err := connector.RefuseMailbox("EML", e, o.Credentials); err != nil {
+		return nil, err
+	}
 	if o.Role == connector.RoleDestination {
 		return nil, connector.Errorf(connector.KindConfig, "write to maildir: or mbox: instead", nil, "eml %s: an EML tree can only be read", e.Path)
 	}

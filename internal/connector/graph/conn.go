@@ -51,6 +51,11 @@ var (
 // the app may read it, and for a destination that it may write, and
 // whether importMime is available.
 func open(ctx context.Context, e connector.Endpoint, o connector.OpenOptions, shared *sharedLimits, set settings) (*Conn, error) {
+	// The mailbox is in the address (graph://TENANT/MAILBOX); an admin
+	// login acting for another one is EWS's (Credentials.Mailbox).
+	if err := connector.RefuseMailbox("Microsoft 365 (Graph)", e, o.Credentials); err != nil {
+		return nil, err
+	}
 	if e.User == "" {
 		return nil, connector.Errorf(connector.KindConfig, "expected graph://TENANT/MAILBOX", errors.New("no mailbox"), "open %s", e.Redacted)
 	}

@@ -35,6 +35,9 @@ func Backend() connector.Backend {
 		Destination: true,
 		Parse:       Parse,
 		Open: func(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (connector.Conn, error) {
+			if err := connector.RefuseMailbox("IMAP", e, o.Credentials); err != nil {
+				return nil, err
+			}
 			cfg := ConfigOf(e, o)
 			if cfg.MaxConnections <= 0 {
 				cfg.MaxConnections = DefaultConnections

@@ -71,6 +71,9 @@ var (
 // Open opens the maildir tree at e.Path. A destination's root is created
 // when missing; a source's must exist.
 func Open(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (*Conn, error) {
+	if err := connector.RefuseMailbox("Maildir", e, o.Credentials); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(e.Path)
 	switch {
 	case err == nil && !fi.IsDir():

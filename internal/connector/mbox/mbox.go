@@ -61,6 +61,9 @@ var (
 // directory a tree. A destination that does not exist yet is created: a
 // file when the path ends in ".mbox", else a tree directory.
 func Open(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (*Conn, error) {
+	if err := connector.RefuseMailbox("mbox", e, o.Credentials); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(e.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && o.Role == connector.RoleSource:

@@ -69,6 +69,9 @@ func inbox() connector.Folder {
 // host, port or certificate is reported now, as a *connector.Error whose
 // kind says which.
 func Open(ctx context.Context, e connector.Endpoint, o connector.OpenOptions) (*Conn, error) {
+	if err := connector.RefuseMailbox("POP3", e, o.Credentials); err != nil {
+		return nil, err
+	}
 	c, err := newConn(e, o)
 	if err != nil {
 		return nil, err

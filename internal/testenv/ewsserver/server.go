@@ -70,8 +70,9 @@ type Server struct {
 	sent        []SentMessage
 	syncKey     []byte
 
-	hs   *httptest.Server
-	pool *x509.CertPool
+	hs      *httptest.Server
+	pool    *x509.CertPool
+	certPEM []byte
 }
 
 // Request records one EWS request, for tests to inspect.
@@ -160,6 +161,10 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("ewsserver: start: certificate: %w", err)
 	}
+	certPEM, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
+	if err != nil {
+		return fmt.Errorf("ewsserver: start: certificate: %w", err)
+	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
 	if err != nil {
 		return fmt.Errorf("ewsserver: start: certificate: %w", err)
@@ -173,7 +178,7 @@ func (s *Server) Start() error {
 	}
 	hs.Config.ErrorLog = nil
 	hs.StartTLS()
-	s.hs, s.pool = hs, pool
+	s.hs, s.pool, s.certPEM = hs, pool, certPEM
 	if s.opts.TB != nil {
 		s.opts.TB.Cleanup(s.Close)
 	}
@@ -203,6 +208,10 @@ func (s *Server) OWAURL() string { return s.hs.URL + "/owa" }
 
 // Host is 127.0.0.1:PORT.
 func (s *Server) Host() string { return strings.TrimPrefix(s.hs.URL, "https://") }
+
+// CertPEM is the server's certificate in PEM form, for a client in
+// another process (SSL_CERT_FILE).
+func (s *Server) CertPEM() []byte { return append([]byte(nil), s.certPEM...) }
 
 // CertPool trusts the server's certificate (and nothing else).
 func (s *Server) CertPool() *x509.CertPool { return s.pool }

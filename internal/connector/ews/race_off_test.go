@@ -1,0 +1,5 @@
+//go:build !race
+
+package ews
+
+const raceEnabled = false
