@@ -33,6 +33,20 @@ type Stats struct {
 
 	mu     sync.Mutex
 	folder string
+	pauses map[string]Pause // by side, while a side waits on a server's long hint
+}
+
+// Causes of a Pause.
+const (
+	PauseDailyLimit = "daily-limit" // a provider's daily quota (Gmail's IMAP bandwidth limits)
+	PauseThrottled  = "throttled"   // the server asked to slow down (429/503 Retry-After, backoff hints)
+)
+
+// Pause is a wait on a server's hint long enough to tell the user: the
+// pass is not stuck, it goes on at Until.
+type Pause struct {
+	Cause string    `json:"cause"`
+	Until time.Time `json:"until"`
 }
 
 // New starts the clock.
@@ -102,6 +116,21 @@ func (s *Stats) SetFolder(name string) {
 	s.mu.Unlock()
 }
 
+// SetPause records that side ("source", "destination") waits until
+// p.Until for p.Cause; the zero Pause says it works again.
+func (s *Stats) SetPause(side string, p Pause) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Until.IsZero() {
+		delete(s.pauses, side)
+		return
+	}
+	if s.pauses == nil {
+		s.pauses = make(map[string]Pause)
+	}
+	s.pauses[side] = p
+}
+
 // Snapshot is a consistent-enough copy of the counters at one instant.
 type Snapshot struct {
 	Elapsed     time.Duration `json:"elapsed_ns"`
@@ -123,6 +152,9 @@ type Snapshot struct {
 	MsgsPerSec  float64       `json:"messages_per_second"`
 	BytesPerSec float64       `json:"bytes_per_second"`
 	ETA         time.Duration `json:"eta_ns"`
+	// Paused is set while a side waits on a long server hint (the
+	// longest wait when both do).
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // Done is the number of messages dealt with, whatever the outcome.
@@ -132,6 +164,12 @@ func (s Snapshot) Done() int64 { return s.Copied + s.Present + s.Skipped + s.Fai
 func (s *Stats) Snapshot() Snapshot {
 	s.mu.Lock()
 	folder := s.folder
+	var paused *Pause
+	for _, p := range s.pauses {
+		if paused == nil || p.Until.After(paused.Until) {
+			paused = &p
+		}
+	}
 	s.mu.Unlock()
 	snap := Snapshot{
 		Elapsed:     time.Since(s.start),
@@ -150,6 +188,7 @@ func (s *Stats) Snapshot() Snapshot {
 		Deleted:     s.deleted.Load(),
 		Retried:     s.retried.Load(),
 		Uncertain:   s.uncertain.Load(),
+		Paused:      paused,
 	}
 	if secs := snap.Elapsed.Seconds(); secs > 0 {
 		snap.MsgsPerSec = float64(snap.Copied) / secs

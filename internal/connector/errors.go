@@ -97,6 +97,10 @@ type Error struct {
 	// again (IMAP "Suggested Backoff Time", EWS BackOffMilliseconds, HTTP
 	// Retry-After); 0 when it gave none. The retry layer honours it.
 	RetryAfter time.Duration
+	// DailyLimit marks a RetryAfter that waits for a provider's daily
+	// quota to reset (Gmail's IMAP bandwidth limits), not throttling:
+	// the portal shows the pass as paused until then.
+	DailyLimit bool
 }
 
 func (e *Error) Error() string {
@@ -162,4 +166,20 @@ func RetryAfterOf(err error) time.Duration {
 		err = e.Err
 	}
 	return 0
+}
+
+// IsDailyLimit reports whether err is a provider's daily limit (see
+// Error.DailyLimit).
+func IsDailyLimit(err error) bool {
+	for err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		if e.DailyLimit {
+			return true
+		}
+		err = e.Err
+	}
+	return false
 }

@@ -308,9 +308,13 @@ func (r *Runner) reportProgress(ctx context.Context, w service.Work, stats *acco
 }
 
 func progressOf(s accounting.Snapshot) service.Progress {
-	return service.Progress{TotalMsgs: s.TotalMsgs, TotalBytes: s.TotalBytes, Copied: s.Copied, CopiedBytes: s.CopiedBytes,
+	p := service.Progress{TotalMsgs: s.TotalMsgs, TotalBytes: s.TotalBytes, Copied: s.Copied, CopiedBytes: s.CopiedBytes,
 		Present: s.Present, Skipped: s.Skipped, Failed: s.Failed, FlagUpdates: s.FlagUpdates, Folder: s.Folder,
 		Rate: s.MsgsPerSec, ETA: s.ETA}
+	if s.Paused != nil {
+		p.PauseCause, p.PauseUntil = s.Paused.Cause, s.Paused.Until
+	}
+	return p
 }
 
 func engineOptions(w service.Work) (migrate.Options, error) {

@@ -227,6 +227,9 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	policy := func(side string, c connector.Conn) layer.Policy {
 		return layer.Policy{Side: side, Backoff: opts.Backoff, Budget: opts.RetryBudget, Outage: r.outage,
 			OnRetry: opts.Stats.Retried,
+			// A long wait on the server (Gmail's daily limit, a long
+			// Retry-After) shows in the progress as a pause.
+			OnPause: func(p accounting.Pause) { opts.Stats.SetPause(side, p) },
 			Probe:   func(ctx context.Context) error { _, err := c.Folders(ctx); return err }}
 	}
 	r.srcTry, r.dstTry = layer.NewRetrier(policy("source", src)), layer.NewRetrier(policy("destination", dst))

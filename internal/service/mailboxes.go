@@ -267,6 +267,7 @@ func fromMailbox(r store.Mailbox) Mailbox {
 	if r.LastPass != nil {
 		lp := fromMailboxPass(*r.LastPass)
 		m.LastPass = &lp
+		m.livePause()
 	}
 	return m
 }

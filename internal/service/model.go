@@ -301,6 +301,9 @@ type MailboxPass struct {
 	// process shows the same, whichever worker it is.
 	Worker     string    `json:"worker,omitempty"`
 	ProgressAt time.Time `json:"progress_at,omitzero"`
+	// Paused is set while the running part waits on its server (Gmail's
+	// daily limit, throttling), with until when.
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // PlanRow is one folder of a trial's plan.

@@ -110,6 +110,7 @@ func (s *Service) MailboxPage(ctx context.Context, ownerID, projectID string, q 
 		if lp, ok := last[r.ID]; ok {
 			mp := fromMailboxPass(lp)
 			m.LastPass = &mp
+			m.livePause()
 		}
 		out.Mailboxes = append(out.Mailboxes, m)
 	}

@@ -175,6 +175,7 @@ func fromMailboxPass(r store.MailboxPass) MailboxPass {
 	if r.ProgressAt != 0 {
 		m.ProgressAt = time.Unix(r.ProgressAt, 0)
 	}
+	m.Paused = pauseOf(r, time.Now())
 	if r.Plan != "" {
 		_ = json.Unmarshal([]byte(r.Plan), &m.Plan)
 	}

@@ -101,12 +101,24 @@ type Progress struct {
 	Folder                                                                            string
 	Rate                                                                              float64
 	ETA                                                                               time.Duration
+	// PauseCause and PauseUntil say that the pass waits on its server
+	// (PauseDailyLimit, PauseThrottled) until then; empty and zero while
+	// it works.
+	PauseCause string
+	PauseUntil time.Time
 }
 
 func (p Progress) row() store.Progress {
 	return store.Progress{TotalMsgs: p.TotalMsgs, TotalBytes: p.TotalBytes, Copied: p.Copied, CopiedBytes: p.CopiedBytes,
 		Present: p.Present, Skipped: p.Skipped, Failed: p.Failed, FlagUpdates: p.FlagUpdates, Folder: p.Folder, Rate: p.Rate,
-		ETASeconds: int64(p.ETA.Seconds())}
+		ETASeconds: int64(p.ETA.Seconds()), PauseCause: p.PauseCause, PauseUntil: unixOrZero(p.PauseUntil)}
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // UpdateProgress stores a snapshot so any API process can show it.

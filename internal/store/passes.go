@@ -29,18 +29,24 @@ type MailboxPass struct {
 	// its progress was stored last.
 	Worker     string
 	ProgressAt int64
+	// PauseCause and PauseUntil (Unix seconds) say that it waits on a
+	// server's long hint; empty and 0 while it works.
+	PauseCause string
+	PauseUntil int64
 }
 
 // mailboxPassCols reads a MailboxPass from mp (a mailbox_passes row with
 // its pass's kind as mp.kind) and m (its mailbox).
 const mailboxPassCols = `mp.pass_id, mp.kind, mp.mailbox_id, m.source_email, mp.status, mp.job_id, mp.started_at, mp.finished_at,
 	mp.total_msgs, mp.total_bytes, mp.copied, mp.copied_bytes, mp.present, mp.skipped, mp.failed, mp.flag_updates, mp.folder, mp.rate,
-	mp.eta_seconds, mp.quota_used, mp.quota_limit, mp.warning, mp.plan, mp.error_class, mp.last_error, mp.worker, mp.progress_at`
+	mp.eta_seconds, mp.quota_used, mp.quota_limit, mp.warning, mp.plan, mp.error_class, mp.last_error, mp.worker, mp.progress_at,
+	mp.pause_cause, mp.pause_until`
 
 func scanMailboxPass(r row, m *MailboxPass) error {
 	return r.Scan(&m.PassID, &m.Kind, &m.MailboxID, &m.SourceEmail, &m.Status, &m.JobID, &m.StartedAt, &m.FinishedAt,
 		&m.TotalMsgs, &m.TotalBytes, &m.Copied, &m.CopiedBytes, &m.Present, &m.Skipped, &m.Failed, &m.FlagUpdates, &m.Folder, &m.Rate,
-		&m.ETASeconds, &m.QuotaUsed, &m.QuotaLimit, &m.Warning, &m.Plan, &m.ErrorClass, &m.LastError, &m.Worker, &m.ProgressAt)
+		&m.ETASeconds, &m.QuotaUsed, &m.QuotaLimit, &m.Warning, &m.Plan, &m.ErrorClass, &m.LastError, &m.Worker, &m.ProgressAt,
+		&m.PauseCause, &m.PauseUntil)
 }
 
 const passCols = `x.id, x.project_id, x.kind, x.state, x.cutoff, x.created_at, x.finished_at`
@@ -311,16 +317,19 @@ type Progress struct {
 	Folder                                                                            string
 	Rate                                                                              float64
 	ETASeconds                                                                        int64
+	PauseCause                                                                        string
+	PauseUntil                                                                        int64
 }
 
 // UpdateProgress stores a running part's progress, so that every API
 // process shows it, whichever worker runs the part.
 func (s *Store) UpdateProgress(ctx context.Context, passID, mailboxID string, p Progress, at int64) error {
 	_, err := s.q().exec(ctx, `UPDATE mailbox_passes SET total_msgs = $1, total_bytes = $2, copied = $3, copied_bytes = $4,
-			present = $5, skipped = $6, failed = $7, flag_updates = $8, folder = $9, rate = $10, eta_seconds = $11, progress_at = $12
-		WHERE pass_id = $13 AND mailbox_id = $14`,
+			present = $5, skipped = $6, failed = $7, flag_updates = $8, folder = $9, rate = $10, eta_seconds = $11, progress_at = $12,
+			pause_cause = $13, pause_until = $14
+		WHERE pass_id = $15 AND mailbox_id = $16`,
 		p.TotalMsgs, p.TotalBytes, p.Copied, p.CopiedBytes, p.Present, p.Skipped, p.Failed, p.FlagUpdates, p.Folder, p.Rate,
-		p.ETASeconds, at, passID, mailboxID)
+		p.ETASeconds, at, p.PauseCause, p.PauseUntil, passID, mailboxID)
 	return err
 }
 
@@ -353,7 +362,8 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 			return err
 		}
 		if _, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET status = $1, finished_at = $2, quota_used = $3, quota_limit = $4,
-				warning = $5, plan = $6, error_class = $7, last_error = $8, folder = '', eta_seconds = 0
+				warning = $5, plan = $6, error_class = $7, last_error = $8, folder = '', eta_seconds = 0,
+				pause_cause = '', pause_until = 0
 			WHERE pass_id = $9 AND mailbox_id = $10`,
 			f.Status, at, f.QuotaUsed, f.QuotaLimit, f.Warning, f.Plan, f.ErrorClass, f.Error, passID, mailboxID); err != nil {
 			return err

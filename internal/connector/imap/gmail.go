@@ -432,5 +432,5 @@ const hintGmailBandwidth = "Gmail's daily IMAP limit (2,500 MB downloaded, 500 M
 	"Large mailboxes take several days through IMAP."
 
 func gmailBandwidthError(op string, err error, now time.Time) error {
-	return &connector.Error{Kind: connector.KindTransient, Op: op, Hint: hintGmailBandwidth, Err: err, RetryAfter: untilGmailReset(now)}
+	return &connector.Error{Kind: connector.KindTransient, Op: op, Hint: hintGmailBandwidth, Err: err, RetryAfter: untilGmailReset(now), DailyLimit: true}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/mail"
 	"github.com/mailferry/mailferry/internal/pacer"
@@ -19,6 +20,12 @@ import (
 // throttling window; a longer outage ends the pass with every message
 // not copied reported, so that a later pass picks them up.
 const DefaultBudget = 5 * time.Minute
+
+// PauseThreshold is the shortest server-hinted wait reported as a pause
+// (Policy.OnPause): shorter ones are ordinary retries nobody needs to
+// hear about, longer ones leave the progress standing still for a while
+// and the user should see why and until when.
+const PauseThreshold = 30 * time.Second
 
 // Policy says how a Retrier retries.
 type Policy struct {
@@ -36,6 +43,10 @@ type Policy struct {
 	Probe func(context.Context) error
 	// OnRetry is called before each retry (counters, throttling signals).
 	OnRetry func()
+	// OnPause, when set, is told when an operation waits at least
+	// PauseThreshold because the server asked (a Retry-After, Gmail's
+	// daily limit), and with the zero Pause when the side works again.
+	OnPause func(accounting.Pause)
 	// Outage, when set, is shared by the retriers of one run: the first
 	// side to stay down for its budget ends it (see Outage).
 	Outage *Outage
@@ -86,6 +97,8 @@ type Retrier struct {
 	seq       atomic.Uint64 // successes so far
 	downSince atomic.Int64  // UnixNano of the first failure since the last success; 0 while up
 
+	paused atomic.Bool // OnPause was told of a pause not yet over
+
 	probeMu  sync.Mutex
 	probedAt time.Time
 	probeErr error
@@ -108,6 +121,23 @@ func (r *Retrier) OK() {
 	if r.downSince.Load() != 0 {
 		r.downSince.Store(0)
 	}
+	if r.paused.Load() && r.paused.CompareAndSwap(true, false) {
+		r.p.OnPause(accounting.Pause{})
+	}
+}
+
+// pause tells OnPause that an operation waits for wait on the server's
+// hint in err.
+func (r *Retrier) pause(err error, wait time.Duration) {
+	if r.p.OnPause == nil {
+		return
+	}
+	cause := accounting.PauseThrottled
+	if connector.IsDailyLimit(err) {
+		cause = accounting.PauseDailyLimit
+	}
+	r.paused.Store(true)
+	r.p.OnPause(accounting.Pause{Cause: cause, Until: time.Now().Add(wait).UTC()})
 }
 
 // fail records a transient failure and returns the success count and how
@@ -191,7 +221,12 @@ func (r *Retrier) Next(ctx context.Context, t *Tries, err error) (wait time.Dura
 	} else if down >= r.p.Budget {
 		return 0, r.abandon(down, err)
 	}
-	return b.Delay(t.total, connector.RetryAfterOf(err)), nil
+	hint := connector.RetryAfterOf(err)
+	wait = b.Delay(t.total, hint)
+	if hint >= PauseThreshold {
+		r.pause(err, wait)
+	}
+	return wait, nil
 }
 
 // abandon ends the run: the side has been down for the whole budget.

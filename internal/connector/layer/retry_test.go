@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/accounting"
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/mail"
 	"github.com/mailferry/mailferry/internal/pacer"
@@ -187,5 +189,47 @@ func TestRetryLayer(t *testing.T) {
 	f := connector.FeaturesOf(c)
 	if f.SetFlags || f.Delete || f.Status || f.Quota {
 		t.Errorf("FeaturesOf(layer) = %+v, the wrapped connector has none of these", f)
+	}
+}
+
+// A server's hint of PauseThreshold or more is reported as a pause with
+// the time it ends (Gmail's daily limit by its own cause, anything else
+// as throttling), a shorter one is not, and the pause clears when the
+// side works again.
+func TestRetryReportsLongWaitsAsPauses(t *testing.T) {
+	var got []accounting.Pause
+	r := NewRetrier(Policy{Side: "source", Backoff: fast, Budget: time.Hour, OnPause: func(p accounting.Pause) { got = append(got, p) }})
+	ctx := context.Background()
+
+	short := &connector.Error{Kind: connector.KindTransient, Err: errors.New("429"), RetryAfter: 2 * time.Second}
+	if _, final := r.Next(ctx, &Tries{}, short); final != nil || len(got) != 0 {
+		t.Fatalf("a 2 s Retry-After: final %v, pauses %v; want a quiet retry", final, got)
+	}
+	r.OK()
+	if len(got) != 0 {
+		t.Fatalf("a resume reported without a pause: %v", got)
+	}
+
+	before := time.Now()
+	long := &connector.Error{Kind: connector.KindTransient, Err: errors.New("429"), RetryAfter: 10 * time.Minute}
+	wait, final := r.Next(ctx, &Tries{}, long)
+	if final != nil || wait < 10*time.Minute {
+		t.Fatalf("a 10 min Retry-After: wait %v, final %v", wait, final)
+	}
+	if len(got) != 1 || got[0].Cause != accounting.PauseThrottled ||
+		got[0].Until.Before(before.Add(10*time.Minute)) || got[0].Until.After(time.Now().Add(wait)) {
+		t.Fatalf("a 10 min Retry-After reported %v, want throttled until about %v", got, before.Add(10*time.Minute))
+	}
+	r.OK()
+	if len(got) != 2 || !got[1].Until.IsZero() {
+		t.Fatalf("work resumed, reported %v; want the pause cleared", got)
+	}
+
+	daily := &connector.Error{Kind: connector.KindTransient, Err: errors.New("OVERQUOTA"), RetryAfter: 5 * time.Hour, DailyLimit: true}
+	if _, final := r.Next(ctx, &Tries{}, fmt.Errorf("fetch: %w", daily)); final != nil {
+		t.Fatal(final)
+	}
+	if len(got) != 3 || got[2].Cause != accounting.PauseDailyLimit || got[2].Until.Before(before.Add(5*time.Hour)) {
+		t.Fatalf("Gmail's daily limit reported %v", got)
 	}
 }
