@@ -113,7 +113,10 @@ func (o *oauthFlags) register(fs *flag.FlagSet, side string) {
 	fs.StringVar(&o.tokenFile, side+"-oauth-refresh-token-file", "", "file holding a user's refresh token (delegated access, Gmail)")
 }
 
-func (f *copyFlags) register(fs *flag.FlagSet) {
+// registerEndpoints registers the flags that say where both mailboxes are
+// and how to log in to them; copy and verify share them, so that verify
+// reaches every server copy can.
+func (f *copyFlags) registerEndpoints(fs *flag.FlagSet) {
 	fs.StringVar(&f.from, "from", "", "source address, e.g. imaps://mail.old.example, pop3s://pop.old.example, maildir:/backup/alice")
 	fs.StringVar(&f.fromUser, "from-user", "", "source login name")
 	fs.StringVar(&f.fromPassFile, "from-password-file", "", "file holding the source password")
@@ -122,6 +125,17 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.toPassFile, "to-password-file", "", "file holding the destination password")
 	fs.BoolVar(&f.insecure, "insecure", false, "accept invalid TLS certificates (self-signed, expired, wrong name)")
 	fs.BoolVar(&f.allowPlaintext, "allow-plaintext", false, "allow sending passwords over unencrypted connections")
+	f.fromOAuth.register(fs, "from")
+	f.toOAuth.register(fs, "to")
+	fs.StringVar(&f.graphURL, "graph-url", "", "Microsoft Graph service root for national clouds (default https://graph.microsoft.com)")
+	fs.StringVar(&f.tokenURL, "oauth-token-url", "", "OAuth token endpoint replacing the provider's ({tenant} is replaced), for national clouds")
+	fs.StringVar(&f.gmailLabels, "gmail-labels", "once",
+		"a Gmail source's labels: once (each message copied once: INBOX, Sent, Drafts, labels by name, Spam, Trash, All Mail last) or folders (a copy in every label's folder)")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra certificate authorities to trust (a private CA)")
+}
+
+func (f *copyFlags) register(fs *flag.FlagSet) {
+	f.registerEndpoints(fs)
 	fs.Func("include", "only copy folders whose path matches this regex (repeatable)", appendTo(&f.include))
 	fs.Func("exclude", "skip folders whose path matches this regex (repeatable)", appendTo(&f.exclude))
 	fs.Func("map", "folder mapping rule '^Source/Path->Destination/Path' (repeatable)", appendTo(&f.mappings))
@@ -144,13 +158,6 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile (pprof) of the run to this file")
 	fs.DurationVar(&f.retryBudget, "retry-budget", migrate.DefaultRetryBudget,
 		"how long to keep retrying a server that stopped answering (e.g. 30s, 10m) before ending the run and reporting what was not copied")
-	f.fromOAuth.register(fs, "from")
-	f.toOAuth.register(fs, "to")
-	fs.StringVar(&f.graphURL, "graph-url", "", "Microsoft Graph service root for national clouds (default https://graph.microsoft.com)")
-	fs.StringVar(&f.tokenURL, "oauth-token-url", "", "OAuth token endpoint replacing the provider's ({tenant} is replaced), for national clouds")
-	fs.StringVar(&f.gmailLabels, "gmail-labels", "once",
-		"a Gmail source's labels: once (each message copied once: INBOX, Sent, Drafts, labels by name, Spam, Trash, All Mail last) or folders (a copy in every label's folder)")
-	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of extra certificate authorities to trust (a private CA)")
 	fs.BoolVar(&f.deleteMissing, "delete-missing", false, "delete from the destination the copies this tool made of messages since deleted on the source (never other mail)")
 }
 

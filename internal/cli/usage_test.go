@@ -292,3 +292,24 @@ func TestClusterRolesNeedPostgres(t *testing.T) {
 		})
 	}
 }
+
+// verify reaches every server copy can: it takes copy's login flags
+// (OAuth for Microsoft 365 and Gmail, a private CA, national clouds).
+// Before, it registered only addresses and passwords, so a Graph or
+// XOAUTH2 mailbox could be copied but not verified.
+func TestVerifyTakesCopysLoginFlags(t *testing.T) {
+	for _, cmd := range []string{"copy", "verify"} {
+		var out, errb syncBuf
+		e := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, IsTerminal: func(any) bool { return false },
+			Getenv: func(string) string { return "" }}
+		if code := Main(context.Background(), e, []string{cmd, "-h"}); code != ExitOK {
+			t.Fatalf("%s -h: exit %d", cmd, code)
+		}
+		help := out.String() + errb.String()
+		for _, flag := range []string{"-from-oauth-client-id", "-to-oauth-tenant", "-to-oauth-secret-file", "-graph-url", "-oauth-token-url", "-ca-file", "-gmail-labels"} {
+			if !strings.Contains(help, flag) {
+				t.Errorf("%s -h does not list %s", cmd, flag)
+			}
+		}
+	}
+}
