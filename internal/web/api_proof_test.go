@@ -151,3 +151,67 @@ func TestProofLeavesTheCopyStatistics(t *testing.T) {
 		t.Errorf("retry failed items after a proof: %v", err)
 	}
 }
+
+// A proof pass copies nothing: it must not mark a mailbox migrated
+// (MigratedBefore, which makes a later refused login read as a changed
+// password), must not change its migration status, and must not count
+// as a migration pass (the CSV's Passes).
+func TestProofLeavesTheMigrationStatus(t *testing.T) {
+	e := newPortalEnv(t)
+	ctx := context.Background()
+	project := e.manyMailboxes(t, "owner@example.com", 1)
+	owner := ownerID(t, e, "owner@example.com")
+	mbs, err := e.svc.Mailboxes(ctx, owner, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := mbs[0].ID
+	play := func(kind service.PassKind, out service.Outcome) string {
+		t.Helper()
+		p, err := e.svc.StartPass(ctx, owner, project, service.PassInput{Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.BeginMailboxPass(ctx, p.ID, mb, service.StatusVerifying, "w"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.FinishMailboxPass(ctx, p.ID, mb, out); err != nil {
+			t.Fatal(err)
+		}
+		return p.ID
+	}
+	status := func() service.Status {
+		t.Helper()
+		m, err := e.svc.Mailbox(ctx, owner, project, mb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Status
+	}
+	e.svc.SetMaxPasses(1) // a proof must leave room for the one migration pass
+	before := status()
+	id := play(service.PassProof, service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 3}})
+	if got := status(); got != before {
+		t.Errorf("status after a proof of a mailbox never migrated: %q, want %q", got, before)
+	}
+	w, err := e.svc.LoadWork(ctx, id, mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.MigratedBefore {
+		t.Error("a proof pass marked the mailbox as migrated once")
+	}
+
+	play(service.PassFull, service.Outcome{Status: service.StatusCompletedWithErrors, Progress: &service.Progress{TotalMsgs: 3, Copied: 2, Failed: 1}})
+	id = play(service.PassProof, service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 3}})
+	if got := status(); got != service.StatusCompletedWithErrors {
+		t.Errorf("status after full pass and proof: %q, want the full pass's %q", got, service.StatusCompletedWithErrors)
+	}
+	if w, err = e.svc.LoadWork(ctx, id, mb); err != nil || !w.MigratedBefore {
+		t.Errorf("after a full pass the mailbox is not migrated once (%v)", err)
+	}
+	rows, err := e.svc.ExportRows(ctx, owner, project)
+	if err != nil || len(rows) != 1 || rows[0].Passes != 1 {
+		t.Errorf("export: %+v %v; want 1 migration pass", rows, err)
+	}
+}
