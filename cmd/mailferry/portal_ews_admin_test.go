@@ -18,7 +18,7 @@ import (
 // and changed while keeping the stored password.
 func TestPortalExchangeAdminFields(t *testing.T) {
 	const adminPW = "Ews-Admin-Secret-1"
-	p := startPortalServer(t, "imaps://127.0.0.1:1")
+	p := startPortalServer(t, "imaps://127.0.0.1:1", "--preset", "New Exchange=ews://exchange.new.example")
 	token, _ := p.userAdd(t, "--email", "owner@example.com")
 	tb := newTab(t, p.url, adminPW)
 	defer tb.checkConsole()
@@ -35,6 +35,16 @@ func TestPortalExchangeAdminFields(t *testing.T) {
 			t.Errorf("source type %s: Exchange admin fields shown = %v", typ, got)
 		}
 	}
+	// The destination's: only for an Exchange preset.
+	click(`input[name="preset"]:not([data-type="exchange"])`)
+	if tb.shown("#destination-admin-field") {
+		t.Error("the Exchange admin fields show for an IMAP destination")
+	}
+	click(`input[name="preset"][data-type="exchange"]`)
+	if !tb.shown("#destination-admin-field") {
+		t.Error("the Exchange admin fields do not show for an Exchange destination")
+	}
+	click(`input[name="preset"]:not([data-type="exchange"])`)
 	// Without JavaScript the fields still follow the choice (CSS only).
 	ctx, cancel := tb.timeout(10 * time.Second)
 	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
@@ -60,6 +70,7 @@ func TestPortalExchangeAdminFields(t *testing.T) {
 	tb.open("/migrations/new")
 	tb.typeIn("#name", "From IMAP")
 	tb.typeIn("#host", "mail.old.example")
+	click(`input[name="preset"]:not([data-type="exchange"])`)
 	tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#source_admin").value = "OLD\\stale"; document.querySelector("#source_admin_password").value = "x"`))
 	if code := tb.submit("#create-project"); code != 200 || !strings.Contains(tb.location(), "/mailboxes") {
 		t.Fatalf("an IMAP project with the hidden admin fields filled: %d at %s: %q", code, tb.location(), tb.text("main"))
@@ -84,6 +95,7 @@ func TestPortalExchangeAdminFields(t *testing.T) {
 	click("#type-exchange")
 	tb.typeIn("#name", "From Exchange")
 	tb.typeIn("#host", "https://mail.old.example/owa")
+	click(`input[name="preset"]:not([data-type="exchange"])`)
 	tb.submit("#create-project")
 	m := regexp.MustCompile(`/projects/([0-9a-f]+)/mailboxes`).FindStringSubmatch(tb.location())
 	if m == nil {
