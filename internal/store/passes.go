@@ -417,9 +417,21 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 		// locked): two workers finishing its last two parts at once
 		// would otherwise each see the other's part still running, and
 		// neither would complete the pass.
-		var state string
-		if err := tx.q.queryRow(ctx, `SELECT state FROM passes WHERE id = $1`+s.dialect.forUpdate, passID).Scan(&state); err != nil {
+		var state, kind string
+		if err := tx.q.queryRow(ctx, `SELECT state, kind FROM passes WHERE id = $1`+s.dialect.forUpdate, passID).Scan(&state, &kind); err != nil {
 			return err
+		}
+		// A Verify migration (proof) pass reads both mailboxes and
+		// copies nothing: it neither marks the mailbox migrated nor
+		// changes its migration status, which goes back to what its
+		// newest other pass left (issue 15).
+		proof := kind == PassKindProof
+		status := f.Status
+		if proof {
+			f.Migrated = false
+			if status, err = lastMigrationStatus(ctx, tx, passID, mailboxID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET status = $1, finished_at = $2, quota_used = $3, quota_limit = $4,
 				warning = $5, plan = $6, error_class = $7, last_error = $8, folder = '', eta_seconds = 0,
@@ -448,7 +460,16 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 			f.ErrorClass, f.ErrorSide, f.Error, b2i(f.Migrated), mailboxID); err != nil {
 			return err
 		}
-		if err := setStatus(ctx, tx, mailboxID, f.Status, at, f.Detail); err != nil {
+		if proof {
+			// The mailbox's history still says how the proof ended.
+			if _, err := tx.q.exec(ctx, `UPDATE mailboxes SET status = $1, status_at = $2 WHERE id = $3`, status, at, mailboxID); err != nil {
+				return err
+			}
+			if _, err := tx.q.exec(ctx, `INSERT INTO mailbox_events (mailbox_id, at, status, detail) VALUES ($1, $2, $3, $4)`,
+				mailboxID, at, f.Status, f.Detail); err != nil {
+				return err
+			}
+		} else if err := setStatus(ctx, tx, mailboxID, f.Status, at, f.Detail); err != nil {
 			return err
 		}
 		// The pass is over when no part of it is still queued or
@@ -462,6 +483,24 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 		return err
 	})
 	return done, err
+}
+
+// PassKindProof is the stored kind of a Verify migration pass
+// (service.PassProof).
+const PassKindProof = "proof"
+
+// lastMigrationStatus is the status of the mailbox's part in its newest
+// pass other than a proof (passID excluded); "not_started" when it had
+// none.
+func lastMigrationStatus(ctx context.Context, tx *Tx, passID, mailboxID string) (string, error) {
+	var status string
+	err := tx.q.queryRow(ctx, `SELECT mp.status FROM mailbox_passes mp JOIN passes x ON x.id = mp.pass_id
+		WHERE mp.mailbox_id = $1 AND mp.pass_id <> $2 AND x.kind <> $3
+		ORDER BY x.created_at DESC, x.created_ns DESC, x.id DESC LIMIT 1`, mailboxID, passID, PassKindProof).Scan(&status)
+	if errors.Is(err, ErrNoRows) {
+		return "not_started", nil
+	}
+	return status, err
 }
 
 // failureChunk is how many failed items one INSERT carries.
