@@ -213,21 +213,9 @@ func (s *Service) PageFailures(ctx context.Context, ownerID, projectID string, m
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.st.MailboxIDs(ctx, store.MailboxFilter{ProjectID: projectID})
-	if err != nil {
-		return nil, err
-	}
-	inProject := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		inProject[id] = true
-	}
-	var mine []string
-	for _, id := range mailboxIDs {
-		if inProject[id] {
-			mine = append(mine, id)
-		}
-	}
-	rows, err := s.st.LatestCopyFailures(ctx, mine)
+	// The store keeps to the project's mailboxes: another project's ID
+	// in mailboxIDs finds nothing.
+	rows, err := s.st.LatestCopyFailures(ctx, projectID, mailboxIDs)
 	if err != nil {
 		return nil, err
 	}

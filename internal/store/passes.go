@@ -71,12 +71,41 @@ func (e *BusyError) Error() string { return "mailbox " + e.MailboxID + " is alre
 // Is makes errors.Is(err, ErrBusy) true.
 func (e *BusyError) Is(target error) bool { return target == ErrBusy }
 
+// CapError refuses a pass: the mailbox has taken part in the most passes
+// of the capped kinds that the operator allows.
+type CapError struct {
+	MailboxID string
+	// Passes is how many it has had, not counting the refused one.
+	Passes int
+}
+
+func (e *CapError) Error() string {
+	return fmt.Sprintf("mailbox %s has had %d passes, the most allowed", e.MailboxID, e.Passes)
+}
+
+// PassCap limits how many passes of Kinds one mailbox may take part in
+// (stopped ones too: they copied mail). Max 0 means no limit.
+type PassCap struct {
+	Max   int
+	Kinds []string
+}
+
 // CreatePass records a pass over mailboxIDs (each becomes queued, with
 // detail in its history) and its jobs, in one transaction: if anything
 // fails, neither the pass nor a job exists. A mailbox another pass works
 // on (also one started by another process a moment ago) refuses the
 // whole pass with a *BusyError.
 func (s *Store) CreatePass(ctx context.Context, p Pass, createdNS int64, mailboxIDs []string, detail string, enqueue Enqueuer) error {
+	return s.CreateCappedPass(ctx, p, createdNS, mailboxIDs, detail, PassCap{}, enqueue)
+}
+
+// CreateCappedPass is CreatePass that also refuses the whole pass with a
+// *CapError when a mailbox would take part in more than limit.Max passes
+// of limit.Kinds, this one included. The count is taken in the same
+// transaction, after the mailboxes' rows are locked (PostgreSQL) or the
+// write lock is held (SQLite), so concurrent requests cannot both slip
+// under the cap.
+func (s *Store) CreateCappedPass(ctx context.Context, p Pass, createdNS int64, mailboxIDs []string, detail string, limit PassCap, enqueue Enqueuer) error {
 	return s.inTx(ctx, func(tx *Tx) error {
 		if _, err := tx.q.exec(ctx, `INSERT INTO passes (id, project_id, kind, state, cutoff, created_at, created_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			p.ID, p.ProjectID, p.Kind, p.State, p.Cutoff, p.CreatedAt, createdNS); err != nil {
@@ -101,6 +130,9 @@ func (s *Store) CreatePass(ctx context.Context, p Pass, createdNS int64, mailbox
 			}
 			refs[i] = JobRef{PassID: p.ID, MailboxID: id}
 		}
+		if err := overCap(ctx, tx, p, limit); err != nil {
+			return err
+		}
 		ids, err := enqueue(ctx, tx, refs)
 		if err != nil {
 			return err
@@ -116,6 +148,34 @@ func (s *Store) CreatePass(ctx context.Context, p Pass, createdNS int64, mailbox
 		}
 		return nil
 	})
+}
+
+// overCap returns a *CapError for a mailbox of p that, with p, has had
+// more than limit.Max passes of limit.Kinds. It runs after p's rows are
+// written and its mailboxes locked: a concurrent pass on one of them
+// waits for this transaction and then counts p.
+func overCap(ctx context.Context, tx *Tx, p Pass, limit PassCap) error {
+	if limit.Max <= 0 || len(limit.Kinds) == 0 {
+		return nil
+	}
+	args := []any{p.ID, limit.Max}
+	in := make([]string, len(limit.Kinds))
+	for i, k := range limit.Kinds {
+		args = append(args, k)
+		in[i] = fmt.Sprintf("$%d", len(args))
+	}
+	var id string
+	var n int
+	err := tx.q.queryRow(ctx, `SELECT mp.mailbox_id, COUNT(*) FROM mailbox_passes mp JOIN passes x ON x.id = mp.pass_id
+		WHERE mp.mailbox_id IN (SELECT mailbox_id FROM mailbox_passes WHERE pass_id = $1) AND x.kind IN (`+strings.Join(in, ", ")+`)
+		GROUP BY mp.mailbox_id HAVING COUNT(*) > $2 ORDER BY mp.mailbox_id LIMIT 1`, args...).Scan(&id, &n)
+	if noRows(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("count passes: %w", err)
+	}
+	return &CapError{MailboxID: id, Passes: n - 1}
 }
 
 // Pass reads a project's pass with its mailboxes' parts; ErrNoRows when
