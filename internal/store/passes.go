@@ -382,12 +382,14 @@ type Progress struct {
 }
 
 // UpdateProgress stores a running part's progress, so that every API
-// process shows it, whichever worker runs the part.
+// process shows it, whichever worker runs the part. A part that is over
+// keeps the counts its outcome recorded: a late report never overwrites
+// them.
 func (s *Store) UpdateProgress(ctx context.Context, passID, mailboxID string, p Progress, at int64) error {
 	_, err := s.q().exec(ctx, `UPDATE mailbox_passes SET total_msgs = $1, total_bytes = $2, copied = $3, copied_bytes = $4,
 			present = $5, skipped = $6, failed = $7, flag_updates = $8, folder = $9, rate = $10, eta_seconds = $11, progress_at = $12,
 			pause_cause = $13, pause_until = $14
-		WHERE pass_id = $15 AND mailbox_id = $16`,
+		WHERE pass_id = $15 AND mailbox_id = $16 AND status IN `+busyStatuses,
 		p.TotalMsgs, p.TotalBytes, p.Copied, p.CopiedBytes, p.Present, p.Skipped, p.Failed, p.FlagUpdates, p.Folder, p.Rate,
 		p.ETASeconds, at, p.PauseCause, p.PauseUntil, passID, mailboxID)
 	return err
@@ -474,8 +476,12 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 		}
 		// The pass is over when no part of it is still queued or
 		// running; of two workers finishing its last parts at once, the
-		// one whose UPDATE flips notified from 0 completes it.
-		n, err := tx.q.exec(ctx, `UPDATE passes SET state = CASE WHEN state = 'stopping' THEN 'stopped' ELSE 'completed' END,
+		// one whose UPDATE flips notified from 0 completes it. A Stop
+		// that came after every part had finished stopped nothing: the
+		// pass is completed then, as its mailboxes are.
+		n, err := tx.q.exec(ctx, `UPDATE passes SET state = CASE WHEN state = 'stopping'
+					AND EXISTS (SELECT 1 FROM mailbox_passes WHERE pass_id = $2 AND status = 'stopped') THEN 'stopped'
+				ELSE 'completed' END,
 				finished_at = $1, notified = 1
 			WHERE id = $2 AND notified = 0
 				AND NOT EXISTS (SELECT 1 FROM mailbox_passes WHERE pass_id = $2 AND status IN `+busyStatuses+`)`, at, passID)
