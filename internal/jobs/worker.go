@@ -114,8 +114,10 @@ func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, 
 		if admin != nil {
 			// Microsoft 365: the app acts on the mailbox the row names.
 			raw = e.MailboxURL(admin.Tenant, user)
+			// With a refresh token (m365-delegated) it acts as the
+			// user who signed in, on their own mailbox.
 			creds.OAuth = &connector.OAuth{Provider: connector.OAuthMicrosoft, Tenant: admin.Tenant, ClientID: admin.ClientID,
-				ClientSecret: admin.ClientSecret}
+				ClientSecret: admin.ClientSecret, RefreshToken: admin.RefreshToken, TokenURL: admin.TokenURL}
 		}
 		ep, b, err := reg.Parse(raw)
 		if err != nil {
