@@ -70,6 +70,16 @@ func (s *Service) authorizeURL(tenant string) string {
 	return strings.ReplaceAll(u, "{tenant}", url.PathEscape(tenant))
 }
 
+// SignInOrigin is the origin of the authorization endpoint, which the
+// end user's page lets its sign-in forms go to.
+func (s *Service) SignInOrigin() string {
+	u, err := url.Parse(s.authorizeURL("common"))
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 func (s *Service) tokenURL(tenant string) string {
 	u := s.identity.TokenURL
 	if u == "" {
