@@ -344,3 +344,14 @@ func (e notSignedIn) Error() string {
 }
 
 func (e notSignedIn) Is(target error) bool { return target == ErrSecretKey }
+
+// KeepRefreshToken stores a rotated refresh token of a mailbox's signed-in
+// side (the worker's token source hands them out), sealed; a side whose
+// credentials were erased meanwhile (Finish) stays erased.
+func (s *Service) KeepRefreshToken(ctx context.Context, mailboxID string, side Side, token string) error {
+	sealed, err := s.seal(mailboxID, string(side), token)
+	if err != nil || sealed == "" {
+		return err
+	}
+	return s.st.ReplaceSideSecret(ctx, mailboxID, string(side), sealed)
+}

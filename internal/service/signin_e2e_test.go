@@ -238,6 +238,16 @@ func TestEndUserSignInWithMicrosoft(t *testing.T) {
 	if gs.TokenRequests().Refresh <= before {
 		t.Error("the trial did not refresh ann's token at the operator's token endpoint")
 	}
+	// Microsoft rotates refresh tokens: the newest is kept, sealed.
+	rotated := annSecret
+	for deadline := time.Now().Add(10 * time.Second); rotated == annSecret && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err := st.DB().QueryRow(`SELECT source_secret FROM mailboxes WHERE source_email = ?`, ann).Scan(&rotated); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rotated == annSecret || rotated == "" || strings.Contains(rotated, "0.MF") {
+		t.Errorf("after the trial the stored token is %q; want the rotated one, sealed", rotated)
+	}
 }
 
 // The m365-delegated kind is taken on a Microsoft 365 side only, needs

@@ -22,6 +22,10 @@ type SignInRequest struct {
 
 // AddSignIn stores a started sign-in.
 func (s *Store) AddSignIn(ctx context.Context, r SignInRequest) error {
+	// Sign-ins older than the rate limit's hour are of no more use.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sign_in_requests WHERE created_at < $1`, r.CreatedAt-3600); err != nil {
+		return fmt.Errorf("drop old sign-ins: %w", err)
+	}
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO sign_in_requests (state_hash, token_hash, nonce_hash, side, sealed, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.StateHash, r.TokenHash, r.NonceHash, r.Side, r.Sealed, r.CreatedAt, r.ExpiresAt); err != nil {
 		return fmt.Errorf("store the sign-in: %w", err)
@@ -112,4 +116,18 @@ func (s *Store) StoreSignIn(ctx context.Context, tokenHash, mailboxID, side, sec
 		complete = true
 	}
 	return complete, tx.Commit()
+}
+
+// ReplaceSideSecret replaces one side's stored secret of a mailbox, only
+// while it has one (a rotated refresh token must not bring back
+// credentials that Finish erased).
+func (s *Store) ReplaceSideSecret(ctx context.Context, mailboxID, side, secret string) error {
+	col := map[string]string{"source": "source_secret", "destination": "dest_secret"}[side]
+	if col == "" {
+		return fmt.Errorf("replace a secret: unknown side %q", side)
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE mailboxes SET `+col+` = $1 WHERE id = $2 AND `+col+` <> ''`, secret, mailboxID); err != nil {
+		return fmt.Errorf("replace the %s secret: %w", side, err)
+	}
+	return nil
 }

@@ -89,4 +89,17 @@ func testSignInRequests(t *testing.T, open func() *Store) {
 	if err := s.q().queryRow(ctx, `SELECT source_secret, dest_secret FROM mailboxes WHERE id = $1`, ms[0]).Scan(&src, &dst); err != nil || src != "refresh-sealed" || dst != "y" {
 		t.Errorf("mailbox 0: %q %q %v", src, dst, err)
 	}
+	// A rotated token replaces a stored one, never an erased one.
+	if _, err := s.q().exec(ctx, `UPDATE mailboxes SET dest_secret = '' WHERE id = $1`, ms[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceSideSecret(ctx, ms[0], "source", "rotated"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceSideSecret(ctx, ms[0], "destination", "resurrected"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.q().queryRow(ctx, `SELECT source_secret, dest_secret FROM mailboxes WHERE id = $1`, ms[0]).Scan(&src, &dst); err != nil || src != "rotated" || dst != "" {
+		t.Errorf("after replacing: %q %q %v", src, dst, err)
+	}
 }
