@@ -136,7 +136,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 	}
 	keep.add(slots...)
 	if err != nil || ctx.Err() != nil {
-		return r.interrupted(bg, ctx, ref, job.ID, holder, release, err)
+		return r.interrupted(bg, ctx, ref, job.ID, holder, release, err, nil)
 	}
 
 	status := service.StatusMigrating
@@ -144,12 +144,21 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 		status = service.StatusVerifying
 	}
 	if err := r.Service.BeginMailboxPass(ctx, a.PassID, a.MailboxID, status, r.name()); err != nil {
-		return r.interrupted(bg, ctx, ref, job.ID, holder, release, err)
+		return r.interrupted(bg, ctx, ref, job.ID, holder, release, err, nil)
 	}
 	start := time.Now()
 	out := r.run(ctx, work)
-	if ctx.Err() != nil {
-		return r.interrupted(bg, ctx, ref, job.ID, holder, release, nil)
+	if r.afterRun != nil {
+		r.afterRun(ctx)
+	}
+	// The outcome is what the work did, whatever came after: a pass
+	// that finished (r.run decided that once, from what the engine
+	// returned) stays finished when a Stop or a shutdown cancels the job
+	// an instant later, and a pass that was cut short is stopped with
+	// the counts of what it copied, not those of the last progress
+	// report. Only a lost lease writes nothing (see interrupted).
+	if ctx.Err() != nil && (!finished(out.Status) || errors.Is(context.Cause(ctx), errLeaseLost)) {
+		return r.interrupted(bg, ctx, ref, job.ID, holder, release, nil, &out)
 	}
 	defer release()
 	if err := r.Service.FinishMailboxPass(bg, a.PassID, a.MailboxID, out); err != nil {
@@ -165,17 +174,33 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[PassArgs]) error {
 	return nil
 }
 
+// finished reports whether a part's work ran to its end (with or
+// without per-message failures), as opposed to being cut short.
+func finished(s service.Status) bool {
+	switch s {
+	case service.StatusCompleted, service.StatusCompletedWithErrors, service.StatusReady:
+		return true
+	}
+	return false
+}
+
 // interrupted ends a job whose work was cut short (its context was
 // cancelled, or err): stopped by the user, the lease lost, or the process
 // shutting down. The engine has returned by now: what it did is in the
 // sync state, and appends still in flight were settled or are recorded as
-// intents that the next pass reconciles by identity.
-func (r *Runner) interrupted(bg, ctx context.Context, ref store.JobRef, jobID int64, holder string, release func(), err error) error {
+// intents that the next pass reconciles by identity. done, when the work
+// got that far, is what it did: a stopped part shows those counts.
+func (r *Runner) interrupted(bg, ctx context.Context, ref store.JobRef, jobID int64, holder string, release func(), err error,
+	done *service.Outcome) error {
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errStopRequested) || r.stopping(bg, ref.PassID):
 		defer release()
-		return r.Service.FinishMailboxPass(bg, ref.PassID, ref.MailboxID, service.Outcome{Status: service.StatusStopped, Detail: "stopped by the user"})
+		out := service.Outcome{Status: service.StatusStopped, Detail: "stopped by the user"}
+		if done != nil {
+			out.Progress, out.Plan, out.Failures = done.Progress, done.Plan, done.Failures
+		}
+		return r.Service.FinishMailboxPass(bg, ref.PassID, ref.MailboxID, out)
 	case errors.Is(cause, errLeaseLost):
 		// Another worker may own the mailbox by now: write nothing
 		// more about it. If no one does, the reaper gives it a new job

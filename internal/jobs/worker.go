@@ -80,6 +80,12 @@ type Runner struct {
 	// Queue is where a job hands its mailbox over when this process
 	// shuts down (set by Open).
 	queue *Queue
+	// progressEvery is how often a running pass writes its progress
+	// (default a second); tests lengthen it.
+	progressEvery time.Duration
+	// afterRun, when set, is called when a pass's work has returned and
+	// before its outcome is stored (tests: a Stop in that window).
+	afterRun func(ctx context.Context)
 }
 
 func (r *Runner) leaseTTL() time.Duration {
@@ -176,10 +182,17 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		return r.trial(ctx, w, src, dst, opts)
 	}
 
-	done := make(chan struct{})
-	go r.reportProgress(ctx, w, stats, done)
+	// The live progress is written until the engine returns, and not
+	// after: a tick still writing once the outcome is stored would put
+	// its older counts over the final ones.
+	done, reported := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(reported)
+		r.reportProgress(ctx, w, stats, done)
+	}()
 	res, runErr := migrate.Run(ctx, src, dst, opts)
 	close(done)
+	<-reported
 	prog := progressOf(stats.Snapshot())
 	out := service.Outcome{Progress: &prog}
 	if res != nil {
@@ -190,8 +203,13 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 		}
 	}
 	if runErr == nil {
-		// Folders the rules leave out count as skipped by a filter.
-		if rows, err := excludedFolders(ctx, src, opts.Rules); err == nil {
+		// Folders the rules leave out count as skipped by a filter. The
+		// engine finished every folder: a Stop from here on does not
+		// change that, nor cut these counts short.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		rows, err := excludedFolders(lctx, src, opts.Rules)
+		cancel()
+		if err == nil {
 			for _, row := range rows {
 				out.Plan = append(out.Plan, row)
 				prog.TotalMsgs += row.Messages
@@ -212,9 +230,14 @@ func (r *Runner) run(ctx context.Context, w service.Work) service.Outcome {
 			r.Metrics.failures.WithLabelValues(itemClass(f.Kind)).Inc()
 		}
 	}
+	// Whether the engine was cut short is decided here, once, from what
+	// it returned: it returns no error only when it finished every
+	// folder before its context was cancelled (migrate.Run), so a Stop
+	// that arrives later leaves the pass completed (Runner.Work).
 	switch {
 	case runErr != nil && ctx.Err() != nil:
 		out.Status = service.StatusStopped
+		out.Detail = "stopped by the user"
 	case runErr != nil:
 		f := failed(w, sideOf(runErr), runErr)
 		f.Progress, f.Failures = out.Progress, out.Failures
@@ -293,7 +316,11 @@ func human(n int64) string {
 }
 
 func (r *Runner) reportProgress(ctx context.Context, w service.Work, stats *accounting.Stats, done <-chan struct{}) {
-	t := time.NewTicker(time.Second)
+	every := r.progressEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

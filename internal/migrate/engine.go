@@ -300,9 +300,11 @@ func Run(ctx context.Context, src connector.Source, dst connector.Destination, o
 	}
 
 	res := r.result()
-	if r.unreachable() != nil {
+	if r.unreachable() != nil && ctx.Err() == nil {
 		// Not a mailbox-wide error: the pass ran as far as it could and
-		// every message it could not copy is in the failures.
+		// every message it could not copy is in the failures. (Stopped
+		// from outside meanwhile, it was cut short: callers rely on a
+		// nil error meaning that the run ended before ctx did.)
 		return res, nil
 	}
 	if cause := context.Cause(r.ctx); cause != nil && !errors.Is(cause, context.Canceled) {

@@ -54,7 +54,9 @@ func (r *run) reconciler() {
 			r.finish(it)
 		case landed:
 			if r.rec != nil {
-				r.rec.add(r.record(it.fs, it.msg, store.StateCopied, connector.AppendResult{}, ""))
+				rec := r.record(it.fs, it.msg, store.StateCopied, connector.AppendResult{}, "")
+				rec.Bytes = "" // the append's answer was lost: how it was stored is not known
+				r.rec.add(rec)
 			}
 			it.fs.c.copied.Add(1)
 			it.fs.c.copiedBytes.Add(it.msg.Size)

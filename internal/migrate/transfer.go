@@ -360,6 +360,14 @@ func (r *run) record(fs *folderState, m connector.Message, state string, res con
 	if state == store.StateCopied && fs.led != nil {
 		rec.Flags = flagKey(mail.CopyableFlags(m.Flags, fs.led.acceptAny, fs.led.permanent))
 	}
+	if state == store.StateCopied {
+		// Kept per message for verify: a destination that keeps bytes
+		// may still rebuild one message (Graph's JSON fallback).
+		rec.Bytes = store.BytesExact
+		if res.Rebuilt || !r.dstF.ByteExact {
+			rec.Bytes = store.BytesRebuilt
+		}
+	}
 	return rec
 }
 

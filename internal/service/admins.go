@@ -22,6 +22,11 @@ const TypeGmail = "gmail"
 
 const gmailHost = "imap.gmail.com"
 
+// TypeExchange is an Exchange server reached through EWS at its OWA
+// address (connector/ews); it may take an admin login that impersonates
+// each mailbox (KindEWS).
+const TypeExchange = "exchange"
+
 // m365Host is what a Microsoft 365 side connects to: it names the side in
 // the per-host limits of the workers.
 const m365Host = "graph.microsoft.com"
@@ -92,6 +97,8 @@ type AdminInfo struct {
 const (
 	kindM365App = "m365-app"
 	kindEWS     = "ews-impersonation"
+	// KindEWS is AdminInfo.Kind of an Exchange admin login.
+	KindEWS = kindEWS
 )
 
 func infoOf(c store.Credential) *AdminInfo {
@@ -121,7 +128,7 @@ func adminKind(typ string) string {
 	switch typ {
 	case TypeM365:
 		return kindM365App
-	case "exchange":
+	case TypeExchange:
 		return kindEWS
 	}
 	return ""

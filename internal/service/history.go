@@ -20,6 +20,10 @@ func (s *Service) MailboxHistory(ctx context.Context, ownerID, projectID, mailbo
 	if _, err := s.Mailbox(ctx, ownerID, projectID, mailboxID); err != nil {
 		return nil, err
 	}
+	shown, err := s.subjectsShown(ctx, ownerID, projectID)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.st.MailboxPassHistory(ctx, mailboxID)
 	if err != nil {
 		return nil, err
@@ -38,7 +42,7 @@ func (s *Service) MailboxHistory(ctx context.Context, ownerID, projectID, mailbo
 		}
 		for _, f := range fs {
 			out[i].Failures = append(out[i].Failures, FailedItem{PassID: f.PassID, Folder: f.Folder, ID: f.ItemID, UID: uint32(f.UID),
-				Size: f.Size, Messages: f.Messages, Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
+				Size: f.Size, Messages: f.Messages, Kind: f.Kind, Reason: f.Reason, Subject: shownSubject(shown, f.Subject)})
 		}
 	}
 	return out, nil

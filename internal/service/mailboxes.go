@@ -389,6 +389,10 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	if _, err := s.Mailbox(ctx, ownerID, projectID, mailboxID); err != nil {
 		return nil, err
 	}
+	shown, err := s.subjectsShown(ctx, ownerID, projectID)
+	if err != nil {
+		return nil, err
+	}
 	rs, err := s.st.Failures(ctx, mailboxID)
 	if err != nil {
 		return nil, err
@@ -396,7 +400,27 @@ func (s *Service) Failures(ctx context.Context, ownerID, projectID, mailboxID st
 	out := []FailedItem{}
 	for _, f := range rs {
 		out = append(out, FailedItem{PassID: f.PassID, Folder: f.Folder, ID: f.ID, UID: f.UID, Size: f.Size, Messages: f.Messages, Kind: f.Kind,
-			Reason: f.Reason, Subject: f.Subject})
+			Reason: f.Reason, Subject: shownSubject(shown, f.Subject)})
 	}
 	return out, nil
+}
+
+// subjectsShown reports whether a project shows the subjects of failed
+// items (Options.LogSubjects). Subjects can be private, so they are
+// recorded only while the option is on, and shown only while it stays
+// on: turning it off hides those recorded earlier too, everywhere (the
+// portal, its CSV and the API).
+func (s *Service) subjectsShown(ctx context.Context, ownerID, projectID string) (bool, error) {
+	p, err := s.Project(ctx, ownerID, projectID)
+	if err != nil {
+		return false, err
+	}
+	return p.Options.LogSubjects, nil
+}
+
+func shownSubject(shown bool, subject string) string {
+	if !shown {
+		return ""
+	}
+	return subject
 }

@@ -26,23 +26,25 @@ func (s *Service) SetMaxPasses(n int) { s.maxPasses = n }
 // MaxPasses is the operator's cap (0: none).
 func (s *Service) MaxPasses() int { return s.maxPasses }
 
-// checkMaxPasses refuses a copying pass for a mailbox that has had the
-// operator's maximum number of them.
-func (s *Service) checkMaxPasses(ctx context.Context, projectID string, kind PassKind, chosen []Mailbox) error {
+// passCap is the store's limit for a pass of kind: the operator's cap
+// for the copying passes, none for the others.
+func (s *Service) passCap(kind PassKind) store.PassCap {
 	if s.maxPasses <= 0 || !kind.Copies() {
-		return nil
+		return store.PassCap{}
 	}
-	counts, err := s.st.CopyingPasses(ctx, projectID, copyingKinds)
-	if err != nil {
-		return err
-	}
+	return store.PassCap{Max: s.maxPasses, Kinds: copyingKinds}
+}
+
+// overCapErr says which mailbox is over the operator's cap and what to do.
+func (s *Service) overCapErr(over *store.CapError, chosen []Mailbox) error {
+	email := over.MailboxID
 	for _, m := range chosen {
-		if n := counts[m.ID]; n >= s.maxPasses {
-			return inputErr("mailbox_ids", "mailbox %s has had %d migration passes, the most this service allows (%d); "+
-				"leave it out, or ask the operator to raise the limit (mailferry serve --max-passes)", m.SourceEmail, n, s.maxPasses)
+		if m.ID == over.MailboxID {
+			email = m.SourceEmail
 		}
 	}
-	return nil
+	return inputErr("mailbox_ids", "mailbox %s has had %d migration passes, the most this service allows (%d); "+
+		"leave it out, or ask the operator to raise the limit (mailferry serve --max-passes)", email, over.Passes, s.maxPasses)
 }
 
 // validateOptions checks options as the engine will read them.

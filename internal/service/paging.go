@@ -209,24 +209,13 @@ func (s *Service) DeleteMailboxes(ctx context.Context, ownerID, projectID string
 // failed items of its latest copying pass: Failures for a page of
 // mailboxes, with one ownership check for all of them.
 func (s *Service) PageFailures(ctx context.Context, ownerID, projectID string, mailboxIDs []string) (map[string][]FailedItem, error) {
-	if _, err := s.Project(ctx, ownerID, projectID); err != nil {
-		return nil, err
-	}
-	ids, err := s.st.MailboxIDs(ctx, store.MailboxFilter{ProjectID: projectID})
+	p, err := s.Project(ctx, ownerID, projectID)
 	if err != nil {
 		return nil, err
 	}
-	inProject := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		inProject[id] = true
-	}
-	var mine []string
-	for _, id := range mailboxIDs {
-		if inProject[id] {
-			mine = append(mine, id)
-		}
-	}
-	rows, err := s.st.LatestCopyFailures(ctx, mine)
+	// The store keeps to the project's mailboxes: another project's ID
+	// in mailboxIDs finds nothing.
+	rows, err := s.st.LatestCopyFailures(ctx, projectID, mailboxIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +223,7 @@ func (s *Service) PageFailures(ctx context.Context, ownerID, projectID string, m
 	for id, fs := range rows {
 		for _, f := range fs {
 			out[id] = append(out[id], FailedItem{PassID: f.PassID, Folder: f.Folder, ID: f.ItemID, UID: uint32(f.UID), Size: f.Size,
-				Messages: f.Messages, Kind: f.Kind, Reason: f.Reason, Subject: f.Subject})
+				Messages: f.Messages, Kind: f.Kind, Reason: f.Reason, Subject: shownSubject(p.Options.LogSubjects, f.Subject)})
 		}
 	}
 	return out, nil

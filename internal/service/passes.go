@@ -76,9 +76,6 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 	if len(chosen) == 0 {
 		return Pass{}, inputErr("mailbox_ids", "no mailbox to run this pass on")
 	}
-	if err := s.checkMaxPasses(ctx, projectID, in.Kind, chosen); err != nil {
-		return Pass{}, err
-	}
 	p := Pass{ID: newID(), ProjectID: projectID, Kind: in.Kind, State: "running", Cutoff: cutoff, CreatedAt: time.Unix(now(), 0)}
 	var cut int64
 	if !cutoff.IsZero() {
@@ -91,8 +88,14 @@ func (s *Service) StartPass(ctx context.Context, ownerID, projectID string, in P
 	// The pass, its mailboxes' statuses and its jobs are committed
 	// together: a crash can leave neither a pass without jobs nor jobs
 	// without a pass, and a worker always finds its rows.
-	err = s.st.CreatePass(ctx, store.Pass{ID: p.ID, ProjectID: projectID, Kind: string(p.Kind), State: p.State, Cutoff: cut,
-		CreatedAt: p.CreatedAt.Unix()}, time.Now().UnixNano(), ids, string(in.Kind)+" pass queued", s.queue.Enqueue)
+	// The operator's cap is counted in the same transaction: checked
+	// before it, two requests at once could both pass the check.
+	err = s.st.CreateCappedPass(ctx, store.Pass{ID: p.ID, ProjectID: projectID, Kind: string(p.Kind), State: p.State, Cutoff: cut,
+		CreatedAt: p.CreatedAt.Unix()}, time.Now().UnixNano(), ids, string(in.Kind)+" pass queued", s.passCap(in.Kind), s.queue.Enqueue)
+	var over *store.CapError
+	if errors.As(err, &over) {
+		return Pass{}, s.overCapErr(over, chosen)
+	}
 	var busy *store.BusyError
 	if errors.As(err, &busy) {
 		// Started by another request (or API process) a moment ago.

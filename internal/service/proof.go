@@ -72,7 +72,7 @@ type ProofRow struct {
 	PassID   string    `json:"pass_id,omitempty"`
 	At       time.Time `json:"verified_at,omitzero"`
 	Exact    bool      `json:"exact"`
-	// Stale: the proof is older than the project's last copying pass.
+	// Stale: the proof is older than this mailbox's last copying pass.
 	Stale          bool   `json:"stale"`
 	SourceMessages int64  `json:"source_messages"`
 	Matched        int64  `json:"matched"`
@@ -95,7 +95,7 @@ type ProofRow struct {
 // every mailbox and one verdict.
 type ProofSummary struct {
 	// Exact is true only when every mailbox has an exact proof made
-	// after the project's last copying pass, and none is running.
+	// after its own last copying pass, and none is running.
 	Exact     bool   `json:"exact"`
 	Verdict   string `json:"verdict"`
 	Mailboxes int    `json:"mailboxes"`
@@ -127,49 +127,60 @@ func (s *Service) ProjectProof(ctx context.Context, ownerID, projectID string) (
 	if err != nil {
 		return ProofSummary{}, err
 	}
+	parts, err := s.st.ProjectParts(ctx, projectID)
+	if err != nil {
+		return ProofSummary{}, err
+	}
 	sum := ProofSummary{Mailboxes: len(mbs), Rows: []ProofRow{}}
-	var lastProof *Pass
 	// Passes are in the order they were started, newest first (to the
 	// nanosecond): a proof is stale when its pass started before the
-	// last copying pass, even within one second.
+	// mailbox's last copying pass, even within one second.
 	rank := map[string]int{}
-	lastCopy := len(passes)
+	var lastProof *Pass
 	for i := range passes {
 		p := &passes[i]
 		rank[p.ID] = i
 		if p.Kind.Copies() && sum.LastCopyAt.IsZero() {
-			sum.LastCopyAt, lastCopy = p.CreatedAt, i
+			sum.LastCopyAt = p.CreatedAt
 		}
 		if p.Kind == PassProof && lastProof == nil {
 			lastProof = p
 		}
 	}
-	// What the newest proof pass could not verify, per mailbox.
-	failedIn := map[string]string{}
 	if lastProof != nil {
 		sum.LastProofAt = lastProof.CreatedAt
-		full, err := s.Pass(ctx, ownerID, projectID, lastProof.ID)
-		if err != nil {
-			return sum, err
+		sum.Running = lastProof.State == "running" || lastProof.State == "stopping"
+	}
+	// Per mailbox, from its own parts (newest first): its last copying
+	// pass, and what its newest proof pass made of it.
+	lastCopy := map[string]int{}
+	failedIn := map[string]string{}
+	proofSeen := map[string]bool{}
+	for _, x := range parts {
+		k := PassKind(x.Kind)
+		if _, ok := lastCopy[x.MailboxID]; !ok && k.Copies() {
+			lastCopy[x.MailboxID] = rank[x.PassID]
 		}
-		sum.Running = full.State == "running" || full.State == "stopping"
-		for _, m := range full.Mailboxes {
-			if m.Status == StatusFailed || m.Status == StatusStopped {
-				failedIn[m.MailboxID] = firstNonEmpty(m.LastError, m.Status.Label())
+		if k == PassProof && !proofSeen[x.MailboxID] {
+			proofSeen[x.MailboxID] = true
+			if st := Status(x.Status); st == StatusFailed || st == StatusStopped {
+				failedIn[x.MailboxID] = firstNonEmpty(x.LastError, st.Label())
 			}
 		}
 	}
-	var notVerified, differ, stale, failed int
+	var notVerified, differ, stale, failed []string
 	for _, m := range mbs {
 		r := ProofRow{MailboxID: m.ID, SourceEmail: m.SourceEmail, DestEmail: m.DestEmail, Failed: failedIn[m.ID]}
 		if p, ok := proofs[m.ID]; ok {
 			r.Verified, r.PassID, r.At, r.Exact = true, p.PassID, time.Unix(p.CreatedAt, 0), p.Exact
 			r.SourceMessages, r.Matched, r.Missing, r.Altered, r.Differs = p.SourceMessages, p.Matched, p.Missing, p.Altered, p.Differs
 			r.Extra, r.Skipped, r.FailedEarlier, r.FolderErrors, r.Verdict, r.SHA256 = p.Extra, p.Skipped, p.FailedEarlier, p.FolderErrors, p.Verdict, p.SHA256
-			// A proof started before a copying pass does not cover
-			// what that pass copied.
-			if k, ok := rank[p.PassID]; ok && k > lastCopy {
-				r.Stale = true
+			// A proof started before a copying pass of this mailbox
+			// does not cover what that pass copied.
+			if k, ok := rank[p.PassID]; ok {
+				if c, copied := lastCopy[m.ID]; copied && k > c {
+					r.Stale = true
+				}
 			}
 			sum.Verified++
 			sum.Messages += p.Matched
@@ -177,25 +188,25 @@ func (s *Service) ProjectProof(ctx context.Context, ownerID, projectID string) (
 		}
 		switch {
 		case r.Failed != "":
-			failed++
+			failed = append(failed, m.SourceEmail)
 		case !r.Verified:
-			notVerified++
+			notVerified = append(notVerified, m.SourceEmail)
 		case !r.Exact:
-			differ++
+			differ = append(differ, m.SourceEmail)
 		case r.Stale:
-			stale++
+			stale = append(stale, m.SourceEmail)
 		}
 		sum.Rows = append(sum.Rows, r)
 	}
-	sum.Exact = len(mbs) > 0 && notVerified == 0 && differ == 0 && stale == 0 && failed == 0 && !sum.Running
+	sum.Exact = len(mbs) > 0 && len(notVerified) == 0 && len(differ) == 0 && len(stale) == 0 && len(failed) == 0 && !sum.Running
 	if sum.Exact {
 		sum.Verdict = fmt.Sprintf("All %s messages of %s are on the new service.", thousands(sum.Messages), plural(len(mbs), "mailbox", "mailboxes"))
 		return sum, nil
 	}
 	var why []string
-	add := func(n int, what string) {
-		if n > 0 {
-			why = append(why, fmt.Sprintf("%s %s", plural(n, "mailbox", "mailboxes"), what))
+	add := func(names []string, what string) {
+		if len(names) > 0 {
+			why = append(why, fmt.Sprintf("%s %s (%s)", plural(len(names), "mailbox", "mailboxes"), what, nameList(names)))
 		}
 	}
 	if sum.Running {
@@ -206,15 +217,26 @@ func (s *Service) ProjectProof(ctx context.Context, ownerID, projectID string) (
 	} else {
 		add(notVerified, "not verified")
 	}
-	add(failed, "could not be verified by the last Verify migration")
+	add(failed, "could not be verified by their last Verify migration")
 	add(differ, "not exact")
-	add(stale, "verified before the last copying pass")
+	add(stale, "verified before their last copying pass")
 	sum.Verdict = "Not proven: " + strings.Join(why, "; ") + "."
 	if sum.Missing > 0 {
 		sum.Verdict += fmt.Sprintf(" %s missing on the new service.", plural(int(sum.Missing), "message is", "messages are"))
 	}
 	sum.Warning = sum.Verdict + " Run Verify migration after the last Migrate new items, and check its report, before you cancel the old service."
 	return sum, nil
+}
+
+// maxNames bounds the mailboxes a verdict names.
+const maxNames = 5
+
+// nameList names up to maxNames mailboxes: "a@x, b@x and 3 more".
+func nameList(names []string) string {
+	if len(names) <= maxNames {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:maxNames], ", ") + fmt.Sprintf(" and %s more", thousands(int64(len(names)-maxNames)))
 }
 
 func firstNonEmpty(a, b string) string {

@@ -413,3 +413,45 @@ func testTakeOverOnlyAbandonedParts(t *testing.T, open func() *Store) {
 		t.Errorf("after the hand-over: %+v", p)
 	}
 }
+
+// A progress report that arrives after a part's outcome was stored (a
+// worker's last tick, late) leaves the outcome's counts; and a pass
+// whose Stop came after every part had finished is completed, one with a
+// stopped part stopped.
+func TestLateProgressKeepsTheOutcome(t *testing.T) { eachEngine(t, testLateProgressKeepsTheOutcome) }
+
+func testLateProgressKeepsTheOutcome(t *testing.T, open func() *Store) {
+	ctx := context.Background()
+	s := open()
+	project, mbs := seedProject(t, s, 1)
+	jobs := &fakeJobs{}
+	for i, last := range []string{"completed", "stopped"} {
+		pass := fmt.Sprintf("p%d", i)
+		if err := s.CreatePass(ctx, Pass{ID: pass, ProjectID: project, Kind: "full", State: "running", CreatedAt: int64(10 + i)},
+			int64(i), mbs, "queued", jobs.enqueue); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateProgress(ctx, pass, mbs[0], Progress{TotalMsgs: 40, Copied: 5}, 11); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.StopPass(ctx, pass); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.FinishMailboxPass(ctx, pass, mbs[0], Finish{Status: last, Progress: &Progress{TotalMsgs: 40, Copied: 40}}, 12); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateProgress(ctx, pass, mbs[0], Progress{TotalMsgs: 40, Copied: 7}, 13); err != nil {
+			t.Fatal(err)
+		}
+		_, parts, err := s.Pass(ctx, "", pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parts[0].Copied != 40 {
+			t.Errorf("%s: %d copied after a late progress report, want the outcome's 40", last, parts[0].Copied)
+		}
+		if st, _ := s.PassState(ctx, pass); st != last {
+			t.Errorf("pass whose part ended %s after a Stop: %s", last, st)
+		}
+	}
+}

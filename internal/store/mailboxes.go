@@ -264,7 +264,8 @@ func (s *Store) Failures(ctx context.Context, mailboxID string) ([]FailedItem, e
 	return out, rs.Err()
 }
 
-// Totals sums a mailbox's passes that started, for the CSV export.
+// Totals sums a mailbox's passes that started, for the CSV export;
+// Verify migration (proof) passes copy nothing and are not counted.
 type Totals struct {
 	Passes                               int
 	Copied, Present, Failed, CopiedBytes int64
@@ -276,8 +277,8 @@ func (s *Store) MailboxTotals(ctx context.Context, projectID string) (map[string
 	rs, err := s.q().query(ctx, `SELECT mp.mailbox_id, COUNT(*), CAST(COALESCE(SUM(mp.copied), 0) AS BIGINT),
 			CAST(COALESCE(SUM(mp.present), 0) AS BIGINT), CAST(COALESCE(SUM(mp.failed), 0) AS BIGINT),
 			CAST(COALESCE(SUM(mp.copied_bytes), 0) AS BIGINT)
-		FROM mailbox_passes mp JOIN mailboxes m ON m.id = mp.mailbox_id
-		WHERE m.project_id = $1 AND mp.started_at > 0 GROUP BY mp.mailbox_id`, projectID)
+		FROM mailbox_passes mp JOIN mailboxes m ON m.id = mp.mailbox_id JOIN passes x ON x.id = mp.pass_id
+		WHERE m.project_id = $1 AND mp.started_at > 0 AND x.kind <> $2 GROUP BY mp.mailbox_id`, projectID, PassKindProof)
 	if err != nil {
 		return nil, err
 	}

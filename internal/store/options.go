@@ -81,39 +81,6 @@ func (s *Store) MailboxOptionsOf(ctx context.Context, projectID string) (map[str
 	return out, rows.Err()
 }
 
-// CopyingPasses counts, per mailbox of a project, the passes of the
-// given kinds it took part in (stopped ones too: they copied mail).
-func (s *Store) CopyingPasses(ctx context.Context, projectID string, kinds []string) (map[string]int, error) {
-	out := map[string]int{}
-	if len(kinds) == 0 {
-		return out, nil
-	}
-	args := []any{projectID}
-	in := ""
-	for i, k := range kinds {
-		if i > 0 {
-			in += ", "
-		}
-		args = append(args, k)
-		in += fmt.Sprintf("$%d", len(args))
-	}
-	rows, err := s.q().query(ctx, `SELECT mp.mailbox_id, COUNT(*) FROM mailbox_passes mp JOIN passes x ON x.id = mp.pass_id
-		WHERE x.project_id = $1 AND x.kind IN (`+in+`) GROUP BY mp.mailbox_id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count passes: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
-}
-
 // MailboxWork is what a preview of one mailbox's folder plan needs: the
 // project and the mailbox's logins and sealed passwords, without a pass.
 type MailboxWork struct {

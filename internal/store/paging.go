@@ -221,31 +221,42 @@ type FailedItemRow struct {
 	UID, Size, Messages                           int64
 }
 
-// LatestCopyFailures returns, for each mailbox, the failed items of its
-// latest copying pass (the mailboxes of one page: a query each, by
-// index).
-func (s *Store) LatestCopyFailures(ctx context.Context, mailboxIDs []string) (map[string][]FailedItemRow, error) {
+// LatestCopyFailures returns, for each mailbox of the project among
+// mailboxIDs (the mailboxes of one page), the failed items of its latest
+// copying pass. IDs of other projects' mailboxes find nothing.
+func (s *Store) LatestCopyFailures(ctx context.Context, projectID string, mailboxIDs []string) (map[string][]FailedItemRow, error) {
 	out := make(map[string][]FailedItemRow, len(mailboxIDs))
-	for _, id := range mailboxIDs {
-		rows, err := s.db.QueryContext(ctx, `SELECT pass_id, folder, uid, size, kind, reason, subject, messages, item_id FROM failed_items
-			WHERE mailbox_id = $1 AND pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
-				WHERE mp.mailbox_id = $1 AND p.kind NOT IN ('verify', 'trial', 'proof') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
-			ORDER BY folder, uid, item_id`, id)
-		if err != nil {
+	if len(mailboxIDs) == 0 {
+		return out, nil
+	}
+	// One query for the page, not one per mailbox: the live status of a
+	// page runs it on every poll.
+	args := []any{projectID}
+	marks := make([]string, len(mailboxIDs))
+	for i, id := range mailboxIDs {
+		args = append(args, id)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT f.mailbox_id, f.pass_id, f.folder, f.uid, f.size, f.kind, f.reason, f.subject, f.messages, f.item_id
+		FROM failed_items f JOIN mailboxes m ON m.id = f.mailbox_id
+		WHERE m.project_id = $1 AND f.mailbox_id IN (`+strings.Join(marks, ", ")+`)
+			AND f.pass_id = (SELECT mp.pass_id FROM mailbox_passes mp JOIN passes p ON p.id = mp.pass_id
+				WHERE mp.mailbox_id = f.mailbox_id AND p.kind NOT IN ('verify', 'trial', 'proof') ORDER BY p.created_at DESC, p.created_ns DESC, p.id DESC LIMIT 1)
+		ORDER BY f.mailbox_id, f.folder, f.uid, f.item_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("failed items: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var f FailedItemRow
+		if err := rows.Scan(&id, &f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages, &f.ItemID); err != nil {
 			return nil, fmt.Errorf("failed items: %w", err)
 		}
-		for rows.Next() {
-			var f FailedItemRow
-			if err := rows.Scan(&f.PassID, &f.Folder, &f.UID, &f.Size, &f.Kind, &f.Reason, &f.Subject, &f.Messages, &f.ItemID); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("failed items: %w", err)
-			}
-			out[id] = append(out[id], f)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("failed items: %w", err)
-		}
+		out[id] = append(out[id], f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("failed items: %w", err)
 	}
 	return out, nil
 }

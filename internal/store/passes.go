@@ -71,12 +71,41 @@ func (e *BusyError) Error() string { return "mailbox " + e.MailboxID + " is alre
 // Is makes errors.Is(err, ErrBusy) true.
 func (e *BusyError) Is(target error) bool { return target == ErrBusy }
 
+// CapError refuses a pass: the mailbox has taken part in the most passes
+// of the capped kinds that the operator allows.
+type CapError struct {
+	MailboxID string
+	// Passes is how many it has had, not counting the refused one.
+	Passes int
+}
+
+func (e *CapError) Error() string {
+	return fmt.Sprintf("mailbox %s has had %d passes, the most allowed", e.MailboxID, e.Passes)
+}
+
+// PassCap limits how many passes of Kinds one mailbox may take part in
+// (stopped ones too: they copied mail). Max 0 means no limit.
+type PassCap struct {
+	Max   int
+	Kinds []string
+}
+
 // CreatePass records a pass over mailboxIDs (each becomes queued, with
 // detail in its history) and its jobs, in one transaction: if anything
 // fails, neither the pass nor a job exists. A mailbox another pass works
 // on (also one started by another process a moment ago) refuses the
 // whole pass with a *BusyError.
 func (s *Store) CreatePass(ctx context.Context, p Pass, createdNS int64, mailboxIDs []string, detail string, enqueue Enqueuer) error {
+	return s.CreateCappedPass(ctx, p, createdNS, mailboxIDs, detail, PassCap{}, enqueue)
+}
+
+// CreateCappedPass is CreatePass that also refuses the whole pass with a
+// *CapError when a mailbox would take part in more than limit.Max passes
+// of limit.Kinds, this one included. The count is taken in the same
+// transaction, after the mailboxes' rows are locked (PostgreSQL) or the
+// write lock is held (SQLite), so concurrent requests cannot both slip
+// under the cap.
+func (s *Store) CreateCappedPass(ctx context.Context, p Pass, createdNS int64, mailboxIDs []string, detail string, limit PassCap, enqueue Enqueuer) error {
 	return s.inTx(ctx, func(tx *Tx) error {
 		if _, err := tx.q.exec(ctx, `INSERT INTO passes (id, project_id, kind, state, cutoff, created_at, created_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			p.ID, p.ProjectID, p.Kind, p.State, p.Cutoff, p.CreatedAt, createdNS); err != nil {
@@ -101,6 +130,9 @@ func (s *Store) CreatePass(ctx context.Context, p Pass, createdNS int64, mailbox
 			}
 			refs[i] = JobRef{PassID: p.ID, MailboxID: id}
 		}
+		if err := overCap(ctx, tx, p, limit); err != nil {
+			return err
+		}
 		ids, err := enqueue(ctx, tx, refs)
 		if err != nil {
 			return err
@@ -116,6 +148,34 @@ func (s *Store) CreatePass(ctx context.Context, p Pass, createdNS int64, mailbox
 		}
 		return nil
 	})
+}
+
+// overCap returns a *CapError for a mailbox of p that, with p, has had
+// more than limit.Max passes of limit.Kinds. It runs after p's rows are
+// written and its mailboxes locked: a concurrent pass on one of them
+// waits for this transaction and then counts p.
+func overCap(ctx context.Context, tx *Tx, p Pass, limit PassCap) error {
+	if limit.Max <= 0 || len(limit.Kinds) == 0 {
+		return nil
+	}
+	args := []any{p.ID, limit.Max}
+	in := make([]string, len(limit.Kinds))
+	for i, k := range limit.Kinds {
+		args = append(args, k)
+		in[i] = fmt.Sprintf("$%d", len(args))
+	}
+	var id string
+	var n int
+	err := tx.q.queryRow(ctx, `SELECT mp.mailbox_id, COUNT(*) FROM mailbox_passes mp JOIN passes x ON x.id = mp.pass_id
+		WHERE mp.mailbox_id IN (SELECT mailbox_id FROM mailbox_passes WHERE pass_id = $1) AND x.kind IN (`+strings.Join(in, ", ")+`)
+		GROUP BY mp.mailbox_id HAVING COUNT(*) > $2 ORDER BY mp.mailbox_id LIMIT 1`, args...).Scan(&id, &n)
+	if noRows(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("count passes: %w", err)
+	}
+	return &CapError{MailboxID: id, Passes: n - 1}
 }
 
 // Pass reads a project's pass with its mailboxes' parts; ErrNoRows when
@@ -322,12 +382,14 @@ type Progress struct {
 }
 
 // UpdateProgress stores a running part's progress, so that every API
-// process shows it, whichever worker runs the part.
+// process shows it, whichever worker runs the part. A part that is over
+// keeps the counts its outcome recorded: a late report never overwrites
+// them.
 func (s *Store) UpdateProgress(ctx context.Context, passID, mailboxID string, p Progress, at int64) error {
 	_, err := s.q().exec(ctx, `UPDATE mailbox_passes SET total_msgs = $1, total_bytes = $2, copied = $3, copied_bytes = $4,
 			present = $5, skipped = $6, failed = $7, flag_updates = $8, folder = $9, rate = $10, eta_seconds = $11, progress_at = $12,
 			pause_cause = $13, pause_until = $14
-		WHERE pass_id = $15 AND mailbox_id = $16`,
+		WHERE pass_id = $15 AND mailbox_id = $16 AND status IN `+busyStatuses,
 		p.TotalMsgs, p.TotalBytes, p.Copied, p.CopiedBytes, p.Present, p.Skipped, p.Failed, p.FlagUpdates, p.Folder, p.Rate,
 		p.ETASeconds, at, p.PauseCause, p.PauseUntil, passID, mailboxID)
 	return err
@@ -357,9 +419,21 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 		// locked): two workers finishing its last two parts at once
 		// would otherwise each see the other's part still running, and
 		// neither would complete the pass.
-		var state string
-		if err := tx.q.queryRow(ctx, `SELECT state FROM passes WHERE id = $1`+s.dialect.forUpdate, passID).Scan(&state); err != nil {
+		var state, kind string
+		if err := tx.q.queryRow(ctx, `SELECT state, kind FROM passes WHERE id = $1`+s.dialect.forUpdate, passID).Scan(&state, &kind); err != nil {
 			return err
+		}
+		// A Verify migration (proof) pass reads both mailboxes and
+		// copies nothing: it neither marks the mailbox migrated nor
+		// changes its migration status, which goes back to what its
+		// newest other pass left (issue 15).
+		proof := kind == PassKindProof
+		status := f.Status
+		if proof {
+			f.Migrated = false
+			if status, err = lastMigrationStatus(ctx, tx, passID, mailboxID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.q.exec(ctx, `UPDATE mailbox_passes SET status = $1, finished_at = $2, quota_used = $3, quota_limit = $4,
 				warning = $5, plan = $6, error_class = $7, last_error = $8, folder = '', eta_seconds = 0,
@@ -388,13 +462,26 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 			f.ErrorClass, f.ErrorSide, f.Error, b2i(f.Migrated), mailboxID); err != nil {
 			return err
 		}
-		if err := setStatus(ctx, tx, mailboxID, f.Status, at, f.Detail); err != nil {
+		if proof {
+			// The mailbox's history still says how the proof ended.
+			if _, err := tx.q.exec(ctx, `UPDATE mailboxes SET status = $1, status_at = $2 WHERE id = $3`, status, at, mailboxID); err != nil {
+				return err
+			}
+			if _, err := tx.q.exec(ctx, `INSERT INTO mailbox_events (mailbox_id, at, status, detail) VALUES ($1, $2, $3, $4)`,
+				mailboxID, at, f.Status, f.Detail); err != nil {
+				return err
+			}
+		} else if err := setStatus(ctx, tx, mailboxID, f.Status, at, f.Detail); err != nil {
 			return err
 		}
 		// The pass is over when no part of it is still queued or
 		// running; of two workers finishing its last parts at once, the
-		// one whose UPDATE flips notified from 0 completes it.
-		n, err := tx.q.exec(ctx, `UPDATE passes SET state = CASE WHEN state = 'stopping' THEN 'stopped' ELSE 'completed' END,
+		// one whose UPDATE flips notified from 0 completes it. A Stop
+		// that came after every part had finished stopped nothing: the
+		// pass is completed then, as its mailboxes are.
+		n, err := tx.q.exec(ctx, `UPDATE passes SET state = CASE WHEN state = 'stopping'
+					AND EXISTS (SELECT 1 FROM mailbox_passes WHERE pass_id = $2 AND status = 'stopped') THEN 'stopped'
+				ELSE 'completed' END,
 				finished_at = $1, notified = 1
 			WHERE id = $2 AND notified = 0
 				AND NOT EXISTS (SELECT 1 FROM mailbox_passes WHERE pass_id = $2 AND status IN `+busyStatuses+`)`, at, passID)
@@ -402,6 +489,24 @@ func (s *Store) FinishMailboxPass(ctx context.Context, passID, mailboxID string,
 		return err
 	})
 	return done, err
+}
+
+// PassKindProof is the stored kind of a Verify migration pass
+// (service.PassProof).
+const PassKindProof = "proof"
+
+// lastMigrationStatus is the status of the mailbox's part in its newest
+// pass other than a proof (passID excluded); "not_started" when it had
+// none.
+func lastMigrationStatus(ctx context.Context, tx *Tx, passID, mailboxID string) (string, error) {
+	var status string
+	err := tx.q.queryRow(ctx, `SELECT mp.status FROM mailbox_passes mp JOIN passes x ON x.id = mp.pass_id
+		WHERE mp.mailbox_id = $1 AND mp.pass_id <> $2 AND x.kind <> $3
+		ORDER BY x.created_at DESC, x.created_ns DESC, x.id DESC LIMIT 1`, mailboxID, passID, PassKindProof).Scan(&status)
+	if errors.Is(err, ErrNoRows) {
+		return "not_started", nil
+	}
+	return status, err
 }
 
 // failureChunk is how many failed items one INSERT carries.

@@ -86,3 +86,30 @@ func (s *Store) ProjectProofs(ctx context.Context, projectID string) (map[string
 	}
 	return out, rs.Err()
 }
+
+// MailboxPassRef is one mailbox's part in one pass, for deciding per
+// mailbox which of its passes came last.
+type MailboxPassRef struct {
+	MailboxID, PassID, Kind, Status, LastError string
+}
+
+// ProjectParts lists every mailbox's part in every pass of a project,
+// newest pass first (as Passes orders them).
+func (s *Store) ProjectParts(ctx context.Context, projectID string) ([]MailboxPassRef, error) {
+	rows, err := s.q().query(ctx, `SELECT mp.mailbox_id, mp.pass_id, x.kind, mp.status, mp.last_error
+		FROM mailbox_passes mp JOIN passes x ON x.id = mp.pass_id
+		WHERE x.project_id = $1 ORDER BY x.created_at DESC, x.created_ns DESC, x.id DESC`, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list the parts of passes: %w", err)
+	}
+	defer rows.Close()
+	var out []MailboxPassRef
+	for rows.Next() {
+		var r MailboxPassRef
+		if err := rows.Scan(&r.MailboxID, &r.PassID, &r.Kind, &r.Status, &r.LastError); err != nil {
+			return nil, fmt.Errorf("list the parts of passes: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

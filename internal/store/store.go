@@ -230,7 +230,16 @@ type MessageRecord struct {
 	Reason string
 	// Flags are the flags set on the destination copy, space-separated.
 	Flags string
+	// Bytes says how a copy's bytes were stored: BytesExact, BytesRebuilt
+	// or "" (not known).
+	Bytes string
 }
+
+// How a copy's bytes were stored (MessageRecord.Bytes).
+const (
+	BytesExact   = "exact"   // the destination keeps the source's bytes
+	BytesRebuilt = "rebuilt" // rebuilt from the content (AppendResult.Rebuilt)
+)
 
 // Record writes many message entries in one transaction (group commit):
 // the engine batches intents before APPENDs and results after them, so a
@@ -276,7 +285,7 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 		n := min(len(rows), recordChunk)
 		args = args[:0]
 		for _, r := range rows[:n] {
-			args = append(args, pair, r.SrcPath, r.SrcID, r.Identity, r.State, r.DstPath, r.DstID, r.Reason, r.Flags, now)
+			args = append(args, pair, r.SrcPath, r.SrcID, r.Identity, r.State, r.DstPath, r.DstID, r.Reason, r.Flags, r.Bytes, now)
 		}
 		var err error
 		if n == recordChunk {
@@ -292,11 +301,11 @@ func (s *Store) Record(ctx context.Context, pair string, recs []MessageRecord) e
 	return wrap("record messages", tx.Commit())
 }
 
-// Rows per INSERT in Record, and the columns of each: 64 x 10 parameters
+// Rows per INSERT in Record, and the columns of each: 64 x 11 parameters
 // stay far below SQLite's (32,766) and PostgreSQL's (65,535) limits.
 const (
 	recordChunk   = 64
-	recordColumns = 10
+	recordColumns = 11
 )
 
 // recordSQL is Record's INSERT for n rows. Its parameters are positional
@@ -306,11 +315,11 @@ const (
 // PostgreSQL.
 func recordSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO items (pair_key, src_path, src_id, identity, state, dst_path, dst_id, reason, flags, updated_at) VALUES `)
+	b.WriteString(`INSERT INTO items (pair_key, src_path, src_id, identity, state, dst_path, dst_id, reason, flags, copy_bytes, updated_at) VALUES `)
 	writeRows(&b, n, recordColumns)
 	b.WriteString(` ON CONFLICT (pair_key, src_path, src_id) DO UPDATE SET identity = excluded.identity,
 		state = excluded.state, dst_path = excluded.dst_path, dst_id = excluded.dst_id, reason = excluded.reason,
-		flags = excluded.flags, updated_at = excluded.updated_at`)
+		flags = excluded.flags, copy_bytes = excluded.copy_bytes, updated_at = excluded.updated_at`)
 	return b.String()
 }
 
@@ -343,7 +352,7 @@ func (s *Store) Lookup(ctx context.Context, pair, srcPath string, ids []string) 
 		n := min(len(ids), lookupChunk)
 		var q strings.Builder
 		// Positional parameters, as in recordSQL.
-		q.WriteString(`SELECT src_id, identity, state, dst_path, dst_id, reason, flags FROM items
+		q.WriteString(`SELECT src_id, identity, state, dst_path, dst_id, reason, flags, copy_bytes FROM items
 			WHERE pair_key = ? AND src_path = ? AND src_id IN (`)
 		args := make([]any, 0, n+2)
 		args = append(args, pair, srcPath)
@@ -361,7 +370,7 @@ func (s *Store) Lookup(ctx context.Context, pair, srcPath string, ids []string) 
 		}
 		for rows.Next() {
 			r := MessageRecord{SrcPath: srcPath}
-			if err := rows.Scan(&r.SrcID, &r.Identity, &r.State, &r.DstPath, &r.DstID, &r.Reason, &r.Flags); err != nil {
+			if err := rows.Scan(&r.SrcID, &r.Identity, &r.State, &r.DstPath, &r.DstID, &r.Reason, &r.Flags, &r.Bytes); err != nil {
 				rows.Close()
 				return nil, wrap("look up messages", err)
 			}
@@ -445,7 +454,7 @@ func wrap(op string, err error) error {
 // must not use the store (the database may have one connection, which
 // the stream holds).
 func (s *Store) Records(ctx context.Context, pair, srcPath string, fn func(MessageRecord) error) error {
-	return s.records(ctx, `SELECT src_id, identity, state, dst_path, dst_id, reason, flags FROM items
+	return s.records(ctx, `SELECT src_id, identity, state, dst_path, dst_id, reason, flags, copy_bytes FROM items
 		WHERE pair_key = $1 AND src_path = $2`, pair, srcPath, fn)
 }
 
@@ -453,7 +462,7 @@ func (s *Store) Records(ctx context.Context, pair, srcPath string, fn func(Messa
 // folder, in no particular order; fn must not use the store. Flag sync
 // and --delete-missing walk them.
 func (s *Store) Copied(ctx context.Context, pair, srcPath string, fn func(MessageRecord) error) error {
-	return s.records(ctx, `SELECT src_id, identity, state, dst_path, dst_id, reason, flags FROM items
+	return s.records(ctx, `SELECT src_id, identity, state, dst_path, dst_id, reason, flags, copy_bytes FROM items
 		WHERE pair_key = $1 AND src_path = $2 AND state = 'copied'`, pair, srcPath, fn)
 }
 
@@ -465,7 +474,7 @@ func (s *Store) records(ctx context.Context, query, pair, srcPath string, fn fun
 	defer rows.Close()
 	for rows.Next() {
 		r := MessageRecord{SrcPath: srcPath}
-		if err := rows.Scan(&r.SrcID, &r.Identity, &r.State, &r.DstPath, &r.DstID, &r.Reason, &r.Flags); err != nil {
+		if err := rows.Scan(&r.SrcID, &r.Identity, &r.State, &r.DstPath, &r.DstID, &r.Reason, &r.Flags, &r.Bytes); err != nil {
 			return wrap("read message entries", err)
 		}
 		if err := fn(r); err != nil {

@@ -190,7 +190,7 @@ func verdict(t Totals, exact bool) string {
 	if exact {
 		how := "byte for byte, with their flags and dates"
 		if t.Equivalent > 0 {
-			how = fmt.Sprintf("(%d of them content-equivalent: the destination rebuilds messages, so their bytes could not be compared)", t.Equivalent)
+			how = fmt.Sprintf("(%d of them content-equivalent: the destination rebuilt them, so their bytes could not be compared)", t.Equivalent)
 		}
 		s := fmt.Sprintf("EXACT: all %d messages of %d folders are on the destination %s", t.Matched, t.Folders, how)
 		if t.Skipped > 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -127,6 +128,9 @@ func Run(ctx context.Context, src, dst connector.Source, o Options) (*Report, er
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
+	if v.hashed.Load() {
+		rep.Bytes = "sha256"
+	}
 	for _, g := range groups {
 		rep.Differences = append(rep.Differences, g.diffs...)
 		rep.DifferencesLeft += g.left
@@ -153,6 +157,9 @@ type verifier struct {
 	src, dst       connector.Source
 	byteExact      bool
 	srcSem, dstSem chan struct{}
+	// hashed: some copies on a destination that rebuilds messages were
+	// compared by their bytes, the state saying they kept them.
+	hashed atomic.Bool
 }
 
 // group is one destination folder and the source folders planned into it.
@@ -182,6 +189,52 @@ type copyOf struct {
 	hash  [sha256.Size]byte
 	read  bool
 	error string
+	// compare: the bytes of the pair are compared (source side).
+	compare bool
+}
+
+// recorded decides, for every pair, whether its bytes are compared: on a
+// destination that keeps bytes, unless the sync state says this very
+// copy (its destination ID) was rebuilt; on one that rebuilds messages,
+// only where the state says this copy kept the source's bytes (Graph's
+// importMime). Without an entry the destination's Features decide.
+func (v *verifier) recorded(ctx context.Context, g *group, src, dst []*copyOf) error {
+	ids := make([][]string, len(g.rows))
+	for _, s := range src {
+		if s.pair >= 0 {
+			s.compare = v.byteExact
+			ids[s.row] = append(ids[s.row], string(s.m.ID))
+		}
+	}
+	if v.o.Copy.State == nil {
+		return nil
+	}
+	for i, row := range g.rows {
+		if len(ids[i]) == 0 {
+			continue
+		}
+		recs, err := v.o.Copy.State.Lookup(ctx, v.o.Copy.Pair, row.Source, ids[i])
+		if err != nil {
+			return fmt.Errorf("sync state: %w", err)
+		}
+		for _, s := range src {
+			if s.row != i || s.pair < 0 {
+				continue
+			}
+			rec, ok := recs[string(s.m.ID)]
+			if !ok || rec.State != store.StateCopied || rec.DstID == "" || rec.DstID != string(dst[s.pair].m.ID) {
+				continue
+			}
+			switch rec.Bytes {
+			case store.BytesRebuilt:
+				s.compare = false
+			case store.BytesExact:
+				s.compare = true
+				v.hashed.Store(true)
+			}
+		}
+	}
+	return nil
 }
 
 // compare lists the destination folder and its source folders, pairs
@@ -237,16 +290,19 @@ func (v *verifier) compare(ctx context.Context, g *group) error {
 		r.DestMessages = int64(len(dst))
 	}
 	pairUp(srcMsgs, dst)
+	if err := v.recorded(ctx, g, srcMsgs, dst); err != nil {
+		return err
+	}
 
 	// Hash both sides of every pair while the bytes stream.
-	if v.byteExact {
-		var want, wantDst []*copyOf
-		for _, s := range srcMsgs {
-			if s.pair >= 0 {
-				want = append(want, s)
-				wantDst = append(wantDst, dst[s.pair])
-			}
+	var want, wantDst []*copyOf
+	for _, s := range srcMsgs {
+		if s.pair >= 0 && s.compare {
+			want = append(want, s)
+			wantDst = append(wantDst, dst[s.pair])
 		}
+	}
+	if len(want) > 0 {
 		eg, ectx := errgroup.WithContext(ctx)
 		eg.Go(func() error { return v.hashAll(ectx, false, v.srcSem, g, want) })
 		eg.Go(func() error { return v.hashAll(ectx, true, v.dstSem, g, wantDst) })
@@ -430,7 +486,7 @@ func (v *verifier) tally(ctx context.Context, g *group, src, dst []*copyOf) {
 			g.note(Difference{Kind: kind, Folder: row.Source, ID: string(s.m.ID), DestID: string(d.m.ID), Detail: detail})
 		}
 		switch {
-		case !v.byteExact:
+		case !s.compare:
 			row.Equivalent++
 			continue
 		case !s.read || !d.read:

@@ -115,6 +115,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/projects/{project}/passes/{pass}", a(s.getPass))
 	m.HandleFunc("POST /api/projects/{project}/passes/{pass}/stop", a(s.stopPass))
 	s.optionRoutes()
+	s.operatorRoutes()
 	s.portalRoutes()
 }
 

@@ -151,3 +151,154 @@ func TestProofLeavesTheCopyStatistics(t *testing.T) {
 		t.Errorf("retry failed items after a proof: %v", err)
 	}
 }
+
+// A proof pass copies nothing: it must not mark a mailbox migrated
+// (MigratedBefore, which makes a later refused login read as a changed
+// password), must not change its migration status, and must not count
+// as a migration pass (the CSV's Passes).
+func TestProofLeavesTheMigrationStatus(t *testing.T) {
+	e := newPortalEnv(t)
+	ctx := context.Background()
+	project := e.manyMailboxes(t, "owner@example.com", 1)
+	owner := ownerID(t, e, "owner@example.com")
+	mbs, err := e.svc.Mailboxes(ctx, owner, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := mbs[0].ID
+	play := func(kind service.PassKind, out service.Outcome) string {
+		t.Helper()
+		p, err := e.svc.StartPass(ctx, owner, project, service.PassInput{Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.BeginMailboxPass(ctx, p.ID, mb, service.StatusVerifying, "w"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.FinishMailboxPass(ctx, p.ID, mb, out); err != nil {
+			t.Fatal(err)
+		}
+		return p.ID
+	}
+	status := func() service.Status {
+		t.Helper()
+		m, err := e.svc.Mailbox(ctx, owner, project, mb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Status
+	}
+	e.svc.SetMaxPasses(1) // a proof must leave room for the one migration pass
+	before := status()
+	id := play(service.PassProof, service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 3}})
+	if got := status(); got != before {
+		t.Errorf("status after a proof of a mailbox never migrated: %q, want %q", got, before)
+	}
+	w, err := e.svc.LoadWork(ctx, id, mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.MigratedBefore {
+		t.Error("a proof pass marked the mailbox as migrated once")
+	}
+
+	play(service.PassFull, service.Outcome{Status: service.StatusCompletedWithErrors, Progress: &service.Progress{TotalMsgs: 3, Copied: 2, Failed: 1}})
+	id = play(service.PassProof, service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 3}})
+	if got := status(); got != service.StatusCompletedWithErrors {
+		t.Errorf("status after full pass and proof: %q, want the full pass's %q", got, service.StatusCompletedWithErrors)
+	}
+	if w, err = e.svc.LoadWork(ctx, id, mb); err != nil || !w.MigratedBefore {
+		t.Errorf("after a full pass the mailbox is not migrated once (%v)", err)
+	}
+	rows, err := e.svc.ExportRows(ctx, owner, project)
+	if err != nil || len(rows) != 1 || rows[0].Passes != 1 {
+		t.Errorf("export: %+v %v; want 1 migration pass", rows, err)
+	}
+}
+
+// The Finish page's warning is judged per mailbox: it names the
+// mailboxes whose last proof is missing, failed, or older than that
+// mailbox's own last copying pass, and no others. A copying pass of one
+// mailbox does not make another mailbox's proof stale.
+func TestFinishWarnsNamingStaleMailboxes(t *testing.T) {
+	e := newPortalEnv(t)
+	ctx := context.Background()
+	project := e.manyMailboxes(t, "owner@example.com", 4)
+	owner := ownerID(t, e, "owner@example.com")
+	mbs, err := e.svc.Mailboxes(ctx, owner, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{} // source email -> ID
+	for _, m := range mbs {
+		ids[m.SourceEmail] = m.ID
+	}
+	fresh, stale, failed, never := ids["u0000@old.example"], ids["u0001@old.example"], ids["u0002@old.example"], ids["u0003@old.example"]
+	start := func(kind service.PassKind, mailboxes ...string) string {
+		t.Helper()
+		p, err := e.svc.StartPass(ctx, owner, project, service.PassInput{Kind: kind, MailboxIDs: mailboxes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.ID
+	}
+	finish := func(pass, mb string, out service.Outcome) {
+		t.Helper()
+		must(t, e.svc.BeginMailboxPass(ctx, pass, mb, service.StatusMigrating, "w"))
+		must(t, e.svc.FinishMailboxPass(ctx, pass, mb, out))
+	}
+	prove := func(pass, mb string) {
+		t.Helper()
+		w, err := e.svc.LoadWork(ctx, pass, mb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := &verify.Report{Tool: "mailferry verify", Bytes: "sha256",
+			Folders: []*verify.Folder{{Source: "INBOX", Dest: "INBOX", SourceMessages: 2, DestMessages: 2, Matched: 2, Exact: 2}},
+			Totals:  verify.Totals{Folders: 1, SourceMessages: 2, DestMessages: 2, Matched: 2, Exact: 2}, Exact: true, Verdict: "EXACT"}
+		rep.Seal()
+		must(t, e.svc.SaveProof(ctx, w, rep))
+		finish(pass, mb, service.Outcome{Status: service.StatusCompleted})
+	}
+
+	full := start(service.PassFull)
+	for _, mb := range []string{fresh, stale, failed, never} {
+		finish(full, mb, service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 2, Copied: 2}})
+	}
+	// fresh, stale and failed are proven; never is left out.
+	proof := start(service.PassProof, fresh, stale, failed)
+	for _, mb := range []string{fresh, stale, failed} {
+		prove(proof, mb)
+	}
+	// A delta pass of stale alone, then a proof that fails for failed.
+	delta := start(service.PassDelta, stale)
+	finish(delta, stale, service.Outcome{Status: service.StatusCompleted, Progress: &service.Progress{TotalMsgs: 2}})
+	again := start(service.PassProof, failed)
+	finish(again, failed, service.Outcome{Status: service.StatusFailed, Class: service.ClassOther, Error: "login refused"})
+
+	sum, err := e.svc.ProjectProof(ctx, owner, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]service.ProofRow{}
+	for _, r := range sum.Rows {
+		rows[r.MailboxID] = r
+	}
+	if rows[fresh].Stale || !rows[stale].Stale || rows[failed].Failed != "login refused" || rows[never].Verified {
+		t.Errorf("rows: fresh %+v, stale %+v, failed %+v, never %+v", rows[fresh], rows[stale], rows[failed], rows[never])
+	}
+	for _, want := range []string{"1 mailbox not verified (u0003@old.example)", "1 mailbox could not be verified by their last Verify migration (u0002@old.example)",
+		"1 mailbox verified before their last copying pass (u0001@old.example)"} {
+		if !strings.Contains(sum.Warning, want) {
+			t.Errorf("warning lacks %q: %s", want, sum.Warning)
+		}
+	}
+	if sum.Exact || strings.Contains(sum.Warning, "u0000@old.example") {
+		t.Errorf("exact %v; the warning names the freshly proven mailbox: %s", sum.Exact, sum.Warning)
+	}
+	b := e.newBrowser()
+	b.login("owner@example.com")
+	if code, body := b.get("/projects/" + project + "/finish"); code != 200 || !strings.Contains(body, "u0001@old.example") || strings.Contains(body, "u0000@old.example") {
+		t.Errorf("finish page: %d; want a warning naming u0001 and not u0000", code)
+	}
+}

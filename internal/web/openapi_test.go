@@ -305,6 +305,9 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		response bool
 	}{
 		{"Owner", service.Owner{}, true},
+		{"ProjectSummary", service.ProjectSummary{}, true},
+		{"HostLoad", service.HostLoad{}, true},
+		{"HostLoads", hostLoads{}, true},
 		{"Endpoint", service.Endpoint{}, true},
 		{"EndpointInput", service.Endpoint{}, false},
 		{"Preset", service.Preset{}, true},

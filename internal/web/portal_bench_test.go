@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -13,7 +14,8 @@ import (
 // mailboxes all have a finished full pass with counts and a folder plan,
 // and a few failed items: the mailboxes, trial and migrate pages (page 1
 // and page 40 of 40, and a status filter), status.json the first time
-// (every region) and again with the page's hashes (nothing changed).
+// (every region) and again with the page's hashes (nothing changed), and
+// twenty pages polling at once, unchanged or with one changed row each.
 // Each op is one HTTP request through the portal on SQLite, from the
 // session check to the last byte. Issue 17 asks for under 300 ms a page.
 func BenchmarkPortalPages2000(b *testing.B) {
@@ -77,6 +79,46 @@ func BenchmarkPortalPages2000(b *testing.B) {
 				size = get(b, c.path)
 			}
 			b.ReportMetric(float64(size), "bytes/page")
+		})
+	}
+
+	// Twenty migrate pages open at once, each on its own page of rows,
+	// polling together with the hashes they hold: one op is one poll of
+	// all twenty. Nothing changed, then one row of each page changed
+	// (its mailbox's counts, as a worker's progress does) before each.
+	ps := make([]*poller, 20)
+	for i := range ps {
+		ps[i] = &poller{c: br.c, url: fmt.Sprintf("%s%s/status.json?view=migrate&page=%d", e.base, pp, i+1), known: map[string]string{}}
+	}
+	first := pollAll(b, ps)
+	pollAll(b, ps) // now every page holds every hash
+	var moving []any
+	marks := make([]string, len(first))
+	for i, r := range first {
+		moving = append(moving, strings.TrimPrefix(r.body.Rows[0], "row-"))
+		marks[i] = fmt.Sprintf("$%d", i+2)
+	}
+	progress := `UPDATE mailbox_passes SET copied = copied + 1 WHERE pass_id = $1 AND mailbox_id IN (` + strings.Join(marks, ", ") + `)`
+	for _, c := range []struct {
+		name   string
+		change bool
+	}{{"status.json/20-pages-unchanged", false}, {"status.json/20-pages-one-change-each", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			var size, rows int
+			for b.Loop() {
+				if c.change {
+					if _, err := e.db.Exec(progress, append([]any{pass}, moving...)...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				size, rows = 0, 0
+				for _, r := range pollAll(b, ps) {
+					size += r.bytes
+					rows += len(r.body.Mailboxes)
+				}
+			}
+			b.ReportMetric(float64(size)/float64(len(ps)), "bytes/page")
+			b.ReportMetric(float64(rows)/float64(len(ps)), "rows/page")
 		})
 	}
 }

@@ -114,11 +114,13 @@ type projectForm struct {
 	// SourceAdmin and DestAdmin are the optional admin logins (Exchange
 	// impersonation); their passwords are never shown back.
 	SourceAdmin, DestAdmin string
-	Errors                 map[string]string
-	Types                  []sourceType
-	Securities             []securityChoice
-	Presets                []service.Preset
-	Editing                *service.Project
+	// SourceAdminStored: editing, and an Exchange admin login is stored.
+	SourceAdminStored bool
+	Errors            map[string]string
+	Types             []sourceType
+	Securities        []securityChoice
+	Presets           []service.Preset
+	Editing           *service.Project
 	// Lookup: the page offers to find the settings from an address.
 	Lookup bool
 }
@@ -211,7 +213,7 @@ func readServerForm(r *http.Request) (projectForm, service.Endpoint) {
 		return f, service.Endpoint{Type: f.Type}
 	}
 	src := service.Endpoint{Type: f.Type, Host: f.Host, Security: f.Security, Insecure: f.Insecure}
-	if f.Type == "exchange" {
+	if f.Type == service.TypeExchange {
 		// Exchange is always reached over TLS on the OWA address's
 		// port; the IMAP port and security fields do not apply.
 		f.Port, f.Security, f.AllowPlaintext = "", "tls", false
@@ -270,14 +272,18 @@ func (s *Server) createMigration(w http.ResponseWriter, r *http.Request, sess *s
 		return
 	}
 	in := service.ProjectInput{Name: f.Name, DestinationPreset: f.Preset, Source: src}
-	if src.Type == service.TypeM365 {
+	// The admin fields of the types not chosen are hidden, not removed:
+	// only the chosen type's are read.
+	switch src.Type {
+	case service.TypeM365:
 		f.Source, in.SourceAdmin = readApp(r, "src_")
-	} else {
+	case service.TypeExchange:
 		f.SourceAdmin, in.SourceAdmin = readEWSAdmin(r, "source_admin")
 	}
-	if s.presetType(f.Preset) == service.TypeM365 {
+	switch s.presetType(f.Preset) {
+	case service.TypeM365:
 		f.Destination, in.DestinationAdmin = readApp(r, "dst_")
-	} else {
+	case service.TypeExchange:
 		f.DestAdmin, in.DestinationAdmin = readEWSAdmin(r, "destination_admin")
 	}
 	p, err := s.svc.CreateProject(r.Context(), sess.Owner.ID, in)
@@ -306,7 +312,17 @@ func (s *Server) serversPage(w http.ResponseWriter, r *http.Request, sess *servi
 	if f.Type == service.TypeM365 || f.Type == service.TypeGmail {
 		f.Host, f.Port = "", ""
 	}
+	f.SourceAdmin, f.SourceAdminStored = ewsAdminOf(p.SourceAdmin)
 	s.renderNewMigration(w, r, sess, http.StatusOK, f, "")
+}
+
+// ewsAdminOf is a side's stored Exchange admin login, and whether there
+// is one.
+func ewsAdminOf(a *service.AdminInfo) (string, bool) {
+	if a == nil || a.Kind != service.KindEWS {
+		return "", false
+	}
+	return a.Login, a.HasSecret
 }
 
 func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *service.Session) {
@@ -318,11 +334,17 @@ func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *servi
 	f, src := readServerForm(r)
 	f.Editing, f.Preset = &p, p.DestinationPreset
 	f.Source, f.Destination = fromAdmin(p.SourceAdmin), fromAdmin(p.DestinationAdmin)
+	_, f.SourceAdminStored = ewsAdminOf(p.SourceAdmin)
 	var srcApp, dstApp *service.AdminCredentials
-	if src.Type == service.TypeM365 {
+	switch src.Type {
+	case service.TypeM365:
 		var sf appForm
 		sf, srcApp = readApp(r, "src_")
 		f.Source.Tenant, f.Source.ClientID = sf.Tenant, sf.ClientID
+	case service.TypeExchange:
+		// Adds, replaces or keeps (both fields empty, or the login
+		// with no new password) the admin login.
+		f.SourceAdmin, srcApp = readEWSAdmin(r, "source_admin")
 	}
 	if p.DestinationAdmin != nil {
 		var df appForm

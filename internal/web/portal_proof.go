@@ -38,7 +38,7 @@ func proofColumns() []proofColumn {
 		{"Source", "source messages", false, func(f *verify.Folder) int64 { return f.SourceMessages }},
 		{"Destination", "destination messages", false, func(f *verify.Folder) int64 { return f.DestMessages }},
 		{"Exact", "matched byte for byte, same flags and date", false, func(f *verify.Folder) int64 { return f.Exact }},
-		{"Equivalent", "content-equivalent: the destination rebuilds messages", false, func(f *verify.Folder) int64 { return f.Equivalent }},
+		{"Equivalent", "content-equivalent: the destination rebuilt the message", false, func(f *verify.Folder) int64 { return f.Equivalent }},
 		{"Flags/date differ", "matched, with other flags or date", true, func(f *verify.Folder) int64 { return f.Differs }},
 		{"Altered", "matched by identity, bytes differ", true, func(f *verify.Folder) int64 { return f.Altered }},
 		{"Missing", "not on the destination", true, func(f *verify.Folder) int64 { return f.Missing }},

@@ -100,8 +100,18 @@ func TestConcurrencyNeverAboveFour(t *testing.T) {
 			fetchAll(t, j.c, j.f, j.msgs)
 		}()
 	}
-	waitInFlight(t, e, alice, 1)
-	time.Sleep(50 * time.Millisecond) // let every worker try to start
+	// Held until the app's cap is used (the server counts blocked
+	// requests as in flight), however slowly the workers start on a
+	// loaded machine; then a moment more for a fifth to get in if the
+	// cap leaked.
+	deadline := time.Now().Add(time.Minute)
+	for e.srv.PeakAppConcurrency(appID) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests of the app in flight after a minute, want 4", e.srv.PeakAppConcurrency(appID))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
 	release()
 	wg.Wait()
 	if p := e.srv.PeakAppConcurrency(appID); p != 4 {

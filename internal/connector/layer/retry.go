@@ -50,6 +50,9 @@ type Policy struct {
 	// Outage, when set, is shared by the retriers of one run: the first
 	// side to stay down for its budget ends it (see Outage).
 	Outage *Outage
+	// Now is the clock the budget and the probes' pacing are measured
+	// on (time.Now when nil): tests step it instead of sleeping.
+	Now func() time.Time
 }
 
 // Outage ends a run whose source or destination stopped answering for
@@ -112,6 +115,9 @@ func NewRetrier(p Policy) *Retrier {
 	if p.Outage == nil {
 		p.Outage = NewOutage(nil)
 	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
 	return &Retrier{p: p}
 }
 
@@ -137,13 +143,13 @@ func (r *Retrier) pause(err error, wait time.Duration) {
 		cause = accounting.PauseDailyLimit
 	}
 	r.paused.Store(true)
-	r.p.OnPause(accounting.Pause{Cause: cause, Until: time.Now().Add(wait).UTC()})
+	r.p.OnPause(accounting.Pause{Cause: cause, Until: r.p.Now().Add(wait).UTC()})
 }
 
 // fail records a transient failure and returns the success count and how
 // long the side has been failing without a success.
 func (r *Retrier) fail() (uint64, time.Duration) {
-	now := time.Now().UnixNano()
+	now := r.p.Now().UnixNano()
 	r.downSince.CompareAndSwap(0, now)
 	since := r.downSince.Load()
 	if since == 0 { // a success came in between
@@ -159,13 +165,13 @@ func (r *Retrier) answers(ctx context.Context) bool {
 	}
 	r.probeMu.Lock()
 	defer r.probeMu.Unlock()
-	if time.Since(r.probedAt) < time.Second {
+	if r.p.Now().Sub(r.probedAt) < time.Second {
 		return r.probeErr == nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	r.probeErr = r.p.Probe(pctx)
 	cancel()
-	r.probedAt = time.Now()
+	r.probedAt = r.p.Now()
 	if r.probeErr == nil {
 		r.OK()
 	}

@@ -27,6 +27,7 @@ const (
 	tagMessageFlags   = 0x0E07 // PidTagMessageFlags, Integer
 	tagDeliveryTime   = 0x0E06 // PidTagMessageDeliveryTime, SystemTime
 	tagClientSubmit   = 0x0039 // PidTagClientSubmitTime, SystemTime
+	tagMessageSize    = 0x0E08 // PidTagMessageSize, Integer
 	msgflagRead       = 0x01   // mfRead
 	msgflagUnsent     = 0x08   // mfUnsent: the message is a draft
 	extTypeInteger    = "Integer"

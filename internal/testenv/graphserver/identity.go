@@ -96,6 +96,10 @@ type identityState struct {
 	refresh  map[string]*refreshGrant
 	google   map[string]*googleClient
 	requests TokenRequests
+	// The authorization code grant (authorize.go).
+	redirects map[*app]map[string]bool
+	codes     map[string]*authCode
+	signedIn  string
 }
 
 func (st *identityState) init() {
@@ -111,6 +115,7 @@ type TokenRequests struct {
 	ClientCredentials int // Microsoft client_credentials grants issued
 	Refresh           int // Microsoft refresh_token grants issued
 	Google            int // Google refresh_token grants issued
+	AuthorizationCode int // Microsoft authorization codes redeemed
 	Failed            int // requests answered with an OAuth error
 }
 
@@ -480,6 +485,8 @@ func (s *Server) microsoftGrant(r *http.Request, tenantSeg string, form url.Valu
 		s.id.requests.Refresh++
 		secs := int(s.opts.TokenLifetime / time.Second)
 		return obj{{"token_type", "Bearer"}, {"scope", strings.Join(scopes, " ")}, {"expires_in", secs}, {"ext_expires_in", secs}, {"access_token", tok.value}, {"refresh_token", ng.value}}, nil
+	case "authorization_code":
+		return s.redeemCode(t, a, tenantSeg, secret, form, now)
 	default:
 		return nil, aadErr(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '%s'.", grant)
 	}

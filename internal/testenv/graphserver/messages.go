@@ -74,6 +74,17 @@ func (m *message) derivedExt(id extPropID) (string, bool) {
 		return graphTime(m.received), true
 	case id.tag == tagClientSubmit && id.typ == extTypeSystemTime:
 		return graphTime(m.sent), true
+	case id.tag == tagMessageSize && id.typ == extTypeInteger:
+		// Exchange's size of the item, which is not its MIME's: here
+		// the stored MIME, or the body and attachments of a JSON one.
+		n := len(m.mime)
+		if m.mime == nil {
+			n = len(m.body)
+			for _, a := range m.attachments {
+				n += len(a.content)
+			}
+		}
+		return strconv.Itoa(n), true
 	}
 	return "", false
 }

@@ -260,6 +260,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveGoogleToken(rw, r)
 	case strings.HasSuffix(path, "/oauth2/v2.0/token"):
 		s.serveMicrosoftToken(rw, r)
+	case strings.HasSuffix(path, "/oauth2/v2.0/authorize"):
+		s.serveMicrosoftAuthorize(rw, r)
 	default:
 		http.NotFound(rw, r)
 	}
