@@ -138,6 +138,22 @@ func changeScaleSource(addr, user, password string, added, flips int) error {
 	return nil
 }
 
+// deltaLine is one delta run, like runLine without the rates, which
+// would divide the whole mailbox by a run that moved a fraction of it.
+func deltaLine(label string, p peer, m measurement) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "delta %-9s %-9s %6.1f s, RSS %6.1f MiB, CPU %5.1f s, Dovecot CPU src %4.1f s + dst %4.1f s, IMAP logins src %d + dst %d, load %s",
+		label, p.name, m.wall.Seconds(), float64(m.rss)/(1<<20), m.cpu.Seconds(), m.srcCPU.Seconds(), m.dstCPU.Seconds(),
+		m.srcLogins, m.dstLogins, loadAvg())
+	if m.err != nil {
+		b.WriteString(" FAILED")
+	}
+	if m.verdict.srcMsgs > 0 {
+		fmt.Fprintf(&b, "\n    %s", m.verdict)
+	}
+	return b.String()
+}
+
 // deltaTable is every tool's two incremental runs: with nothing changed,
 // and after the source's change.
 func deltaTable(names []string, unchanged, changed []deltaRun) string {
