@@ -58,6 +58,11 @@ type appendConn struct {
 	openFolder atomic.Pointer[string]
 
 	inflight int // guarded by the pool's mutex
+
+	// maxBatch is the cap on messages per batch, between
+	// batchMinMessages and batchMaxMessages (see adapt); 0 until the
+	// first batch is answered.
+	maxBatch atomic.Int32
 }
 
 // Limits of one MULTIAPPEND. The idle flush keeps the last messages of a
@@ -91,12 +96,23 @@ const (
 	// on a busy machine (about 40 messages per command instead of
 	// hundreds): the next message was still being read from the source.
 	batchIdleMore = 25 * time.Millisecond
+	// batchMinMessages is where a connection's cap on messages per
+	// batch starts, and the least it falls to. Nothing of a batch is
+	// answered before its end, so on a slow link a batch of 512
+	// messages would show no progress for a long while, and a Stop
+	// would wait for all of it. The cap grows fourfold (64, 256, 512)
+	// while full batches are answered within batchFast of their end,
+	// and halves when one takes longer than batchSlow (see adapt).
+	batchMinMessages = 64
+	batchFast        = 250 * time.Millisecond
+	batchSlow        = time.Second
 )
 
 // batch is one APPEND command carrying one or more messages.
 type batch struct {
 	tag    string
 	folder string
+	ended  time.Time // when its end was written; guarded by the connection's mu
 	n      int
 	bytes  int64
 	timer  *time.Timer
@@ -406,6 +422,7 @@ func (a *appendConn) readLoop() {
 		a.mu.Unlock()
 		if b != nil {
 			b.answered()
+			a.adapt(b)
 			b.valid, b.uids, b.err = valid, uids, serr
 			close(b.done)
 		}
@@ -458,7 +475,7 @@ func (a *appendConn) send(mailbox string, req connector.AppendRequest, alone boo
 		return nil, 0, a.failure()
 	}
 	b := a.open
-	if b != nil && (b.folder != mailbox || b.n >= batchMaxMessages || b.bytes+req.Size > batchMaxBytes || alone) {
+	if b != nil && (b.folder != mailbox || b.n >= a.batchCap() || b.bytes+req.Size > batchMaxBytes || alone) {
 		if err := a.endBatch(); err != nil {
 			return nil, 0, err
 		}
@@ -527,6 +544,39 @@ func (a *appendConn) send(mailbox string, req connector.AppendRequest, alone boo
 	return b, idx, nil
 }
 
+// batchCap is the connection's current cap on messages per batch.
+func (a *appendConn) batchCap() int {
+	if n := int(a.maxBatch.Load()); n > 0 {
+		return n
+	}
+	return batchMinMessages
+}
+
+// adapt moves the batch cap after b was answered: a quick answer
+// (the link and the server keep up) lets batches grow, a slow one
+// shrinks them. A batch still open when its answer came (the server
+// refused it at once) says nothing.
+func (a *appendConn) adapt(b *batch) {
+	a.mu.Lock()
+	ended, n := b.ended, b.final
+	a.mu.Unlock()
+	if ended.IsZero() || n < a.batchCap() {
+		// Not a full batch: it says nothing about a larger one. A slow
+		// answer still counts, below.
+		if ended.IsZero() || time.Since(ended) <= batchSlow {
+			return
+		}
+	}
+	n = a.batchCap()
+	switch took := time.Since(ended); {
+	case took <= batchFast:
+		n = min(4*n, batchMaxMessages)
+	case took > batchSlow:
+		n = max(n/2, batchMinMessages)
+	}
+	a.maxBatch.Store(int32(n))
+}
+
 // holdsOther reports whether the connection has a MULTIAPPEND open for
 // a folder other than folder.
 func (a *appendConn) holdsOther(folder string) bool {
@@ -545,6 +595,7 @@ func (a *appendConn) endBatch() error {
 	b.closed = true
 	a.mu.Lock()
 	b.final = b.n
+	b.ended = time.Now()
 	a.mu.Unlock()
 	if b.timer != nil {
 		b.timer.Stop()
