@@ -39,7 +39,12 @@ import (
 //	MAILFERRY_BENCH_TESTS=TestScale MAILFERRY_BENCH_SCALE=0.01 MAILFERRY_BENCH_RUNS=1 scripts/bench  # smoke (CI)
 //
 // MAILFERRY_BENCH_MESSAGES lists the mailbox sizes (default
-// 100000,300000), each multiplied by MAILFERRY_BENCH_SCALE. Only
+// 100000,300000), each multiplied by MAILFERRY_BENCH_SCALE. After each
+// size's rounds, every tool runs again into its last complete copy, its
+// state kept: once with nothing changed, once after 500 new messages and
+// 1,000 \Seen flips on the source (the delta table). Last, a mailbox with
+// one message of MAILFERRY_BENCH_BIG_MB MB (default 150, times the scale,
+// at least 1; 0: not run) is copied by each tool once per round. Only
 // loopback: MAILFERRY_BENCH_RTTS does not apply. Every source connection
 // of every tool goes through a counting relay (and every destination
 // connection, except dsync's, which has none), so the commands each tool
@@ -115,6 +120,7 @@ func TestScale(t *testing.T) {
 		srcRelay, dstRelay := startRelay(t, src.Addr()), startRelay(t, dst.Addr())
 		results := make([][]measurement, len(cfg.peers))
 		counts := make([][]relayCounts, len(cfg.peers))
+		last := make([]*runEnv, len(cfg.peers))
 		for run := range cfg.runs {
 			for k := range cfg.peers {
 				pi := (k + run) % len(cfg.peers)
@@ -143,6 +149,12 @@ func TestScale(t *testing.T) {
 				} else if !m.verdict.complete() {
 					t.Errorf("%d messages, run %d, %s: incomplete copy: %s", n, run+1, p.name, m.verdict)
 				}
+				// The last round's destination and state stay for the
+				// delta runs, if the copy was complete.
+				if run == cfg.runs-1 && m.ok() {
+					last[pi] = &e
+					continue
+				}
 				for _, sub := range []string{"mail", "home"} {
 					_ = os.RemoveAll(filepath.Join(dst.Dir, sub, dstUser))
 				}
@@ -151,10 +163,67 @@ func TestScale(t *testing.T) {
 		}
 		out("\n### %d messages: medians of %d round(s), tools interleaved\n\n%s\n\n%s", n, cfg.runs,
 			rttTable(0, cfg.peers, results, sum.seedSummary), countsTable(cfg.peers, counts))
+
+		// Delta: each tool again into its last full copy, first with
+		// nothing changed, then after the source changed.
+		const added, flips = 500, 1000
+		unchanged, changed := make([]deltaRun, len(cfg.peers)), make([]deltaRun, len(cfg.peers))
+		delta := func(label string, into []deltaRun, print mailboxPrint) {
+			for pi, name := range cfg.peers {
+				e := last[pi]
+				if e == nil {
+					continue
+				}
+				p := peers[name]
+				sc, dc := srcRelay.reset(), dstRelay.reset()
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+				m := timeRun(ctx, p, *e, print)
+				cancel()
+				into[pi] = deltaRun{m: m, c: relayCounts{src: sc, dst: dc}}
+				out("%s\n    commands: %s", deltaLine(label, p, m), into[pi].c)
+				// Every tool copies system flags, so a flip that did not
+				// arrive is a failed delta, not a difference in features.
+				if v := m.verdict; m.err != nil {
+					t.Errorf("%d messages, %s delta, %s: %v", n, label, p.name, m.err)
+				} else if !v.complete() || v.bytesExact != v.srcMsgs || v.flagsOK != v.srcMsgs {
+					t.Errorf("%d messages, %s delta, %s: the destination does not match the source: %s", n, label, p.name, v)
+				}
+			}
+		}
+		out("\n### %d messages: delta runs\n", n)
+		delta("unchanged", unchanged, srcPrint)
+		t0 = time.Now()
+		if err := changeScaleSource(src.Addr(), srcUser, password, added, flips); err != nil {
+			t.Fatalf("changing the source for the delta: %v", err)
+		}
+		changedPrint, err := fingerprint(src.Addr(), srcUser, password, nil)
+		if err != nil {
+			t.Fatalf("reading the changed source: %v", err)
+		}
+		if got := changedPrint.count(); got != sum.messages+added {
+			t.Fatalf("the changed source serves %d messages, want %d", got, sum.messages+added)
+		}
+		out("source changed (%d new messages over the folders, \\Seen flipped on %d existing ones, through IMAP, seeded) and read back in %v",
+			added, min(flips, sum.messages), time.Since(t0).Round(100*time.Millisecond))
+		delta("changed", changed, changedPrint)
+		out("\n### %d messages: delta (unchanged, then %d new + %d flag changes)\n\n%s", n, added, min(flips, sum.messages),
+			deltaTable(cfg.peers, unchanged, changed))
+		for _, e := range last {
+			if e == nil {
+				continue
+			}
+			for _, sub := range []string{"mail", "home"} {
+				_ = os.RemoveAll(filepath.Join(dst.Dir, sub, e.dstUser))
+			}
+			_ = os.RemoveAll(e.work)
+		}
 		src.Stop(t)
 		dst.Stop(t)
 		_ = os.RemoveAll(src.Dir)
 		_ = os.RemoveAll(dst.Dir)
+	}
+	if mb := bigMessageMB(t, cfg.scale); mb > 0 {
+		scaleBigMessage(t, cfg, mb, mailferryBin, before, password, out)
 	}
 	out("\nnotes:")
 	for _, name := range cfg.peers {
@@ -481,4 +550,67 @@ func countsTable(names []string, counts [][]relayCounts) string {
 	}
 	b.WriteString("\n(medians over the rounds; dsync writes the destination itself, so it has no destination commands. APPEND counts commands: one MULTIAPPEND carries many messages.)")
 	return b.String()
+}
+
+// scaleBigMessage copies a small mailbox with one message of mb MB with
+// every tool once per round, interleaved, and checks it arrived byte for
+// byte: the tools' memory with a message far larger than their buffers.
+func scaleBigMessage(t *testing.T, cfg benchConfig, mb int, mailferryBin, before, password string, out func(string, ...any)) {
+	t.Helper()
+	src := testenv.StartDovecot(t, cfg.dovecotOptions())
+	dst := testenv.StartDovecot(t, cfg.dovecotOptions())
+	defer func() {
+		src.Stop(t)
+		dst.Stop(t)
+		_ = os.RemoveAll(src.Dir)
+		_ = os.RemoveAll(dst.Dir)
+	}()
+	const srcUser = "big"
+	src.AddUser(t, srcUser, password)
+	sum := writeBigMaildir(t, src, srcUser, mb)
+	out("\n## One %d MB message (MAILFERRY_BENCH_BIG_MB × MAILFERRY_BENCH_SCALE, at least 1)\n"+
+		"%d messages in INBOX, %.1f MB: one of %.1f MB with a base64 attachment of random bytes and %d of about 3 KB; written as Maildir files in %v",
+		mb, sum.messages, float64(sum.bytes)/1e6, float64(sum.largest)/1e6, sum.messages-1, sum.elapsed.Round(100*time.Millisecond))
+	srcPrint, err := fingerprint(src.Addr(), srcUser, password, nil)
+	if err != nil {
+		t.Fatalf("reading the large-message source: %v", err)
+	}
+	if srcPrint.count() != sum.messages {
+		t.Fatalf("the large-message source serves %d messages; %d were written", srcPrint.count(), sum.messages)
+	}
+	srcRelay, dstRelay := startRelay(t, src.Addr()), startRelay(t, dst.Addr())
+	results := make([][]measurement, len(cfg.peers))
+	for run := range cfg.runs {
+		for k := range cfg.peers {
+			pi := (k + run) % len(cfg.peers)
+			p := peers[cfg.peers[pi]]
+			dstUser := fmt.Sprintf("%s-big-run%d", p.name, run+1)
+			dst.AddUser(t, dstUser, password)
+			work, err := os.MkdirTemp(t.TempDir(), p.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := runEnv{src: src, dst: dst, srcAddr: srcRelay.addr, dstAddr: dstRelay.addr, srcUser: srcUser,
+				dstUser: dstUser, password: password, work: work, mailferryBin: mailferryBin, beforeBin: before}
+			if p.dstLocal {
+				e.dstAddr = ""
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			m := timeRun(ctx, p, e, srcPrint)
+			cancel()
+			results[pi] = append(results[pi], m)
+			out("%s", runLine(0, run, cfg.runs, p, m, sum))
+			if m.err != nil {
+				t.Errorf("%d MB message, run %d, %s: %v", mb, run+1, p.name, m.err)
+			} else if !m.verdict.complete() || m.verdict.bytesExact != m.verdict.srcMsgs {
+				t.Errorf("%d MB message, run %d, %s: not copied byte for byte: %s", mb, run+1, p.name, m.verdict)
+			}
+			for _, sub := range []string{"mail", "home"} {
+				_ = os.RemoveAll(filepath.Join(dst.Dir, sub, dstUser))
+			}
+			_ = os.RemoveAll(work)
+		}
+	}
+	table := strings.TrimPrefix(rttTable(0, cfg.peers, results, sum), "### Loopback (no added latency)\n\n")
+	out("\n### One %d MB message: medians of %d round(s), tools interleaved\n\n%s", mb, cfg.runs, table)
 }

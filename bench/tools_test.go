@@ -211,7 +211,8 @@ func timeRun(ctx context.Context, p peer, e runEnv, srcPrint mailboxPrint) measu
 
 	srcPID, dstPID := masterPID(e.src.Dir), masterPID(e.dst.Dir)
 	src0, dst0 := groupCPU(srcPID), groupCPU(dstPID)
-	srcLogins0 := logins(e.src.Dir, e.srcUser)
+	// Baselines: a delta run reuses an account earlier runs logged in to.
+	srcLogins0, dstLogins0 := logins(e.src.Dir, e.srcUser), logins(e.dst.Dir, e.dstUser)
 	busy0 := machineBusy()
 	start := time.Now()
 	runErr := cmd.Start()
@@ -226,7 +227,7 @@ func timeRun(ctx context.Context, p peer, e runEnv, srcPrint mailboxPrint) measu
 	time.Sleep(100 * time.Millisecond)
 	m.srcCPU, m.dstCPU = groupCPU(srcPID)-src0, groupCPU(dstPID)-dst0
 	// Counted before verification, which logs in once more.
-	m.srcLogins, m.dstLogins = logins(e.src.Dir, e.srcUser)-srcLogins0, logins(e.dst.Dir, e.dstUser)
+	m.srcLogins, m.dstLogins = logins(e.src.Dir, e.srcUser)-srcLogins0, logins(e.dst.Dir, e.dstUser)-dstLogins0
 	if cmd.ProcessState != nil {
 		m.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/mailferry/mailferry/internal/cli"
@@ -21,6 +22,12 @@ func main() {
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 		Getenv: os.Getenv,
+		SetMemoryLimit: func(n int64) {
+			// GOMEMLIMIT set by the user wins.
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(n)
+			}
+		},
 	}
 	os.Exit(cli.Main(ctx, env, os.Args[1:]))
 }

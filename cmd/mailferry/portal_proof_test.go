@@ -123,7 +123,7 @@ func TestPortalProofOfMigration(t *testing.T) {
 	// finds it, and Finish warns.
 	dst.Doveadm(t, "expunge", "-u", "ann", "mailbox", "INBOX", "uid", "1")
 	tb.submit("#verify-migration")
-	tb.waitText(pp+"/proof", "#proof-verdict", "Not proven: 1 mailbox not exact.", time.Minute)
+	tb.waitText(pp+"/proof", "#proof-verdict", "Not proven: 1 mailbox not exact (ann@old.example).", time.Minute)
 	tb.open(pp + "/finish")
 	w := tb.text("#proof-warning")
 	if !strings.Contains(w, "Do not cancel the old service yet") || !strings.Contains(w, "1 message is missing") {
@@ -144,7 +144,7 @@ func TestPortalProofOfMigration(t *testing.T) {
 	tb.submit("#migrate-new")
 	tb.waitVisible(`#live[data-running="false"]`, time.Minute)
 	tb.open(pp + "/finish")
-	if w := tb.text("#proof-warning"); !strings.Contains(w, "verified before the last copying pass") {
+	if w := tb.text("#proof-warning"); !strings.Contains(w, "verified before their last copying pass") {
 		t.Errorf("Finish warning after a later pass: %q", w)
 	}
 }

@@ -29,6 +29,10 @@ type Env struct {
 	// IsTerminal reports whether a stream is a terminal; nil means ask
 	// the operating system.
 	IsTerminal func(any) bool
+	// SetMemoryLimit sets the process's soft memory limit
+	// (runtime/debug.SetMemoryLimit); nil leaves it alone, as in tests,
+	// where commands share the test's process.
+	SetMemoryLimit func(int64)
 }
 
 const usage = `mailferry: move mailboxes between mail servers without losing or duplicating a message.

@@ -71,7 +71,7 @@ func runVerify(ctx context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "mailferry verify: %d unexpected argument(s) after the flags (passwords are never given as arguments; see -h)\n", fs.NArg())
 		return ExitUsage
 	}
-	f.pipeline, f.retryBudget = 1, 5*time.Minute
+	f.pipeline, f.spoolMemory, f.retryBudget = 1, 16, 5*time.Minute
 	reg := all.Registry()
 	srcA, dstA, opts, err := f.build(env, reg)
 	if err != nil {

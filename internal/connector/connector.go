@@ -188,6 +188,13 @@ type AppendRequest struct {
 	// group messages send it on its own, so that one bad message cannot
 	// keep failing a whole group.
 	Retry bool
+	// More is a hint that another message for the same folder follows
+	// soon (it is being fetched or waits for its turn). A connector that
+	// groups appends into one command (IMAP MULTIAPPEND) keeps the group
+	// open a little longer for it instead of ending the group after a
+	// short pause; without the hint it ends sooner. It never changes
+	// what is stored.
+	More bool
 	// Reopen, when set, returns a new reader over the same Size bytes
 	// from the start. Connectors that must read a body twice use it (the
 	// IMAP connector counts bare LFs before it sends the literal, whose

@@ -123,6 +123,7 @@ type lister struct {
 func (l *lister) send(u unit) bool {
 	r, fs := l.r, l.fs
 	fs.open.Add(len(u.msgs))
+	fs.ahead.Add(int64(len(u.msgs)))
 	if r.ctx.Err() == nil && r.units.put(u) {
 		return true
 	}
@@ -131,6 +132,7 @@ func (l *lister) send(u unit) bool {
 		r.leave(fs, m)
 	}
 	fs.open.Add(-len(u.msgs))
+	fs.ahead.Add(-int64(len(u.msgs)))
 	return false
 }
 

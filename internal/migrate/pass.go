@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mailferry/mailferry/internal/connector"
 	"github.com/mailferry/mailferry/internal/store"
@@ -36,6 +37,11 @@ type folderState struct {
 	led   *ledger
 	c     counters
 	open  sync.WaitGroup // listing plus each unresolved message
+	// ahead counts the folder's messages queued for fetching or waiting
+	// for an appender: while it is above zero another message for the
+	// same destination folder is on its way (AppendRequest.More), so a
+	// connector that groups appends keeps its group open for it.
+	ahead atomic.Int64
 
 	status   connector.FolderStatus // source status before the pass; fixed from then on
 	statusOK bool                   // status was read

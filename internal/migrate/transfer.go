@@ -56,6 +56,7 @@ func (r *run) fetcher() {
 				r.leave(u.fs, m)
 			}
 			u.fs.open.Add(-len(u.msgs))
+			u.fs.ahead.Add(-int64(len(u.msgs)))
 			continue
 		}
 		u, ok := r.units.get()
@@ -70,6 +71,7 @@ func (r *run) fetcher() {
 				r.leave(u.fs, m)
 			}
 			u.fs.open.Add(-len(u.msgs))
+			u.fs.ahead.Add(-int64(len(u.msgs)))
 		}
 		r.gov.release()
 	}
@@ -87,6 +89,7 @@ func (r *run) fetchUnit(u unit) {
 			if _, ok := left[m.ID]; ok {
 				r.leave(fs, m)
 				fs.open.Done()
+				fs.ahead.Add(-1)
 			}
 		}
 	}()
@@ -129,6 +132,7 @@ func (r *run) fetchUnit(u unit) {
 				r.fail(fs, m, ierr)
 				r.unclaim(fs, m)
 				fs.open.Done()
+				fs.ahead.Add(-1)
 				return nil
 			}
 			buf, err := r.sp.Read(r.ctx, body.Reader, body.Size)
@@ -152,6 +156,7 @@ func (r *run) fetchUnit(u unit) {
 				r.inflight.Done()
 				r.leave(fs, m)
 				fs.open.Done()
+				fs.ahead.Add(-1)
 				cbErr = r.ctx.Err()
 				return cbErr
 			}
@@ -187,6 +192,7 @@ func (r *run) fetchUnit(u unit) {
 					r.fail(fs, m, final)
 					r.unclaim(fs, m)
 					fs.open.Done()
+					fs.ahead.Add(-1)
 				}
 			}
 			return
@@ -204,6 +210,11 @@ func (r *run) unclaim(fs *folderState, m connector.Message) { fs.led.unclaim(m) 
 // answers to the waiters so that writes pipeline.
 func (r *run) appender() {
 	for it := range r.appends {
+		// Taken off the folder's queue: is another of its messages on
+		// the way? (a hint to connectors that group appends). Not when
+		// the answers queue is full: the next append would wait for an
+		// answer, which a group kept open waiting for it cannot give.
+		more := it.fs.ahead.Add(-1) > 0 && len(r.answers) < cap(r.answers)-1
 		if r.ctx.Err() != nil {
 			r.drop(it)
 			continue
@@ -223,6 +234,7 @@ func (r *run) appender() {
 			Body:         buf.Open(),
 			Reopen:       func() io.Reader { return buf.Open() },
 			Retry:        it.attempt > 0,
+			More:         more,
 		}
 		pa, err := r.dst.Append(r.ctx, led.dest, req)
 		if err != nil {
@@ -317,9 +329,11 @@ func (r *run) again(it *item, err error, final func(error) error) {
 			r.drop(it)
 			return
 		}
+		it.fs.ahead.Add(1)
 		select {
 		case r.appends <- it:
 		case <-r.ctx.Done():
+			it.fs.ahead.Add(-1)
 			r.drop(it)
 		}
 	}()

@@ -743,21 +743,29 @@ func (c *Conn) acquireAppender(ctx context.Context, folder string) (*appendConn,
 			}
 		}
 		c.appenders = live
-		if a := c.affinity[folder]; a != nil && !a.broken() && a.inflight < appendersBusy*8 {
-			a.inflight++
-			c.mu.Unlock()
-			return a, nil
+		own := c.affinity[folder]
+		if own != nil && (own.broken() || own.inflight >= affinityBusy) {
+			own = nil
 		}
+		if own != nil && !own.holdsOther(folder) {
+			own.inflight++
+			c.mu.Unlock()
+			return own, nil
+		}
+		// A connection whose MULTIAPPEND is open for another folder would
+		// have to end it for this message: both folders' batches would
+		// then stay small, and the server's cost is per command (see
+		// batchMaxMessages). Prefer a connection without one.
 		var best *appendConn
 		for _, a := range live {
-			if best == nil || a.inflight < best.inflight {
+			if best == nil || better(a, best, folder) {
 				best = a
 			}
 		}
 		// Deeper pipelines before more connections: a new connection
 		// costs a login and counts against the provider's limit, while
 		// a pipelined one is nearly free.
-		if (best == nil || best.inflight >= appendersBusy) && len(live)+c.dialing < c.appenderCap() {
+		if (best == nil || best.inflight >= appendersBusy || best.holdsOther(folder)) && len(live)+c.dialing < c.appenderCap() {
 			c.dialing++
 			c.mu.Unlock()
 			a, err := c.dialAppend(ctx)
@@ -775,6 +783,11 @@ func (c *Conn) acquireAppender(ctx context.Context, folder string) (*appendConn,
 			c.setAffinity(folder, a)
 			c.mu.Unlock()
 			return a, nil
+		}
+		if own != nil && best != nil && best.holdsOther(folder) {
+			// Every connection is filling a batch for another folder:
+			// stay with this folder's own.
+			best = own
 		}
 		if best != nil {
 			best.inflight++
@@ -808,6 +821,16 @@ func (c *Conn) appenderCap() int {
 	return max(1, c.cfg.MaxConnections-c.open)
 }
 
+// better reports whether a is a better connection than b for a message
+// to folder: one without another folder's open batch first, then the
+// one with fewer answers outstanding. Caller holds c.mu.
+func better(a, b *appendConn, folder string) bool {
+	if ao, bo := a.holdsOther(folder), b.holdsOther(folder); ao != bo {
+		return !ao
+	}
+	return a.inflight < b.inflight
+}
+
 // setAffinity remembers which connection takes a folder's appends.
 // Caller holds c.mu.
 func (c *Conn) setAffinity(folder string, a *appendConn) {
@@ -820,6 +843,13 @@ func (c *Conn) setAffinity(folder string, a *appendConn) {
 // appendersBusy is the number of unanswered appends on the least busy
 // append connection above which another connection is opened.
 const appendersBusy = 32
+
+// affinityBusy is the number of unanswered appends on a folder's own
+// connection above which the folder moves to a less busy one. It is
+// above a full MULTIAPPEND batch and the one before it, so that a folder
+// moves only when its connection falls behind, never in the middle of
+// filling a batch.
+const affinityBusy = 2*batchMaxMessages + appendersBusy
 
 func (c *Conn) releaseAppender(a *appendConn) {
 	c.mu.Lock()

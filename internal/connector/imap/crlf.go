@@ -1,9 +1,7 @@
 package imap
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
 )
 
@@ -17,34 +15,39 @@ import (
 // identity of a message without Message-ID is computed from the size of
 // that form by every connector (docs/IDENTITY.md).
 
-// bareLFs counts the LFs in r not preceded by CR.
+// bareLFs counts the LFs in r not preceded by CR. It reads r through
+// io.Copy, so that a reader with WriteTo (the spool's memory chunks)
+// hands over its own bytes: this runs for every message appended, and a
+// 64 KiB buffer per message (two, with a bufio.Reader around it) was a
+// quarter of Mailferry's CPU at 100k messages, in allocating and
+// zeroing them (issue 14).
 func bareLFs(r io.Reader) (int64, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var n int64
-	prevCR := false
-	buf := make([]byte, 64<<10)
-	for {
-		k, err := br.Read(buf)
-		b := buf[:k]
-		for len(b) > 0 {
-			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				prevCR = b[len(b)-1] == '\r'
-				break
-			}
-			if (i == 0 && !prevCR) || (i > 0 && b[i-1] != '\r') {
-				n++
-			}
-			prevCR = false
-			b = b[i+1:]
+	var c lfCounter
+	_, err := io.Copy(&c, r)
+	return c.n, err
+}
+
+// lfCounter is an io.Writer that counts the bare LFs written to it.
+type lfCounter struct {
+	n      int64
+	prevCR bool
+}
+
+func (c *lfCounter) Write(p []byte) (int, error) {
+	b := p
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			c.prevCR = b[len(b)-1] == '\r'
+			break
 		}
-		if errors.Is(err, io.EOF) {
-			return n, nil
+		if (i == 0 && !c.prevCR) || (i > 0 && b[i-1] != '\r') {
+			c.n++
 		}
-		if err != nil {
-			return n, err
-		}
+		c.prevCR = false
+		b = b[i+1:]
 	}
+	return len(p), nil
 }
 
 // crlfReader yields r with every bare LF turned into CRLF.

@@ -783,7 +783,10 @@ func toCRLF(req connector.AppendRequest, op string) (connector.AppendRequest, er
 		reopen = func() io.Reader { return bytes.NewReader(b) }
 		req.Body = reopen()
 	}
-	n, err := bareLFs(io.LimitReader(reopen(), req.Size))
+	// Reopen's reader yields exactly Size bytes (AppendRequest), so it
+	// is read as it is: wrapped in a LimitReader it would hide its
+	// WriteTo from bareLFs.
+	n, err := bareLFs(reopen())
 	if err != nil {
 		return req, &connector.Error{Kind: connector.KindTransient, Op: op, Err: err}
 	}
