@@ -359,8 +359,12 @@ func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailbox
 	if err != nil {
 		return cur, err
 	}
+	// A user's sign-in with Microsoft is for their own address only: a
+	// new address needs its own user's sign-in (ask them).
 	err = s.st.UpdateMailbox(ctx, mailboxID, store.MailboxUpdate{SourceEmail: in.SourceEmail, SourceLogin: in.SourceLogin,
-		DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, SourceSecret: srcSecret, DestSecret: dstSecret})
+		DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, SourceSecret: srcSecret, DestSecret: dstSecret,
+		ClearSourceSecret: auth.srcKind == kindM365Delegated && in.SourceEmail != cur.SourceEmail,
+		ClearDestSecret:   auth.dstKind == kindM365Delegated && in.DestEmail != cur.DestEmail})
 	var dup *store.DuplicateError
 	switch {
 	case errors.As(err, &dup):

@@ -248,6 +248,20 @@ func TestEndUserSignInWithMicrosoft(t *testing.T) {
 	if rotated == annSecret || rotated == "" || strings.Contains(rotated, "0.MF") {
 		t.Errorf("after the trial the stored token is %q; want the rotated one, sealed", rotated)
 	}
+	// A corrected address drops the old user's sign-in; a corrected
+	// other side keeps it.
+	if m, err = svc.UpdateMailbox(ctx, o.ID, p.ID, ms[0].ID, service.MailboxInput{DestEmail: "ann.smith@" + m365Domain}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ = svc.Mailbox(ctx, o.ID, p.ID, ms[0].ID); !m.HasPasswords {
+		t.Error("correcting the destination dropped the source's sign-in")
+	}
+	if _, err = svc.UpdateMailbox(ctx, o.ID, p.ID, ms[0].ID, service.MailboxInput{SourceEmail: "ann.smith@" + m365Domain}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ = svc.Mailbox(ctx, o.ID, p.ID, ms[0].ID); m.HasPasswords {
+		t.Error("a new source address kept the old user's sign-in")
+	}
 }
 
 // The m365-delegated kind is taken on a Microsoft 365 side only, needs
