@@ -132,6 +132,13 @@ func TestPortalEndUserSignInWithMicrosoft(t *testing.T) {
 
 	// Consent at the test server, back through the callback.
 	gs.SignIn("ann@contoso.onmicrosoft.com")
+	var codes []string
+	ann.c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if c := req.URL.Query().Get("code"); c != "" {
+			codes = append(codes, c)
+		}
+		return nil
+	}
 	resp, page = ann.do(mustReq("GET", loc))
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/password" || strings.Contains(resp.Request.URL.RawQuery, "code=") ||
 		!strings.Contains(page, `id="signed-in-destination"`) {
@@ -157,6 +164,16 @@ func TestPortalEndUserSignInWithMicrosoft(t *testing.T) {
 	}
 	if code, _ := ann.get(path); code != http.StatusGone {
 		t.Errorf("the link after use: %d", code)
+	}
+	// Nothing secret reached the log: not the code, not the link.
+	logs := e.logs.String()
+	if len(codes) != 1 || !strings.Contains(logs, "/password/microsoft/callback") {
+		t.Fatalf("codes seen %d; the log:\n%s", len(codes), logs)
+	}
+	for _, secret := range []string{codes[0], token, url.QueryEscape(token), "0.MF"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log shows %q:\n%s", secret, logs)
+		}
 	}
 }
 
@@ -230,5 +247,18 @@ func TestPortalSignInErrors(t *testing.T) {
 	}
 	if n := gs.TokenRequests().AuthorizationCode; n != 0 {
 		t.Errorf("%d codes redeemed by refused callbacks", n)
+	}
+
+	// A code Microsoft does not redeem: a page saying so, a way back,
+	// and a log line with the endpoint's error code only.
+	u, _ := url.Parse(start(ann))
+	const forged = "0.AXforged-code-0123456789"
+	resp, page = ann.do(mustReq("GET", e.base+"/password/microsoft/callback?code="+forged+"&state="+url.QueryEscape(u.Query().Get("state"))))
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(page, "Microsoft did not accept the sign-in") || !strings.Contains(page, `id="signin-back"`) {
+		t.Fatalf("a refused code: %d\n%s", resp.StatusCode, page)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, "invalid_grant") || strings.Contains(logs, forged) || strings.Contains(page, forged) {
+		t.Errorf("a refused code: the log must name the error, never the code:\n%s", logs)
 	}
 }

@@ -60,6 +60,27 @@ type portalEnv struct {
 	base string
 	mu   sync.Mutex
 	mail []sentMail
+	// logs is everything the server logged (text handler, debug level).
+	logs logBuffer
+}
+
+// logBuffer collects the server's log for tests that check what it says
+// (and never says: secrets).
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func newPortalEnv(t testing.TB) *portalEnv {
@@ -93,7 +114,7 @@ func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ..
 		t.Fatal(err)
 	}
 	e.base = "http://" + ln.Addr().String()
-	s := New(svc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	s := New(svc, slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
 	cfg := PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
 		SendMail: func(ctx context.Context, to, subject, text string) error {
 			e.mu.Lock()
