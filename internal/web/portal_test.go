@@ -62,6 +62,10 @@ type portalEnv struct {
 	mail []sentMail
 	// logs is everything the server logged (text handler, debug level).
 	logs logBuffer
+	// st and dir are the store and its data directory (a test may run
+	// a real queue on them instead of the fake one).
+	st  *store.Store
+	dir string
 }
 
 // logBuffer collects the server's log for tests that check what it says
@@ -97,7 +101,8 @@ func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 // newPortalEnvPresets is newPortalEnvWith with these destination presets.
 func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ...service.Preset) *portalEnv {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), t.TempDir())
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +113,7 @@ func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ..
 	}
 	svc := service.New(st, box, presets)
 	svc.SetQueue(&fakeQueue{})
-	e := &portalEnv{t: t, svc: svc, db: st.DB()}
+	e := &portalEnv{t: t, svc: svc, db: st.DB(), st: st, dir: dir}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
