@@ -103,7 +103,11 @@ func (s *Server) renderEndUser(w http.ResponseWriter, r *http.Request, status in
 	for i := range f.SignIns {
 		f.SignIns[i].Error = f.Errors[f.SignIns[i].Side+"_signin"]
 	}
-	s.render(w, r, status, "enduser", view{Title: "Your passwords for " + f.Req.ProjectName, CSRF: preSessionToken(w, r), Error: errMsg, Data: f})
+	title := "Your passwords for " + f.Req.ProjectName
+	if !f.Req.NeedsPasswords() {
+		title = "Sign in for " + f.Req.ProjectName
+	}
+	s.render(w, r, status, "enduser", view{Title: title, CSRF: preSessionToken(w, r), Error: errMsg, Data: f})
 }
 
 func (s *Server) passwordLinkInvalid(w http.ResponseWriter, r *http.Request) {

@@ -196,6 +196,9 @@ func TestBrowserSignInThenTrial(t *testing.T) {
 	}
 	user := testenv.StartBrowser(t, trust)
 	run(user, "the user's page", chromedp.Navigate(passwordLinkRe.FindString(mails[0].text)), chromedp.WaitVisible(css("#signin-source-button")))
+	if h := text(user, "h1"); h != "Sign in for the move of your email" {
+		t.Errorf("the page's heading: %q", h)
+	}
 	if strings.Contains(text(user, "main"), "Password of") {
 		t.Error("the page asks for a password although both sides are Microsoft 365")
 	}
