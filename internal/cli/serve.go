@@ -116,6 +116,7 @@ type serveFlags struct {
 	retryBudget                              time.Duration
 	lookupDNS, lookupISPDB                   string
 	lookup                                   bool
+	m365AuthorizeURL, m365TokenURL           string
 }
 
 func runServe(ctx context.Context, env Env, args []string) int {
@@ -176,6 +177,8 @@ func runRole(ctx context.Context, env Env, args []string, r role) int {
 	fs.Func("allow-net", "address range (CIDR, or one address) that users' source servers may be in although it is not public, e.g. 10.1.2.0/24 (repeatable)", appendTo(&f.allowNets))
 	fs.Func("deny-net", "address range that users' source servers may never be in, public or not (repeatable; wins over --allow-net)", appendTo(&f.denyNets))
 	fs.BoolVar(&f.denyPrivate, "deny-private", true, "refuse users' source servers at loopback, private, link-local and other non-public addresses")
+	fs.StringVar(&f.m365AuthorizeURL, "m365-authorize-url", service.MicrosoftAuthorizeURL, "Microsoft identity authorization endpoint where end users sign in (kind m365-delegated; {tenant} is replaced), for national clouds")
+	fs.StringVar(&f.m365TokenURL, "m365-token-url", service.MicrosoftTokenURL, "Microsoft identity token endpoint for end users' sign-ins and their refresh tokens ({tenant} is replaced), for national clouds")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageText)
 		fs.PrintDefaults()
@@ -252,6 +255,14 @@ func checkDatabase(f serveFlags, r role) error {
 
 // outboundPolicy builds the policy of --allow-net, --deny-net and
 // --deny-private.
+// microsoftIdentity is where end users sign in (checked https above),
+// reached through the outbound policy like users' servers.
+func microsoftIdentity(f serveFlags, policy *netpolicy.Policy) service.MicrosoftIdentity {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: policy.DialContext, TLSHandshakeTimeout: 10 * time.Second,
+		ResponseHeaderTimeout: 20 * time.Second}}
+	return service.MicrosoftIdentity{AuthorizeURL: f.m365AuthorizeURL, TokenURL: f.m365TokenURL, HTTPClient: client}
+}
+
 func outboundPolicy(f serveFlags, log *slog.Logger) (*netpolicy.Policy, error) {
 	cfg := netpolicy.Config{AllowNonPublic: !f.denyPrivate}
 	for _, l := range []struct {
@@ -332,6 +343,12 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 			return usageError{fmt.Sprintf("%s %d: must be between %d and %d", n.name, n.v, n.lo, n.hi)}
 		}
 	}
+	for _, u := range []struct{ flag, v string }{{"--m365-authorize-url", f.m365AuthorizeURL}, {"--m365-token-url", f.m365TokenURL}} {
+		// Codes, client secrets and refresh tokens are sent there.
+		if p, err := url.Parse(strings.ReplaceAll(u.v, "{tenant}", "t")); err != nil || p.Scheme != "https" || p.Host == "" {
+			return usageError{fmt.Sprintf("%s %q: give an https URL (codes and secrets are sent there)", u.flag, u.v)}
+		}
+	}
 	var agreement string
 	if f.agreementFile != "" {
 		b, err := os.ReadFile(f.agreementFile)
@@ -375,6 +392,7 @@ func serve(ctx context.Context, env Env, f serveFlags, r role, log *slog.Logger)
 	}
 	svc.SetQueue(q)
 	svc.SetMaxPasses(f.maxPasses)
+	svc.SetMicrosoftIdentity(microsoftIdentity(f, policy))
 	svc.SetPlanner(runner.Preview)
 	reg.MustRegister(svc.StatusCollector())
 

@@ -126,6 +126,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{"no workers", []string{"--workers", "0"}, []string{"--workers 0"}},
 		{"no connections", []string{"--connections", "0"}, []string{"--connections 0"}},
 		{"zero timeout", []string{"--read-timeout", "0s"}, []string{"--read-timeout"}},
+		{"plain sign-in endpoint", []string{"--m365-token-url", "http://login.example/{tenant}/token"}, []string{"--m365-token-url", "https URL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

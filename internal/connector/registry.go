@@ -96,6 +96,10 @@ type OAuth struct {
 	// tests); "{tenant}" in it is replaced by Tenant. Set by the
 	// operator, never taken from an address: the secret is sent there.
 	TokenURL string
+	// OnRefreshToken, if set, is given each new refresh token the
+	// endpoint hands out with RefreshToken (Microsoft rotates them), so
+	// that the caller can keep the newest. It must not block.
+	OnRefreshToken func(token string)
 }
 
 // OAuth providers.

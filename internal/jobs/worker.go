@@ -106,7 +106,7 @@ type side struct {
 // (connector/all): the service keeps an endpoint as type, host, port and
 // security, which make its URL.
 func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, err error) {
-	mk := func(e service.Endpoint, user, pass, mailbox string, admin *service.AdminCredentials, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
+	mk := func(sd service.Side, e service.Endpoint, user, pass, mailbox string, admin *service.AdminCredentials, dial func(context.Context, string, string) (net.Conn, error)) (side, error) {
 		raw := e.URL()
 		// Exchange impersonation: user and pass are the admin's and
 		// mailbox is the row's (connector.Credentials.Mailbox).
@@ -114,8 +114,23 @@ func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, 
 		if admin != nil {
 			// Microsoft 365: the app acts on the mailbox the row names.
 			raw = e.MailboxURL(admin.Tenant, user)
+			// With a refresh token (m365-delegated) it acts as the
+			// user who signed in, on their own mailbox.
 			creds.OAuth = &connector.OAuth{Provider: connector.OAuthMicrosoft, Tenant: admin.Tenant, ClientID: admin.ClientID,
-				ClientSecret: admin.ClientSecret}
+				ClientSecret: admin.ClientSecret, RefreshToken: admin.RefreshToken, TokenURL: admin.TokenURL}
+			if admin.RefreshToken != "" {
+				// Keep the newest of the user's rotated refresh
+				// tokens, off the token fetch's path.
+				creds.OAuth.OnRefreshToken = func(token string) {
+					go func() {
+						ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+						defer cancel()
+						if err := r.Service.KeepRefreshToken(ctx, w.MailboxID, sd, token); err != nil {
+							r.Log.Warn("keep the rotated refresh token", "mailbox", w.MailboxID, "side", sd, "error", err)
+						}
+					}()
+				}
+			}
 		}
 		ep, b, err := reg.Parse(raw)
 		if err != nil {
@@ -136,10 +151,10 @@ func (r *Runner) sides(reg *connector.Registry, w service.Work) (src, dst side, 
 		}
 		return side{ep, o}, nil
 	}
-	if src, err = mk(w.Project.Source, w.SourceLogin, w.SourcePassword, w.SourceMailbox, w.SourceAdmin, r.SourceDial); err != nil {
+	if src, err = mk(service.SideSource, w.Project.Source, w.SourceLogin, w.SourcePassword, w.SourceMailbox, w.SourceAdmin, r.SourceDial); err != nil {
 		return
 	}
-	dst, err = mk(w.Destination.Endpoint, w.DestLogin, w.DestPassword, w.DestMailbox, w.DestAdmin, nil)
+	dst, err = mk(service.SideDestination, w.Destination.Endpoint, w.DestLogin, w.DestPassword, w.DestMailbox, w.DestAdmin, nil)
 	return
 }
 

@@ -72,6 +72,8 @@ func ConfigFromCredentials(c *connector.OAuth, tenant string, scopes []string, c
 		TokenURL:     c.TokenURL,
 		Scopes:       scopes,
 		HTTPClient:   client,
+		// Rotated refresh tokens go back to whoever stores them.
+		OnRefreshToken: c.OnRefreshToken,
 	}
 	if cfg.Tenant == "" {
 		cfg.Tenant = tenant

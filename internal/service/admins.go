@@ -39,6 +39,14 @@ const m365Host = "graph.microsoft.com"
 //   - Microsoft 365 (kind "m365-app", required): an app registration with
 //     application permissions (Mail.Read to read, Mail.ReadWrite to
 //     write) and admin consent: Tenant, ClientID, ClientSecret.
+//   - Microsoft 365, each user signing in (kind "m365-delegated", chosen
+//     instead of "m365-app"): an app registration with delegated
+//     permissions (Mail.Read on a source, Mail.ReadWrite on a
+//     destination, and offline_access) and a Web redirect URI
+//     <base URL>/password/microsoft/callback: Tenant, ClientID and, for a
+//     confidential client, ClientSecret. Each end user signs in through
+//     their link (BeginSignIn); their refresh token is the mailbox row's
+//     secret for that side.
 //   - Exchange EWS (kind "ews-impersonation", optional): an account with
 //     the ApplicationImpersonation role (which also spreads Exchange's
 //     throttling budgets over the mailboxes): Login, Password.
@@ -51,8 +59,15 @@ type AdminCredentials struct {
 	ClientSecret string `json:"client_secret,omitempty"`
 	Login        string `json:"login,omitempty"`
 	Password     string `json:"password,omitempty"`
-	// Kind is set by the service from the side's type.
-	Kind string `json:"-"`
+	// Kind is "m365-delegated" to have each end user sign in on a
+	// Microsoft 365 side; otherwise the service sets it from the side's
+	// type.
+	Kind string `json:"kind,omitempty"`
+	// RefreshToken (m365-delegated, in a Work only) is the mailbox's
+	// user's, and TokenURL the operator's token endpoint ("" for
+	// Microsoft's). Never input, never output.
+	RefreshToken string `json:"-"`
+	TokenURL     string `json:"-"`
 }
 
 // String hides the secret, so that printing credentials by mistake shows
@@ -61,7 +76,7 @@ func (a AdminCredentials) String() string {
 	if a.Kind == kindEWS {
 		return fmt.Sprintf("login %q password ***", a.Login)
 	}
-	return fmt.Sprintf("tenant %q client %q secret ***", a.Tenant, a.ClientID)
+	return fmt.Sprintf("%s tenant %q client %q secret *** refresh token ***", a.Kind, a.Tenant, a.ClientID)
 }
 
 // GoString is String, for %#v.
@@ -87,7 +102,7 @@ func (a *AdminCredentials) setSecret(v string) {
 // the secret, only whether one is stored (none once the project is
 // finished).
 type AdminInfo struct {
-	Kind      string `json:"kind"` // "m365-app" or "ews-impersonation"
+	Kind      string `json:"kind"` // "m365-app", "m365-delegated" or "ews-impersonation"
 	Tenant    string `json:"tenant,omitempty"`
 	ClientID  string `json:"client_id,omitempty"`
 	Login     string `json:"login,omitempty"`
@@ -96,7 +111,14 @@ type AdminInfo struct {
 
 const (
 	kindM365App = "m365-app"
-	kindEWS     = "ews-impersonation"
+	// kindM365Delegated: each end user signs in with Microsoft
+	// (delegated permissions) instead of the app acting on every
+	// mailbox.
+	kindM365Delegated = "m365-delegated"
+	// KindM365Delegated is AdminInfo.Kind of a Microsoft 365 side whose
+	// users sign in themselves.
+	KindM365Delegated = kindM365Delegated
+	kindEWS           = "ews-impersonation"
 	// KindEWS is AdminInfo.Kind of an Exchange admin login.
 	KindEWS = kindEWS
 )
@@ -160,7 +182,7 @@ func (a *AdminCredentials) clean(field string, requireSecret bool) error {
 	if strings.TrimSpace(a.ClientSecret) != a.ClientSecret {
 		return inputErr(field+".client_secret", "the client secret starts or ends with a space; copy its Value (not its Secret ID) again from Certificates & secrets")
 	}
-	if requireSecret && a.ClientSecret == "" {
+	if requireSecret && a.ClientSecret == "" && a.Kind != kindM365Delegated {
 		return inputErr(field+".client_secret", "enter the client secret's Value (not its Secret ID) from the app registration's Certificates & secrets page")
 	}
 	return nil
@@ -197,6 +219,12 @@ func checkAdmin(field, typ string, a *AdminCredentials, requireSecret bool) erro
 		}
 		return inputErr(field, "Microsoft 365 logs in with an app registration: enter its tenant ID, client ID and client secret (see the README's Microsoft 365 section)")
 	}
+	switch {
+	case a.Kind == kindM365Delegated && kind == kindM365App:
+		kind = kindM365Delegated
+	case a.Kind != "" && a.Kind != kind:
+		return inputErr(field+".kind", "this side takes credentials of kind %q (or, for Microsoft 365, %q: each user signs in), not %q", kind, kindM365Delegated, a.Kind)
+	}
 	a.Kind = kind
 	return a.clean(field, requireSecret)
 }
@@ -213,9 +241,12 @@ func (s *Service) sealAdmin(projectID string, side Side, a *AdminCredentials) (s
 	}
 	c := store.Credential{Side: string(side), Kind: a.Kind, Tenant: a.Tenant, Login: a.ClientID,
 		Secret: base64.StdEncoding.EncodeToString(b)}
-	if a.Kind == kindEWS {
+	switch {
+	case a.Kind == kindEWS:
 		c.Tenant, c.Login = "", a.Login
-	} else {
+	case a.Kind == kindM365Delegated && a.ClientSecret == "":
+		c.Secret = "" // a public client: nothing to seal
+	case a.Kind != kindM365Delegated:
 		c.Kind = kindM365App
 	}
 	return c, nil
@@ -249,6 +280,10 @@ func (s *Service) admin(ctx context.Context, projectID string, side Side) (*Admi
 		if Side(c.Side) != side {
 			continue
 		}
+		if c.Kind == kindM365Delegated && c.Secret == "" {
+			// A public client: the users' refresh tokens are the secrets.
+			return &AdminCredentials{Kind: kindM365Delegated, Tenant: c.Tenant, ClientID: c.Login}, nil
+		}
 		if c.Secret == "" {
 			return nil, fmt.Errorf("%w (the %s admin secret was erased when the project finished)", ErrSecretKey, side)
 		}
@@ -259,7 +294,11 @@ func (s *Service) admin(ctx context.Context, projectID string, side Side) (*Admi
 				if c.Kind == kindEWS {
 					return &AdminCredentials{Kind: kindEWS, Login: c.Login, Password: string(secret)}, nil
 				}
-				return &AdminCredentials{Kind: kindM365App, Tenant: c.Tenant, ClientID: c.Login, ClientSecret: string(secret)}, nil
+				kind := kindM365App
+				if c.Kind == kindM365Delegated {
+					kind = kindM365Delegated
+				}
+				return &AdminCredentials{Kind: kind, Tenant: c.Tenant, ClientID: c.Login, ClientSecret: string(secret)}, nil
 			}
 		}
 		return nil, fmt.Errorf("%w (%s admin secret: %v)", ErrSecretKey, side, err)

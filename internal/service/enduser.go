@@ -111,7 +111,15 @@ type EndUserRequest struct {
 	// the project's app registration; the user has no password to give
 	// for it.
 	SourceApp, DestApp bool
+	// SourceSignIn and DestSignIn: that side is Microsoft 365 where the
+	// user signs in with Microsoft (kind m365-delegated) instead of
+	// giving a password; SourceSignedIn and DestSignedIn say they did.
+	SourceSignIn, DestSignIn     bool
+	SourceSignedIn, DestSignedIn bool
 }
+
+// NeedsPasswords says whether the page asks for a password at all.
+func (r EndUserRequest) NeedsPasswords() bool { return !r.SourceApp || !r.DestApp }
 
 // linkAuth says which sides of a link's project use admin credentials.
 func (s *Service) linkAuth(ctx context.Context, projectID string) (sideAuth, error) {
@@ -149,6 +157,8 @@ func (s *Service) PasswordRequest(ctx context.Context, token string) (EndUserReq
 		return r, err
 	}
 	r.SourceApp, r.DestApp = auth.srcAdmin, auth.dstAdmin
+	r.SourceSignIn, r.DestSignIn = auth.srcKind == kindM365Delegated, auth.dstKind == kindM365Delegated
+	r.SourceSignedIn, r.DestSignedIn = r.SourceSignIn && l.HasSourceSecret, r.DestSignIn && l.HasDestSecret
 	return r, nil
 }
 
@@ -196,14 +206,22 @@ func (s *Service) SubmitEndUserPasswords(ctx context.Context, token, clientIP, s
 	if strings.ContainsAny(sourcePassword+destPassword, "\r\n") {
 		bad = append(bad, &InputError{Field: "source_password", Message: "a password cannot contain a line break"})
 	}
+	// A side where the user signs in must have been signed in to first;
+	// its stored refresh token is kept (sealFor gives "").
+	if auth.srcKind == kindM365Delegated && !l.HasSourceSecret {
+		bad = append(bad, &InputError{Field: "source_signin", Message: "sign in with Microsoft for your current mailbox " + l.SourceEmail + " first"})
+	}
+	if auth.dstKind == kindM365Delegated && !l.HasDestSecret {
+		bad = append(bad, &InputError{Field: "destination_signin", Message: "sign in with Microsoft for your new mailbox " + l.DestEmail + " first"})
+	}
 	if len(bad) > 0 {
 		return bad, nil
 	}
-	src, err := s.sealFor(auth.srcAdmin, l.MailboxID, "source", sourcePassword)
+	src, err := s.sealFor(auth.srcKind, l.MailboxID, "source", sourcePassword)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := s.sealFor(auth.dstAdmin, l.MailboxID, "destination", destPassword)
+	dst, err := s.sealFor(auth.dstKind, l.MailboxID, "destination", destPassword)
 	if err != nil {
 		return nil, err
 	}

@@ -67,8 +67,11 @@ func (s *Service) authOf(p Project) sideAuth {
 // adminHow says, for messages, how a side with admin credentials is
 // reached.
 func adminHow(kind string) string {
-	if kind == kindEWS {
+	switch kind {
+	case kindEWS:
 		return "Exchange, reached with the project's admin login (impersonation)"
+	case kindM365Delegated:
+		return "Microsoft 365, where each user signs in with Microsoft through their link"
 	}
 	return "Microsoft 365, reached with the project's app registration"
 }
@@ -111,12 +114,17 @@ func (in *MailboxInput) validate(requirePasswords bool, auth sideAuth) error {
 }
 
 // sealFor seals a side's password, or marks a side that uses the
-// project's admin credentials.
-func (s *Service) sealFor(admin bool, mailboxID, side, password string) (string, error) {
-	if admin {
-		return adminMarker, nil
+// project's admin credentials (kind). A side whose users sign in
+// themselves (m365-delegated) has nothing yet: "" until the user signs
+// in through their link.
+func (s *Service) sealFor(kind, mailboxID, side, password string) (string, error) {
+	switch kind {
+	case "":
+		return s.seal(mailboxID, side, password)
+	case kindM365Delegated:
+		return "", nil
 	}
-	return s.seal(mailboxID, side, password)
+	return adminMarker, nil
 }
 
 func (s *Service) seal(mailboxID, side, password string) (string, error) {
@@ -204,11 +212,11 @@ func (s *Service) AddMailboxes(ctx context.Context, ownerID, projectID string, i
 	t := now()
 	for i, in := range ins {
 		id := newID()
-		srcSecret, err := s.sealFor(auth.srcAdmin, id, "source", in.SourcePassword)
+		srcSecret, err := s.sealFor(auth.srcKind, id, "source", in.SourcePassword)
 		if err != nil {
 			return nil, err
 		}
-		dstSecret, err := s.sealFor(auth.dstAdmin, id, "destination", in.DestPassword)
+		dstSecret, err := s.sealFor(auth.dstKind, id, "destination", in.DestPassword)
 		if err != nil {
 			return nil, err
 		}
@@ -351,8 +359,12 @@ func (s *Service) UpdateMailbox(ctx context.Context, ownerID, projectID, mailbox
 	if err != nil {
 		return cur, err
 	}
+	// A user's sign-in with Microsoft is for their own address only: a
+	// new address needs its own user's sign-in (ask them).
 	err = s.st.UpdateMailbox(ctx, mailboxID, store.MailboxUpdate{SourceEmail: in.SourceEmail, SourceLogin: in.SourceLogin,
-		DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, SourceSecret: srcSecret, DestSecret: dstSecret})
+		DestEmail: in.DestEmail, DestLogin: in.DestLogin, Flags: in.Flags, SourceSecret: srcSecret, DestSecret: dstSecret,
+		ClearSourceSecret: auth.srcKind == kindM365Delegated && in.SourceEmail != cur.SourceEmail,
+		ClearDestSecret:   auth.dstKind == kindM365Delegated && in.DestEmail != cur.DestEmail})
 	var dup *store.DuplicateError
 	switch {
 	case errors.As(err, &dup):

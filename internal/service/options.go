@@ -288,12 +288,22 @@ func (s *Service) PreviewPlan(ctx context.Context, ownerID, projectID, mailboxID
 	w.Destination = preset
 	// The secrets as LoadWork opens them: a password, or the project's
 	// admin credentials for a side that uses them (Microsoft 365).
+	kinds, err := s.sideKinds(ctx, projectID)
+	if err != nil {
+		return PlanPreview{}, err
+	}
 	for _, sd := range []struct {
 		side   Side
 		sealed string
 		pass   *string
 		admin  **AdminCredentials
 	}{{SideSource, r.SourceSecret, &w.SourcePassword, &w.SourceAdmin}, {SideDestination, r.DestSecret, &w.DestPassword, &w.DestAdmin}} {
+		if kinds[sd.side] == kindM365Delegated {
+			if *sd.admin, err = s.signedIn(ctx, projectID, mailboxID, sd.side, sd.sealed); err != nil {
+				return PlanPreview{}, err
+			}
+			continue
+		}
 		if sd.sealed == adminMarker {
 			if *sd.admin, err = s.admin(ctx, projectID, sd.side); err != nil {
 				return PlanPreview{}, err

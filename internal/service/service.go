@@ -53,6 +53,9 @@ type Service struct {
 	// maxPasses and planner: see options.go.
 	maxPasses int
 	planner   Planner
+
+	// identity: where end users sign in with Microsoft (signin.go).
+	identity MicrosoftIdentity
 }
 
 // New returns a service over the store st.
@@ -511,8 +514,16 @@ func (s *Service) UpdateProject(ctx context.Context, ownerID, projectID string, 
 		if a.in == nil {
 			continue
 		}
+		if a.in.Kind == "" && a.cur != nil {
+			a.in.Kind = a.cur.Kind // an update need not repeat the kind
+		}
 		if err := checkAdmin(a.field, a.typ, a.in, a.cur == nil); err != nil {
 			return p, err
+		}
+		if a.cur != nil && a.cur.Kind != a.in.Kind {
+			// The rows hold either the app's marker or each user's
+			// sign-in.
+			return p, inputErr(a.field+".kind", "a project cannot change between an app registration acting on every mailbox and users who sign in themselves; start a new project for the other way")
 		}
 		if a.in.secret() == "" {
 			old, err := s.admin(ctx, p.ID, a.side)

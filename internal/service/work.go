@@ -54,6 +54,10 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 	if err := s.applyMailboxOptions(ctx, &w); err != nil {
 		return w, err
 	}
+	kinds, err := s.sideKinds(ctx, w.Project.ID)
+	if err != nil {
+		return w, err
+	}
 	for _, sd := range []struct {
 		side                 Side
 		sealed, email        string
@@ -63,6 +67,13 @@ func (s *Service) LoadWork(ctx context.Context, passID, mailboxID string) (Work,
 		{SideSource, r.SourceSecret, r.SourceEmail, &w.SourceLogin, &w.SourcePassword, &w.SourceMailbox, &w.SourceAdmin},
 		{SideDestination, r.DestSecret, r.DestEmail, &w.DestLogin, &w.DestPassword, &w.DestMailbox, &w.DestAdmin},
 	} {
+		if kinds[sd.side] == kindM365Delegated {
+			// The user signed in: their refresh token is the secret.
+			if *sd.admin, err = s.signedIn(ctx, w.Project.ID, mailboxID, sd.side, sd.sealed); err != nil {
+				return w, err
+			}
+			continue
+		}
 		if sd.sealed == adminMarker {
 			a, err := s.admin(ctx, w.Project.ID, sd.side)
 			if err != nil {

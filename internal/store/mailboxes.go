@@ -167,6 +167,9 @@ func (s *Store) MailboxEvents(ctx context.Context, id string) ([]Event, error) {
 type MailboxUpdate struct {
 	SourceEmail, SourceLogin, DestEmail, DestLogin, Flags string
 	SourceSecret, DestSecret                              string
+	// ClearSourceSecret and ClearDestSecret erase that side's secret (a
+	// user's sign-in that belongs to the old address).
+	ClearSourceSecret, ClearDestSecret bool
 }
 
 // UpdateMailbox applies u to a mailbox no pass works on (ErrBusy
@@ -174,10 +177,10 @@ type MailboxUpdate struct {
 // *DuplicateError.
 func (s *Store) UpdateMailbox(ctx context.Context, id string, u MailboxUpdate) error {
 	n, err := s.q().exec(ctx, `UPDATE mailboxes SET source_email = $1, source_login = $2, dest_email = $3, dest_login = $4,
-			source_secret = CASE WHEN $5 = '' THEN source_secret ELSE $5 END,
-			dest_secret = CASE WHEN $6 = '' THEN dest_secret ELSE $6 END, flags = $7
+			source_secret = CASE WHEN $9 THEN '' WHEN $5 = '' THEN source_secret ELSE $5 END,
+			dest_secret = CASE WHEN $10 THEN '' WHEN $6 = '' THEN dest_secret ELSE $6 END, flags = $7
 		WHERE id = $8 AND status NOT IN `+busyStatuses, u.SourceEmail, u.SourceLogin, u.DestEmail, u.DestLogin, u.SourceSecret, u.DestSecret,
-		u.Flags, id)
+		u.Flags, id, u.ClearSourceSecret, u.ClearDestSecret)
 	if unique(err) {
 		return &DuplicateError{}
 	}

@@ -53,6 +53,9 @@ type PasswordLink struct {
 	MailboxID, ProjectID, ProjectName, OwnerEmail string
 	SourceEmail, DestEmail, DestinationPreset     string
 	ExpiresAt                                     int64
+	// HasSourceSecret and HasDestSecret: that side's credentials are
+	// stored (e.g. the user already signed in with Microsoft there).
+	HasSourceSecret, HasDestSecret bool
 }
 
 // PasswordLinkByHash reads an unused, unexpired link at time now;
@@ -60,16 +63,18 @@ type PasswordLink struct {
 // or project gone).
 func (s *Store) PasswordLinkByHash(ctx context.Context, hash string, now int64) (PasswordLink, error) {
 	var l PasswordLink
-	err := s.db.QueryRowContext(ctx, `SELECT m.id, p.id, p.name, o.email, m.source_email, m.dest_email, p.destination_preset, r.expires_at
+	err := s.db.QueryRowContext(ctx, `SELECT m.id, p.id, p.name, o.email, m.source_email, m.dest_email, p.destination_preset, r.expires_at,
+		m.source_secret <> '', m.dest_secret <> ''
 		FROM password_requests r JOIN mailboxes m ON m.id = r.mailbox_id JOIN projects p ON p.id = m.project_id JOIN owners o ON o.id = p.owner_id
 		WHERE r.token_hash = $1 AND r.used_at = 0 AND r.expires_at > $2 AND p.state = 'active'`, hash, now).Scan(
-		&l.MailboxID, &l.ProjectID, &l.ProjectName, &l.OwnerEmail, &l.SourceEmail, &l.DestEmail, &l.DestinationPreset, &l.ExpiresAt)
+		&l.MailboxID, &l.ProjectID, &l.ProjectName, &l.OwnerEmail, &l.SourceEmail, &l.DestEmail, &l.DestinationPreset, &l.ExpiresAt, &l.HasSourceSecret, &l.HasDestSecret)
 	return l, err
 }
 
 // UsePasswordLink stores the sealed passwords the end user entered and
 // uses the link up, once: sql.ErrNoRows when it was used or expired
-// meanwhile. The mailbox becomes "not_started", ready for its trial.
+// meanwhile. The mailbox becomes "not_started", ready for its trial. An
+// empty secret keeps the stored one (a side the user signed in to).
 func (s *Store) UsePasswordLink(ctx context.Context, hash, mailboxID, sourceSecret, destSecret string, now int64) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -84,7 +89,8 @@ func (s *Store) UsePasswordLink(ctx context.Context, hash, mailboxID, sourceSecr
 	if n, _ := res.RowsAffected(); n != 1 {
 		return sql.ErrNoRows
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET source_secret = $1, dest_secret = $2, status = 'not_started', status_at = $3,
+	if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET source_secret = CASE WHEN $1 = '' THEN source_secret ELSE $1 END,
+		dest_secret = CASE WHEN $2 = '' THEN dest_secret ELSE $2 END, status = 'not_started', status_at = $3,
 		error_class = '', error_side = '', last_error = '' WHERE id = $4`, sourceSecret, destSecret, now, mailboxID); err != nil {
 		return err
 	}

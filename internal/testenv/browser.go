@@ -27,8 +27,9 @@ func ChromiumPath() string {
 // StartBrowser starts headless Chromium for a test and returns a chromedp
 // context for it (closed on cleanup). Without Chromium the test skips,
 // or fails under MAILFERRY_REQUIRE_SERVERS=1. The flags keep Chromium
-// off the network (this machine has none) and quiet.
-func StartBrowser(t testing.TB) context.Context {
+// off the network (this machine has none) and quiet; extra adds flags
+// (e.g. trusting a test server's certificate).
+func StartBrowser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := ChromiumPath()
 	if path == "" {
@@ -52,6 +53,7 @@ func StartBrowser(t testing.TB) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/service"
 )
@@ -52,7 +54,7 @@ func (s *Server) sendPasswordLinks(r *http.Request, sess *service.Session, ids [
 
 %s is moving your email from %s to %s (migration "%s").
 
-To let the move copy your mail, enter the passwords of both mailboxes on this page:
+To let the move copy your mail, open this page and enter your passwords there (or sign in with Microsoft where the page asks you to):
 
 %s
 
@@ -69,6 +71,43 @@ type endUserForm struct {
 	Token  string
 	Req    service.EndUserRequest
 	Errors map[string]string
+	// SignIns are the sides where the user signs in with Microsoft.
+	SignIns []signInSide
+}
+
+// signInSide is one "Sign in with Microsoft" form of the page.
+type signInSide struct {
+	Side, Email, What, Error string
+	Done                     bool
+}
+
+// newEndUserForm fills the sign-in sides from the request.
+func newEndUserForm(token string, req service.EndUserRequest) endUserForm {
+	f := endUserForm{Token: token, Req: req, Errors: map[string]string{}}
+	if req.SourceSignIn {
+		f.SignIns = append(f.SignIns, signInSide{Side: "source", Email: req.SourceEmail, What: "your current mailbox", Done: req.SourceSignedIn})
+	}
+	if req.DestSignIn {
+		f.SignIns = append(f.SignIns, signInSide{Side: "destination", Email: req.DestEmail, What: "your new mailbox", Done: req.DestSignedIn})
+	}
+	return f
+}
+
+// render shows the page; a page with a sign-in lets its forms go to
+// the identity platform (the start answers with a redirect there, which
+// form-action governs too).
+func (s *Server) renderEndUser(w http.ResponseWriter, r *http.Request, status int, f endUserForm, errMsg string) {
+	if len(f.SignIns) > 0 {
+		s.allowSignInForm(w)
+	}
+	for i := range f.SignIns {
+		f.SignIns[i].Error = f.Errors[f.SignIns[i].Side+"_signin"]
+	}
+	title := "Your passwords for " + f.Req.ProjectName
+	if !f.Req.NeedsPasswords() {
+		title = "Sign in for " + f.Req.ProjectName
+	}
+	s.render(w, r, status, "enduser", view{Title: title, CSRF: preSessionToken(w, r), Error: errMsg, Data: f})
 }
 
 func (s *Server) passwordLinkInvalid(w http.ResponseWriter, r *http.Request) {
@@ -86,8 +125,7 @@ func (s *Server) endUserPage(w http.ResponseWriter, r *http.Request) {
 		s.portalFail(w, r, nil, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "enduser", view{Title: "Your passwords for " + req.ProjectName, CSRF: preSessionToken(w, r),
-		Data: endUserForm{Token: token, Req: req, Errors: map[string]string{}}})
+	s.renderEndUser(w, r, http.StatusOK, newEndUserForm(token, req), "")
 }
 
 func (s *Server) endUserSubmit(w http.ResponseWriter, r *http.Request) {
@@ -116,12 +154,15 @@ func (s *Server) endUserSubmit(w http.ResponseWriter, r *http.Request) {
 			s.passwordLinkInvalid(w, r)
 			return
 		}
-		f := endUserForm{Token: token, Req: req, Errors: map[string]string{}}
+		f := newEndUserForm(token, req)
 		for _, ie := range bad {
 			f.Errors[ie.Field] = capitalize(ie.Message) + "."
 		}
-		s.render(w, r, http.StatusBadRequest, "enduser", view{Title: "Your passwords for " + req.ProjectName, CSRF: preSessionToken(w, r),
-			Error: "Please enter both passwords. For your security nothing you typed is shown again.", Data: f})
+		msg := "Please enter both passwords. For your security nothing you typed is shown again."
+		if len(f.SignIns) > 0 {
+			msg = "Please sign in with Microsoft and enter the password asked for. For your security nothing you typed is shown again."
+		}
+		s.renderEndUser(w, r, http.StatusBadRequest, f, msg)
 		return
 	}
 	s.render(w, r, http.StatusOK, "enduser-done", view{Title: "Thank you"})
@@ -133,4 +174,99 @@ func waitingHint(m service.Mailbox) string {
 		return ""
 	}
 	return "Asked on " + m.StatusAt.UTC().Format("2 Jan, 15:04 UTC") + " by email to " + m.SourceEmail
+}
+
+// The sign-in with Microsoft (kind m365-delegated): the page's button
+// posts to /password/microsoft, which starts the authorization-code flow
+// and sends the browser to Microsoft with a nonce cookie; Microsoft sends
+// it back to /password/microsoft/callback, which finishes it and
+// redirects at once, so that no code stays in the address bar or the
+// history.
+
+const (
+	signInPath     = "/password/microsoft"
+	signInCallback = signInPath + "/callback"
+	// signInCookie holds the nonce the callback must bring back: only
+	// the browser that started a sign-in can finish it.
+	signInCookie = "mailferry_signin"
+)
+
+// signInRedirect is the callback URI to register with the app.
+func (s *Server) signInRedirect() string { return s.portal.cfg.BaseURL + signInCallback }
+
+// allowSignInForm lets the page's forms go to the identity platform.
+func (s *Server) allowSignInForm(w http.ResponseWriter) {
+	csp := w.Header().Get("Content-Security-Policy")
+	w.Header().Set("Content-Security-Policy", strings.Replace(csp, "form-action 'self'", "form-action 'self' "+s.svc.SignInOrigin(), 1))
+}
+
+func (s *Server) signInCookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: signInCookie, Value: value, Path: signInPath, MaxAge: maxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: isTLS(r) || strings.HasPrefix(s.portal.cfg.BaseURL, "https://")}
+}
+
+func (s *Server) signInStart(w http.ResponseWriter, r *http.Request) {
+	if !s.checkPreSession(w, r) {
+		return
+	}
+	token := r.PostFormValue("token")
+	side := service.Side(r.PostFormValue("side"))
+	if side != service.SideSource && side != service.SideDestination {
+		s.passwordLinkInvalid(w, r)
+		return
+	}
+	start, err := s.svc.BeginSignIn(r.Context(), token, side, s.signInRedirect())
+	var rl *service.RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		s.signInProblem(w, r, http.StatusTooManyRequests, "Too many sign-ins", "Sign-ins were started too often from your link in the last hour. Try again in an hour; your link keeps working until it expires.", "")
+		return
+	case errors.Is(err, service.ErrNotFound):
+		s.passwordLinkInvalid(w, r)
+		return
+	case err != nil:
+		s.portalFail(w, r, nil, err)
+		return
+	}
+	http.SetCookie(w, s.signInCookie(r, start.Nonce, int((10*time.Minute).Seconds())))
+	http.Redirect(w, r, start.URL, http.StatusSeeOther)
+}
+
+func (s *Server) signInFinish(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cb := service.SignInCallback{State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"), RedirectURL: s.signInRedirect()}
+	if c, err := r.Cookie(signInCookie); err == nil {
+		cb.Nonce = c.Value
+	}
+	http.SetCookie(w, s.signInCookie(r, "", -1))
+	res, err := s.svc.FinishSignIn(r.Context(), cb)
+	back := ""
+	if res.Token != "" {
+		back = "/password?token=" + url.QueryEscape(res.Token)
+	}
+	switch {
+	case errors.Is(err, service.ErrSignInState):
+		s.signInProblem(w, r, http.StatusBadRequest, "This sign-in cannot be finished", capitalize(err.Error())+".", "")
+	case errors.Is(err, service.ErrNotFound):
+		s.passwordLinkInvalid(w, r)
+	case errors.Is(err, service.ErrSignInCancelled):
+		s.signInProblem(w, r, http.StatusOK, "You cancelled the sign-in", capitalize(err.Error())+". To let the move copy your mail, go back and sign in again, then allow the access Microsoft asks for.", back)
+	case errors.Is(err, service.ErrSignInRefused):
+		s.log.Warn("portal: sign-in with Microsoft refused", "error", err)
+		s.signInProblem(w, r, http.StatusBadGateway, "Microsoft did not accept the sign-in", capitalize(service.ErrSignInRefused.Error())+".", back)
+	case err != nil:
+		s.portalFail(w, r, nil, err)
+	case res.Complete:
+		http.Redirect(w, r, "/password/done", http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, back, http.StatusSeeOther)
+	}
+}
+
+func (s *Server) signInProblem(w http.ResponseWriter, r *http.Request, status int, heading, msg, back string) {
+	s.render(w, r, status, "signin-problem", view{Title: heading, Data: struct{ Heading, Message, Back string }{heading, msg, back}})
+}
+
+func (s *Server) endUserDone(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "enduser-done", view{Title: "Thank you", Data: true})
 }

@@ -128,6 +128,7 @@ type projectForm struct {
 func (s *Server) renderNewMigration(w http.ResponseWriter, r *http.Request, sess *service.Session, status int, f projectForm, errMsg string) {
 	f.Types, f.Securities, f.Presets = sourceTypes, securityChoices, s.svc.Presets()
 	f.Lookup = s.portal.cfg.Settings != nil && f.Editing == nil
+	f.Source.Redirect, f.Destination.Redirect = s.signInRedirect(), s.signInRedirect()
 	if f.Errors == nil {
 		f.Errors = map[string]string{}
 	}
@@ -150,13 +151,18 @@ type appForm struct {
 	Tenant, ClientID string
 	// HasSecret: a secret is stored (editing), so the field may stay empty.
 	HasSecret bool
+	// SignIn: each end user signs in with Microsoft from their link
+	// (kind m365-delegated) instead of the app acting on every mailbox.
+	SignIn bool
+	// Redirect is the callback URI to register for the sign-in.
+	Redirect string
 }
 
 func fromAdmin(a *service.AdminInfo) appForm {
 	if a == nil {
 		return appForm{}
 	}
-	return appForm{Tenant: a.Tenant, ClientID: a.ClientID, HasSecret: a.HasSecret}
+	return appForm{Tenant: a.Tenant, ClientID: a.ClientID, HasSecret: a.HasSecret, SignIn: a.Kind == service.KindM365Delegated}
 }
 
 // projectFields maps the service's field names to the form's.
@@ -169,12 +175,18 @@ var projectFields = map[string]string{
 	"source_admin.client_secret": "src_client_secret",
 	"destination_admin":          "dst_tenant", "destination_admin.tenant": "dst_tenant", "destination_admin.client_id": "dst_client_id",
 	"destination_admin.client_secret": "dst_client_secret",
+	"source_admin.kind":               "src_auth", "destination_admin.kind": "dst_auth",
 }
 
 // readApp reads a side's app registration fields (prefix src_ or dst_).
 func readApp(r *http.Request, prefix string) (appForm, *service.AdminCredentials) {
-	f := appForm{Tenant: strings.TrimSpace(r.PostFormValue(prefix + "tenant")), ClientID: strings.TrimSpace(r.PostFormValue(prefix + "client_id"))}
-	return f, &service.AdminCredentials{Tenant: f.Tenant, ClientID: f.ClientID, ClientSecret: r.PostFormValue(prefix + "client_secret")}
+	f := appForm{Tenant: strings.TrimSpace(r.PostFormValue(prefix + "tenant")), ClientID: strings.TrimSpace(r.PostFormValue(prefix + "client_id")),
+		SignIn: r.PostFormValue(prefix+"auth") == "signin"}
+	a := &service.AdminCredentials{Tenant: f.Tenant, ClientID: f.ClientID, ClientSecret: r.PostFormValue(prefix + "client_secret"), Kind: "m365-app"}
+	if f.SignIn {
+		a.Kind = service.KindM365Delegated
+	}
+	return f, a
 }
 
 // readEWSAdmin reads a side's optional Exchange admin login (fields
@@ -340,7 +352,7 @@ func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *servi
 	case service.TypeM365:
 		var sf appForm
 		sf, srcApp = readApp(r, "src_")
-		f.Source.Tenant, f.Source.ClientID = sf.Tenant, sf.ClientID
+		f.Source.Tenant, f.Source.ClientID, f.Source.SignIn = sf.Tenant, sf.ClientID, sf.SignIn
 	case service.TypeExchange:
 		// Adds, replaces or keeps (both fields empty, or the login
 		// with no new password) the admin login.
@@ -349,7 +361,7 @@ func (s *Server) saveServers(w http.ResponseWriter, r *http.Request, sess *servi
 	if p.DestinationAdmin != nil {
 		var df appForm
 		df, dstApp = readApp(r, "dst_")
-		f.Destination.Tenant, f.Destination.ClientID = df.Tenant, df.ClientID
+		f.Destination.Tenant, f.Destination.ClientID, f.Destination.SignIn = df.Tenant, df.ClientID, df.SignIn
 	}
 	if len(f.Errors) > 0 {
 		s.renderNewMigration(w, r, sess, http.StatusBadRequest, f, "Please correct the fields marked below. Nothing was changed yet.")

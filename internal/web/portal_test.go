@@ -60,6 +60,31 @@ type portalEnv struct {
 	base string
 	mu   sync.Mutex
 	mail []sentMail
+	// logs is everything the server logged (text handler, debug level).
+	logs logBuffer
+	// st and dir are the store and its data directory (a test may run
+	// a real queue on them instead of the fake one).
+	st  *store.Store
+	dir string
+}
+
+// logBuffer collects the server's log for tests that check what it says
+// (and never says: secrets).
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func newPortalEnv(t testing.TB) *portalEnv {
@@ -76,7 +101,8 @@ func newPortalEnvWith(t testing.TB, configure func(*PortalConfig)) *portalEnv {
 // newPortalEnvPresets is newPortalEnvWith with these destination presets.
 func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ...service.Preset) *portalEnv {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), t.TempDir())
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +113,13 @@ func newPortalEnvPresets(t testing.TB, configure func(*PortalConfig), presets ..
 	}
 	svc := service.New(st, box, presets)
 	svc.SetQueue(&fakeQueue{})
-	e := &portalEnv{t: t, svc: svc, db: st.DB()}
+	e := &portalEnv{t: t, svc: svc, db: st.DB(), st: st, dir: dir}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.base = "http://" + ln.Addr().String()
-	s := New(svc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	s := New(svc, slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
 	cfg := PortalConfig{BaseURL: e.base, Agreement: "Custom agreement, first paragraph.\n\nSecond paragraph.",
 		SendMail: func(ctx context.Context, to, subject, text string) error {
 			e.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/mailferry/mailferry/internal/testenv/graphserver"
 )
@@ -101,4 +102,35 @@ func TestAuthorizationCodeWithPKCE(t *testing.T) {
 func aadCode(err error, code string) bool {
 	var re *oauth2.RetrieveError
 	return errors.As(err, &re) && strings.Contains(re.ErrorDescription, code)
+}
+
+// A delegated refresh asking for "https://graph.microsoft.com/.default"
+// gets every Graph permission the user consented to (scopes-oidc, "The
+// .default scope"), which is how the Graph connector refreshes: the token
+// reads the user's own mail and nobody else's. Without consent to any
+// Graph permission, .default is refused.
+func TestRefreshWithDefaultScope(t *testing.T) {
+	e := setup(t, nil)
+	rt := e.srv.MintRefreshToken(clientID, alice, "https://graph.microsoft.com/Mail.Read", "offline_access")
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, e.hc)
+	refresh := func(rt string) (*oauth2.Token, error) {
+		cc := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: e.srv.TokenURL(tenantID), AuthStyle: oauth2.AuthStyleInParams,
+			Scopes:         []string{"https://graph.microsoft.com/.default", "offline_access"},
+			EndpointParams: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}}
+		return cc.Token(ctx)
+	}
+	tok, err := refresh(rt)
+	if err != nil {
+		t.Fatalf("refresh with .default: %v", err)
+	}
+	if resp, body := e.doToken(t, tok.AccessToken, "GET", "/v1.0/users/"+alice+"/mailFolders", "", nil); resp.StatusCode != 200 {
+		t.Errorf("alice's folders with her .default token: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := e.doToken(t, tok.AccessToken, "GET", "/v1.0/users/"+bob+"/mailFolders", "", nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bob's folders with alice's token: %d, want 403", resp.StatusCode)
+	}
+	imapOnly := e.srv.MintRefreshToken(clientID, alice, graphserver.ScopeIMAPAccessAsUser, "offline_access")
+	if _, err := refresh(imapOnly); !aadCode(err, "AADSTS65001") {
+		t.Errorf(".default without a consented Graph permission: %v", err)
+	}
 }

@@ -504,6 +504,29 @@ func requestedScopes(param string, granted []string) ([]string, string, *oauthEr
 	for _, g := range granted {
 		has[strings.ToLower(g)] = true
 	}
+	// "<resource>/.default" asks for every permission consented to for
+	// that resource (scopes-oidc, "The .default scope").
+	var expanded []string
+	for _, sc := range want {
+		if !strings.HasSuffix(strings.ToLower(sc), "/.default") {
+			expanded = append(expanded, sc)
+			continue
+		}
+		n := len(expanded)
+		for _, g := range granted {
+			switch strings.ToLower(g) {
+			case "offline_access", "openid", "profile", "email":
+				continue
+			}
+			if scopeResource(g) == scopeResource(sc) {
+				expanded = append(expanded, g)
+			}
+		}
+		if len(expanded) == n {
+			return nil, "", aadErr(400, "invalid_grant", 65001, "The user or administrator has not consented to use the application with the requested scope '%s'. Send an interactive authorization request for this user and resource.", sc)
+		}
+	}
+	want = expanded
 	var out []string
 	resource := ""
 	for _, sc := range want {
