@@ -166,12 +166,14 @@ func (f *copyFlags) register(fs *flag.FlagSet) {
 // copyMemoryLimit is the soft memory limit of a copy: the spool's
 // memory plus what the rest of a run holds (connections' buffers, the
 // index of the folders in flight, the state database's batches). Go's
-// collector otherwise lets the heap grow to twice what is live, and a
-// 100k-message copy peaked at 89 MiB of RSS with a live heap of 20-45
-// MB; with this limit it stays near 64 MiB for a little more GC work
-// (issue 14, docs/PERFORMANCE.md). It is soft: a run that needs more
-// gets it.
-func copyMemoryLimit(spool int64) int64 { return spool + 24<<20 }
+// collector otherwise lets the heap grow to twice what is live: a
+// 300k-message copy peaked at 139 MiB of RSS without a limit and at 90
+// MiB with this one, for 5 % more CPU. A tighter limit (spool + 24 MiB)
+// held 100k messages to 65 MiB but made the collector run nearly
+// continuously once the index of a 150k-message folder was live (41 s
+// of CPU instead of 26 at 300k; issue 14, docs/BENCHMARKS.md). It is
+// soft: a run that needs more gets it.
+func copyMemoryLimit(spool int64) int64 { return spool + 48<<20 }
 
 func appendTo(list *[]string) func(string) error {
 	return func(s string) error {
