@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -213,12 +212,7 @@ func bigMessageMB(t *testing.T, scale float64) int {
 func writeBigMaildir(t *testing.T, d *testenv.Dovecot, user string, mb int) seedSummary {
 	t.Helper()
 	start := time.Now()
-	root := filepath.Join(d.Dir, "mail", strings.ToLower(user))
-	st, err := os.Stat(filepath.Join(d.Dir, "mail"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, gid := int(st.Sys().(*syscall.Stat_t).Uid), int(st.Sys().(*syscall.Stat_t).Gid)
+	root, uid, gid := userMaildir(t, d, user)
 	for _, sub := range []string{"", "cur", "new", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, sub), 0o700); err != nil {
 			t.Fatal(err)

@@ -261,6 +261,18 @@ func scaleFolders() []string {
 	return out
 }
 
+// userMaildir is where user's mail is in d's store, and the owner the
+// mail processes run as, whom files written there must belong to.
+func userMaildir(t *testing.T, d *testenv.Dovecot, user string) (root string, uid, gid int) {
+	t.Helper()
+	st, err := os.Stat(filepath.Join(d.Dir, "mail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	return filepath.Join(d.Dir, "mail", strings.ToLower(user)), int(sys.Uid), int(sys.Gid)
+}
+
 // writeScaleMaildir writes n messages into user's Maildir (LAYOUT=fs, as
 // testenv configures it: INBOX in the root, folder A/B in A/B). About
 // half the messages are in INBOX, the rest spread over the other 49
@@ -271,12 +283,7 @@ func scaleFolders() []string {
 func writeScaleMaildir(t *testing.T, d *testenv.Dovecot, user string, n int) scaleSummary {
 	t.Helper()
 	start := time.Now()
-	root := filepath.Join(d.Dir, "mail", strings.ToLower(user))
-	st, err := os.Stat(filepath.Join(d.Dir, "mail"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, gid := int(st.Sys().(*syscall.Stat_t).Uid), int(st.Sys().(*syscall.Stat_t).Gid)
+	root, uid, gid := userMaildir(t, d, user)
 	folders := scaleFolders()
 	weights := make([]float64, len(folders))
 	weights[0] = 0.5

@@ -558,21 +558,21 @@ func (a *appendConn) batchCap() int {
 // refused it at once) says nothing.
 func (a *appendConn) adapt(b *batch) {
 	a.mu.Lock()
-	ended, n := b.ended, b.final
+	ended, size := b.ended, b.final
 	a.mu.Unlock()
-	if ended.IsZero() || n < a.batchCap() {
-		// Not a full batch: it says nothing about a larger one. A slow
-		// answer still counts, below.
-		if ended.IsZero() || time.Since(ended) <= batchSlow {
-			return
-		}
+	if ended.IsZero() {
+		return
 	}
-	n = a.batchCap()
-	switch took := time.Since(ended); {
-	case took <= batchFast:
-		n = min(4*n, batchMaxMessages)
+	n, took := a.batchCap(), time.Since(ended)
+	switch {
 	case took > batchSlow:
+		// Slow, full or not: shrink.
 		n = max(n/2, batchMinMessages)
+	case took <= batchFast && size >= n:
+		// Only a full batch says a larger one would be answered as fast.
+		n = min(4*n, batchMaxMessages)
+	default:
+		return
 	}
 	a.maxBatch.Store(int32(n))
 }
